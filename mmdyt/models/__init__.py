@@ -1,0 +1,1 @@
+# Copyright (c) mmdyt contributors. All rights reserved.

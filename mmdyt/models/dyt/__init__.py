@@ -1,0 +1,17 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""Task-agnostic DyT core: pure torch, imports no host codebase."""
+from .adapter import Adapter, MoEAdapter, build_adapter
+from .dispatcher import TokenDispatcher
+from .flops import (ViTFlopsSpec, base_flops, dynamic_flops, layer_flops,
+                    model_flops)
+from .layer import (MODES, VARIANT_SITES, DyTLayer, HostLayerOps,
+                    PackedTokens, check_mode, check_variant, stack_masks)
+from .losses import activation_rate, distill_loss, rate_loss
+
+__all__ = [
+    'Adapter', 'MoEAdapter', 'build_adapter', 'TokenDispatcher', 'DyTLayer',
+    'HostLayerOps', 'PackedTokens', 'MODES', 'VARIANT_SITES', 'check_mode',
+    'check_variant', 'stack_masks', 'ViTFlopsSpec', 'base_flops',
+    'dynamic_flops', 'layer_flops', 'model_flops', 'activation_rate',
+    'distill_loss', 'rate_loss'
+]

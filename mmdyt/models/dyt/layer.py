@@ -1,0 +1,262 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""One transformer layer under Dynamic Tuning, for any host ViT.
+
+The host layer's weights stay where the host put them; a thin
+:class:`HostLayerOps` adapter exposes its four parts (pre-attention norm,
+attention branch, pre-MLP norm, MLP branch, each *without* its residual) and
+:class:`DyTLayer` adds the dispatchers and adapters and runs one of the four
+dispatch variants in one of three modes.
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .adapter import build_adapter
+from .dispatcher import TokenDispatcher
+
+#: dispatch variant -> dispatched sites, in execution order.
+VARIANT_SITES: Dict[str, Tuple[str, ...]] = {
+    'mlp': ('mlp', ),
+    'attn': ('attn', ),
+    'attn_mlp': ('attn', 'mlp'),
+    'layer': ('layer', ),
+}
+#: ``masked``: every token computed, branch output multiplied by the mask
+#: (training). ``gathered``: only active tokens computed (inference).
+#: ``complete``: every token active, no dispatcher (self-distillation teacher).
+MODES = ('masked', 'gathered', 'complete')
+
+
+class HostLayerOps:
+    """Adapts one host transformer layer to :class:`DyTLayer`.
+
+    Subclasses wrap the host's modules; they own no parameters. Every method
+    returns a branch output *without* the residual.
+    """
+
+    def norm1(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
+        """Self-attention of already normalised ``x`` of shape ``(B, N, C)``.
+
+        Args:
+            key_mask (Tensor, optional): Bool ``(B, N)``; ``False`` keys are
+                ignored by every query. ``None`` attends to all tokens.
+        """
+        raise NotImplementedError
+
+    def norm2(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def mlp(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANT_SITES:
+        raise ValueError(f'dyt.variant must be one of {list(VARIANT_SITES)}, '
+                         f'got {variant!r}')
+    return variant
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f'DyT mode must be one of {list(MODES)}, got {mode!r}')
+    return mode
+
+
+def _hard(mask: Tensor) -> Tensor:
+    """Bool view of a mask (the straight-through float mask holds 0/1)."""
+    return mask if mask.dtype == torch.bool else mask > 0.5
+
+
+def _masked_key_mask(hard: Tensor) -> Tensor:
+    """Key mask for the masked path: active keys only.
+
+    A sample with no active token keeps all keys (its output is multiplied by
+    zero anyway), which avoids a softmax over nothing (NaN * 0 = NaN).
+    """
+    return hard | ~hard.any(dim=1, keepdim=True)
+
+
+class PackedTokens:
+    """Active tokens of each sample packed to the front, ragged in a batch.
+
+    Used by the dispatched attention and layer sites, where attention must
+    run per sample: ``tokens`` has shape ``(B, K, C)`` with ``K`` the largest
+    number of active tokens in the batch, ``key_mask`` marks the valid rows,
+    and :meth:`add_to` scatters per-row results back onto the full sequence.
+    """
+
+    def __init__(self, x: Tensor, hard: Tensor):
+        B, N, C = x.shape
+        counts = hard.sum(dim=1)
+        k = int(counts.max())  # the one host-device sync
+        order = torch.sort(
+            hard.to(torch.uint8), dim=1, descending=True, stable=True)[1]
+        self.index = order[:, :k]  # (B, K) token index per packed row
+        self.key_mask = (torch.arange(k, device=x.device)[None] <
+                         counts[:, None])  # (B, K)
+        self.tokens = torch.gather(x, 1, self.index[..., None].expand(-1, -1,
+                                                                      C))
+        flat = self.index + torch.arange(B, device=x.device)[:, None] * N
+        self.flat_index = flat[self.key_mask]  # (sum K_b,)
+
+    def add_to(self, out: Tensor, packed: Tensor) -> Tensor:
+        """``out[b, index[b, j]] += packed[b, j]`` for valid rows, in place."""
+        C = out.shape[-1]
+        out.view(-1, C).index_add_(0, self.flat_index, packed[self.key_mask])
+        return out
+
+
+class DyTLayer(nn.Module):
+    """Dispatchers and adapters of one layer, and its forward in every mode.
+
+    Variants (``X`` the layer input, ``M`` a dispatcher mask, ``A`` an
+    adapter on the un-normalised input of the dispatched block):
+
+    - ``mlp`` (default): ``Xa = X + Attn(LN1 X)``;
+      ``out = Xa + M * MLP(LN2 Xa) + A(Xa)``, ``M = TD(Xa)``.
+    - ``attn``: ``Xa = X + M * Attn(LN1 X) + A(X)`` with attention among the
+      active tokens only, ``out = Xa + MLP(LN2 Xa)``.
+    - ``attn_mlp``: both of the above, two dispatchers and two adapters.
+    - ``layer``: ``out = X + M * (Layer(X) - X) + A(X)``, where ``Layer`` runs
+      attention among the active tokens only.
+
+    Args:
+        embed_dims (int): Channels ``C``.
+        variant (str): One of ``'mlp'``, ``'attn'``, ``'attn_mlp'``,
+            ``'layer'``. Defaults to ``'mlp'``.
+        bottleneck (int): Adapter width ``d``. Defaults to 64.
+        adapter_scale (float): Adapter output scale ``s``. Defaults to 1.0.
+        adapter_dropout (float): Adapter dropout. Defaults to 0.1.
+        num_experts (int): 1 for a plain adapter, > 1 for a MoE adapter.
+        tau (float): Gumbel-sigmoid temperature. Defaults to 5.0.
+        threshold (float): Activation threshold. Defaults to 0.5.
+        num_prefix_tokens (int): Always-active leading tokens (CLS).
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 variant: str = 'mlp',
+                 bottleneck: int = 64,
+                 adapter_scale: float = 1.0,
+                 adapter_dropout: float = 0.1,
+                 num_experts: int = 1,
+                 tau: float = 5.0,
+                 threshold: float = 0.5,
+                 num_prefix_tokens: int = 1):
+        super().__init__()
+        self.variant = check_variant(variant)
+        self.sites = VARIANT_SITES[variant]
+        self.num_prefix_tokens = num_prefix_tokens
+        self.dispatchers = nn.ModuleDict({
+            site: TokenDispatcher(embed_dims, tau, threshold,
+                                  num_prefix_tokens)
+            for site in self.sites
+        })
+        self.adapters = nn.ModuleDict({
+            site: build_adapter(embed_dims, bottleneck, num_experts,
+                                adapter_scale, adapter_dropout)
+            for site in self.sites
+        })
+
+    # ---------------------------------------------------------------- helpers
+    def _mask(self, site: str, x: Tensor, mode: str,
+              masks: Optional[Dict[str, Tensor]]) -> Optional[Tensor]:
+        if mode == 'complete':
+            return None
+        if masks is not None and site in masks:
+            return masks[site]
+        return self.dispatchers[site](x)
+
+    @staticmethod
+    def _layer_delta(x: Tensor, ops: HostLayerOps,
+                     key_mask: Optional[Tensor]) -> Tensor:
+        """``Layer(x) - x`` of a pre-norm transformer layer."""
+        attn = ops.attn(ops.norm1(x), key_mask)
+        return attn + ops.mlp(ops.norm2(x + attn))
+
+    def _branch_dense(self, site: str, x: Tensor, ops: HostLayerOps,
+                      key_mask: Optional[Tensor]) -> Tensor:
+        if site == 'mlp':
+            return ops.mlp(ops.norm2(x))
+        if site == 'attn':
+            return ops.attn(ops.norm1(x), key_mask)
+        return self._layer_delta(x, ops, key_mask)
+
+    # ------------------------------------------------------------------ sites
+    def _site(self, site: str, x: Tensor, ops: HostLayerOps, mode: str,
+              masks: Optional[Dict[str, Tensor]]) -> Tuple[Tensor, Tensor]:
+        mask = self._mask(site, x, mode, masks)
+        adapter_out = self.adapters[site](x)
+        if mask is None:  # complete
+            out = x + self._branch_dense(site, x, ops, None) + adapter_out
+            return out, torch.ones(
+                x.shape[:2], dtype=torch.bool, device=x.device)
+        hard = _hard(mask)
+        if mode == 'masked':
+            key_mask = None if site == 'mlp' else _masked_key_mask(hard)
+            branch = self._branch_dense(site, x, ops, key_mask)
+            return x + branch * mask.unsqueeze(-1).to(branch.dtype) + \
+                adapter_out, mask
+        # gathered
+        out = x + adapter_out
+        if site == 'mlp':
+            C = x.shape[-1]
+            index = hard.reshape(-1).nonzero().squeeze(1)
+            active = x.reshape(-1, C).index_select(0, index)
+            out.view(-1, C).index_add_(0, index, ops.mlp(ops.norm2(active)))
+        else:
+            packed = PackedTokens(x, hard)
+            branch = self._branch_dense(site, packed.tokens, ops,
+                                        packed.key_mask)
+            packed.add_to(out, branch)
+        return out, mask
+
+    def forward(
+        self,
+        x: Tensor,
+        ops: HostLayerOps,
+        mode: str = 'masked',
+        masks: Optional[Dict[str, Tensor]] = None
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Run the layer.
+
+        Args:
+            x (Tensor): Layer input ``(B, N, C)``.
+            ops (HostLayerOps): The host layer's parts.
+            mode (str): ``'masked'``, ``'gathered'`` or ``'complete'``.
+            masks (dict, optional): Site -> mask ``(B, N)`` that replaces the
+                dispatcher's decision (tests, fixed-rate benchmarks).
+
+        Returns:
+            tuple: The layer output and a dict site -> mask used (all-true
+            bool masks in ``complete`` mode).
+        """
+        used = {}
+        if 'attn' not in self.sites and 'layer' not in self.sites:
+            x = x + ops.attn(ops.norm1(x))
+        for site in self.sites:
+            x, used[site] = self._site(site, x, ops, mode, masks)
+        if self.sites == ('attn', ):
+            x = x + ops.mlp(ops.norm2(x))
+        return x, used
+
+
+def stack_masks(layer_masks: List[Dict[str, Tensor]],
+                num_prefix_tokens: int) -> Tensor:
+    """Non-prefix masks of all layers and sites, shape ``(B, S, N - P)``.
+
+    ``S`` is the number of dispatchers in the forward pass (layers x sites).
+    Float (with the straight-through gradient) when any input mask is float.
+    """
+    flat = [m[:, num_prefix_tokens:] for per in layer_masks
+            for m in per.values()]
+    if any(m.is_floating_point() for m in flat):
+        dtype = next(m.dtype for m in flat if m.is_floating_point())
+        flat = [m.to(dtype) for m in flat]
+    return torch.stack(flat, dim=1)
