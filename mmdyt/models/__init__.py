@@ -1,1 +1,4 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
+"""mmdyt models: the task-agnostic DyT core and the host integrations."""
+from .backbones import *  # noqa: F401,F403
+from .classifiers import *  # noqa: F401,F403

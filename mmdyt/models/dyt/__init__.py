@@ -6,6 +6,7 @@ from .flops import (ViTFlopsSpec, base_flops, dynamic_flops, layer_flops,
                     model_flops)
 from .layer import (MODES, VARIANT_SITES, DyTLayer, HostLayerOps,
                     PackedTokens, check_mode, check_variant, stack_masks)
+from .mixin import DYT_DEFAULTS, DyTBackboneMixin, parse_dyt_cfg
 from .losses import activation_rate, distill_loss, rate_loss
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     'HostLayerOps', 'PackedTokens', 'MODES', 'VARIANT_SITES', 'check_mode',
     'check_variant', 'stack_masks', 'ViTFlopsSpec', 'base_flops',
     'dynamic_flops', 'layer_flops', 'model_flops', 'activation_rate',
-    'distill_loss', 'rate_loss'
+    'distill_loss', 'rate_loss', 'DYT_DEFAULTS', 'DyTBackboneMixin',
+    'parse_dyt_cfg'
 ]

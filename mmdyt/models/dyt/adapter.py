@@ -41,6 +41,9 @@ class Adapter(nn.Module):
         self.down = nn.Linear(embed_dims, bottleneck)
         self.up = nn.Linear(bottleneck, embed_dims)
         self.dropout = nn.Dropout(dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
         _kaiming_uniform_like_linear(self.down.weight)
         nn.init.zeros_(self.down.bias)
         nn.init.zeros_(self.up.weight)
@@ -99,8 +102,14 @@ class MoEAdapter(nn.Module):
             torch.zeros(num_experts, embed_dims, bottleneck))
         self.up_bias = nn.Parameter(torch.zeros(num_experts, embed_dims))
         self.dropout = nn.Dropout(dropout)
-        for i in range(num_experts):
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for i in range(self.num_experts):
             _kaiming_uniform_like_linear(self.down_weight.data[i])
+        nn.init.zeros_(self.down_bias)
+        nn.init.zeros_(self.up_weight)
+        nn.init.zeros_(self.up_bias)
         nn.init.trunc_normal_(self.router.weight, std=0.02)
         nn.init.zeros_(self.router.bias)
 
@@ -120,9 +129,10 @@ class MoEAdapter(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         down_w, down_b, up_w, up_b = self.merged_weights(x)
-        h = torch.baddbmm(down_b.unsqueeze(1), x, down_w.transpose(1, 2))
+        # bmm + bias rather than baddbmm: FLOP counters see bmm.
+        h = torch.bmm(x, down_w.transpose(1, 2)) + down_b.unsqueeze(1)
         h = self.dropout(F.relu(h))
-        out = torch.baddbmm(up_b.unsqueeze(1), h, up_w.transpose(1, 2))
+        out = torch.bmm(h, up_w.transpose(1, 2)) + up_b.unsqueeze(1)
         return out * self.scale
 
 

@@ -48,6 +48,9 @@ class TokenDispatcher(nn.Module):
         self.tau = float(tau)
         self.threshold = float(threshold)
         self.num_prefix_tokens = num_prefix_tokens
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
         nn.init.trunc_normal_(self.proj.weight, std=0.02)
         nn.init.zeros_(self.proj.bias)
 
@@ -77,7 +80,7 @@ class TokenDispatcher(nn.Module):
             u = torch.rand((2, ) + logits.shape, device=logits.device,
                            dtype=logits.dtype)
             eps = torch.finfo(logits.dtype).tiny
-            gumbel = -torch.log(-torch.log(u.clamp_min(eps)).clamp_min(eps))
+            gumbel = -torch.log((-torch.log(u.clamp_min(eps))).clamp_min(eps))
             soft = torch.sigmoid((logits + gumbel[0] - gumbel[1]) / self.tau)
             hard = (soft > self.threshold).to(soft.dtype)
             return self._with_prefix(hard - soft.detach() + soft)

@@ -1,0 +1,4 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+from .dyt_metric import DyTEfficiencyMetric
+
+__all__ = ['DyTEfficiencyMetric']

@@ -1,0 +1,132 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""DyT on mmpretrain's ``VisionTransformer``."""
+from typing import Optional
+
+import torch
+from mmcv.cnn.bricks.transformer import FFN
+from mmpretrain.models.backbones import VisionTransformer
+from mmpretrain.models.utils import resize_pos_embed
+from torch import Tensor
+
+from mmdyt.registry import MODELS
+from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+
+
+class MMPretrainLayerOps(HostLayerOps):
+    """The parts of an mmpretrain ``TransformerEncoderLayer``.
+
+    ``ln1 / attn / ln2 / ffn``; the FFN adds its residual inside the module,
+    so :meth:`mlp` runs ``ffn.layers`` -> ``gamma2`` -> ``dropout_layer``
+    without it.
+    """
+
+    def __init__(self, layer):
+        if not isinstance(layer.ffn, FFN) or not layer.ffn.add_identity:
+            raise TypeError(
+                'DyT supports mmpretrain layers with layer_cfgs.ffn_type='
+                f"'origin' (mmcv FFN), got {type(layer.ffn).__name__}")
+        if getattr(layer.attn, 'v_shortcut', False):
+            raise TypeError('DyT does not support attention with v_shortcut')
+        self.layer = layer
+
+    def norm1(self, x: Tensor) -> Tensor:
+        return self.layer.ln1(x)
+
+    def norm2(self, x: Tensor) -> Tensor:
+        return self.layer.ln2(x)
+
+    def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
+        attn = self.layer.attn
+        if key_mask is None:
+            return attn(x)
+        B, N, _ = x.shape
+        qkv = attn.qkv(x).reshape(B, N, 3, attn.num_heads,
+                                  attn.head_dims).permute(2, 0, 3, 1, 4)
+        dropout_p = attn.attn_drop if attn.training else 0.
+        out = attn.scaled_dot_product_attention(
+            qkv[0], qkv[1], qkv[2], attn_mask=key_mask[:, None, None, :],
+            dropout_p=dropout_p)
+        out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
+        return attn.out_drop(attn.gamma1(attn.proj_drop(out)))
+
+    def mlp(self, x: Tensor) -> Tensor:
+        ffn = self.layer.ffn
+        return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
+
+
+@MODELS.register_module()
+class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
+    """mmpretrain's Vision Transformer with Dynamic Tuning.
+
+    Takes every argument of :class:`mmpretrain.models.VisionTransformer`
+    (``arch``, ``img_size``, ``patch_size``, ``out_type``, ``init_cfg``, ...)
+    and builds the same modules with the same state-dict keys, so a
+    checkpoint that loads into the host ViT loads into this one unchanged.
+    The host weights are frozen; each layer gets token dispatchers and
+    adapters (``dyt_layers.i``).
+
+    Args:
+        dyt (dict, optional): DyT settings, keys (defaults in brackets):
+            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
+            ``bottleneck`` (64), ``adapter_scale`` (1.0),
+            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
+            adapter), ``tau`` (5.0), ``threshold`` (0.5).
+        **kwargs: Arguments of mmpretrain's ``VisionTransformer``.
+
+    Example:
+        >>> backbone = dict(type='mmdyt.DyTVisionTransformer', arch='b',
+        ...                 img_size=224, patch_size=16,
+        ...                 dyt=dict(variant='mlp', bottleneck=8))
+    """
+
+    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.init_dyt(dyt, self.embed_dims, self.num_layers,
+                      self.num_extra_tokens)
+        # Plain Python list: the ops only reference host modules, so no
+        # parameter is registered twice.
+        self._host_ops = [MMPretrainLayerOps(layer) for layer in self.layers]
+
+    def forward(self, x: Tensor):
+        B = x.shape[0]
+        x, patch_resolution = self.patch_embed(x)
+        if self.cls_token is not None:
+            x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
+        x = x + resize_pos_embed(
+            self.pos_embed,
+            self.patch_resolution,
+            patch_resolution,
+            mode=self.interpolate_mode,
+            num_extra_tokens=self.num_extra_tokens)
+        x = self.pre_norm(self.drop_after_pos(x))
+
+        outs = []
+        last = len(self.layers) - 1
+
+        def after_layer(i, x):
+            if i == last and self.final_norm:
+                x = self.ln1(x)
+            if i in self.out_indices:
+                outs.append(self._format_output(x, patch_resolution))
+            return x
+
+        self.run_dyt_layers(x, self._host_ops, after_layer)
+        return tuple(outs)
+
+    def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
+                       **extra) -> ViTFlopsSpec:
+        conv = self.patch_embed.projection
+        return ViTFlopsSpec(
+            embed_dims=self.embed_dims,
+            num_layers=self.num_layers,
+            feedforward_channels=self.arch_settings['feedforward_channels'],
+            num_patches=num_tokens - self.num_extra_tokens,
+            num_prefix_tokens=self.num_extra_tokens,
+            patch_size=conv.kernel_size[0],
+            in_channels=conv.in_channels,
+            final_norm=self.final_norm,
+            num_classes=num_classes,
+            variant=self.dyt_cfg['variant'],
+            bottleneck=self.dyt_cfg['bottleneck'],
+            num_experts=self.dyt_cfg['num_experts'],
+            **extra)

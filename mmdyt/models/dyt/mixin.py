@@ -1,0 +1,161 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""What every DyT backbone shares, whatever its host codebase."""
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Sequence
+
+import torch.nn as nn
+from mmengine.logging import print_log
+from torch import Tensor
+
+from .flops import ViTFlopsSpec, dynamic_flops
+from .layer import DyTLayer, HostLayerOps, check_mode, stack_masks
+
+#: keys of the ``dyt`` config dict and their defaults (paper defaults).
+DYT_DEFAULTS = dict(
+    variant='mlp',
+    bottleneck=64,
+    adapter_scale=1.0,
+    adapter_dropout=0.1,
+    num_experts=1,
+    tau=5.0,
+    threshold=0.5,
+)
+
+
+def parse_dyt_cfg(dyt: Optional[dict]) -> dict:
+    """Fill the defaults of a ``dyt=dict(...)`` block, rejecting unknown keys."""
+    dyt = dict(dyt or {})
+    unknown = set(dyt) - set(DYT_DEFAULTS)
+    if unknown:
+        raise KeyError(f'unknown key(s) {sorted(unknown)} in backbone.dyt; '
+                       f'allowed keys: {sorted(DYT_DEFAULTS)}')
+    return {**DYT_DEFAULTS, **dyt}
+
+
+class DyTBackboneMixin:
+    """Adds DyT to a host ViT backbone (an ``nn.Module``).
+
+    The host keeps its modules and state-dict keys (``layers.i...``), so a
+    checkpoint of the host ViT loads unchanged; DyT's own parameters live
+    under ``dyt_layers.i``. After :meth:`init_dyt` every host parameter is
+    frozen and only the DyT parameters train.
+
+    The mode of a forward pass is ``'masked'`` in training and ``'gathered'``
+    in eval, unless :meth:`dyt_mode` says otherwise. The masks of the last
+    forward pass are kept in ``self.dyt_masks`` (one dict site -> ``(B, N)``
+    mask per layer) for losses, metrics and hooks.
+    """
+
+    def init_dyt(self, dyt: Optional[dict], embed_dims: int, num_layers: int,
+                 num_prefix_tokens: int) -> None:
+        self.dyt_cfg = parse_dyt_cfg(dyt)
+        self.num_prefix_tokens = num_prefix_tokens
+        self.dyt_layers = nn.ModuleList([
+            DyTLayer(embed_dims, num_prefix_tokens=num_prefix_tokens,
+                     **self.dyt_cfg) for _ in range(num_layers)
+        ])
+        self._dyt_mode: Optional[str] = None
+        self._dyt_forced_masks: Optional[List[Dict[str, Tensor]]] = None
+        self.dyt_masks: List[Dict[str, Tensor]] = []
+        self.freeze_host()
+
+    # ------------------------------------------------------------- training
+    def freeze_host(self) -> None:
+        """Freeze every parameter outside ``dyt_layers`` and log the counts."""
+        trainable = frozen = 0
+        for name, param in self.named_parameters():
+            param.requires_grad = name.startswith('dyt_layers.')
+            if param.requires_grad:
+                trainable += param.numel()
+            else:
+                frozen += param.numel()
+        print_log(
+            f'{type(self).__name__}: {trainable / 1e6:.4f} M trainable DyT '
+            f'parameters (adapters, dispatchers, routers), '
+            f'{frozen / 1e6:.2f} M frozen host parameters',
+            logger='current')
+
+    def init_weights(self):
+        """Host init (e.g. ``Pretrained``), then DyT's own initialisation.
+
+        The re-initialisation keeps fresh adapters at exactly zero output even
+        when a host ``init_cfg`` touches every ``Linear``.
+        """
+        super().init_weights()
+        for module in self.dyt_layers.modules():
+            if module is not self and hasattr(module, 'reset_parameters') \
+                    and not isinstance(module, nn.Linear):
+                module.reset_parameters()
+
+    # ---------------------------------------------------------------- modes
+    @property
+    def current_dyt_mode(self) -> str:
+        if self._dyt_mode is not None:
+            return self._dyt_mode
+        return 'masked' if self.training else 'gathered'
+
+    @contextmanager
+    def dyt_mode(self, mode: str, masks: Optional[Sequence[Dict[str, Tensor]]] =
+                 None, keep_masks: bool = False):
+        """Run the forward passes inside the block in ``mode``.
+
+        Args:
+            mode (str): ``'masked'``, ``'gathered'`` or ``'complete'``.
+            masks (list[dict], optional): Per layer, site -> mask that
+                replaces the dispatcher (tests, fixed-rate benchmarks).
+            keep_masks (bool): If False (default), ``self.dyt_masks`` is
+                restored on exit, so a complete (teacher) pass does not hide
+                the masks of the dynamic pass from losses and hooks.
+        """
+        check_mode(mode)
+        if masks is not None and len(masks) != len(self.dyt_layers):
+            raise ValueError(f'masks must have one entry per layer '
+                             f'({len(self.dyt_layers)}), got {len(masks)}')
+        saved = (self._dyt_mode, self._dyt_forced_masks, self.dyt_masks)
+        self._dyt_mode, self._dyt_forced_masks = mode, masks
+        try:
+            yield self
+        finally:
+            self._dyt_mode, self._dyt_forced_masks = saved[:2]
+            if not keep_masks:
+                self.dyt_masks = saved[2]
+
+    def run_dyt_layers(self, x: Tensor, ops: Sequence[HostLayerOps],
+                       after_layer=None) -> Tensor:
+        """Run every layer under DyT; record the masks.
+
+        Args:
+            x (Tensor): Tokens ``(B, N, C)``.
+            ops (list[HostLayerOps]): One adapter per host layer.
+            after_layer (callable, optional): ``after_layer(i, x) -> x``,
+                called after layer ``i`` (final norms, feature taps).
+        """
+        mode = self.current_dyt_mode
+        forced = self._dyt_forced_masks
+        self.dyt_masks = []
+        for i, (layer, op) in enumerate(zip(self.dyt_layers, ops)):
+            x, used = layer(x, op, mode, None if forced is None else forced[i])
+            self.dyt_masks.append(used)
+            if after_layer is not None:
+                x = after_layer(i, x)
+        return x
+
+    # --------------------------------------------------------- measurements
+    def stacked_dyt_masks(self) -> Tensor:
+        """Non-prefix masks of the last pass, ``(B, layers x sites, N - P)``."""
+        return stack_masks(self.dyt_masks, self.num_prefix_tokens)
+
+    def layer_activation_rates(self) -> Tensor:
+        """Per-sample, per-dispatcher rates ``(B, layers x sites)``."""
+        return self.stacked_dyt_masks().detach().float().mean(dim=-1)
+
+    def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
+                       **extra) -> ViTFlopsSpec:
+        """FLOPs spec of this backbone; host integrations fill the shapes."""
+        raise NotImplementedError
+
+    def dynamic_flops(self, num_classes: int = 0) -> Tensor:
+        """Per-sample FLOPs ``(B,)`` of the last forward pass."""
+        num_tokens = self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
+        spec = self.dyt_flops_spec(num_tokens, num_classes)
+        return dynamic_flops(spec, self.dyt_masks)

@@ -1,0 +1,89 @@
+import pytest
+import torch
+from mmengine.analysis import FlopAnalyzer
+
+from mmdyt.models.dyt import (DyTLayer, ViTFlopsSpec, dynamic_flops,
+                              layer_flops, model_flops)
+
+from .reference import RefBlock, RefOps
+
+
+def test_dense_vit_b16_is_17_58_gflops():
+    spec = ViTFlopsSpec(variant=None)
+    assert model_flops(spec) / 1e9 == pytest.approx(17.58, rel=0.01)
+
+
+def test_paper_counts():
+    """Paper: AdaptFormer (all tokens, adapter) is 17.81 G at d=64 and 17.61 G
+    at d=8; halving the MLP tokens of every layer saves about 5.6 G, which
+    gives the reported 12.21 G at d=64 (Tables 3, 6 and the FLOPs notes)."""
+    d64 = ViTFlopsSpec(variant='mlp', bottleneck=64)
+    assert model_flops(d64) / 1e9 == pytest.approx(17.81, abs=0.01)
+    d8 = ViTFlopsSpec(variant='mlp', bottleneck=8)
+    assert model_flops(d8) / 1e9 == pytest.approx(17.61, abs=0.01)
+    half = [{'mlp': 98 + 1}] * 12  # 98 of 196 patch tokens + CLS
+    saved = (model_flops(d64) - model_flops(d64, half)) / 1e9
+    assert saved == pytest.approx(5.6, abs=0.1)
+    assert model_flops(d64, half) / 1e9 == pytest.approx(12.21, rel=0.01)
+
+
+class _TracedLayer(torch.nn.Module):
+
+    def __init__(self, layer, block):
+        super().__init__()
+        self.layer, self.block = layer, block
+
+    def forward(self, x):
+        return self.layer(x, RefOps(self.block), 'gathered')[0]
+
+
+def _input_with_active(B, N, C, active, prefix):
+    """Dispatcher weight = big one-hot on channel 0, so sign(x[..., 0])
+    decides the mask, whatever the attention adds."""
+    x = torch.randn(B, N, C)
+    x[..., 0] = -1000.
+    x[:, :active, 0] = 1000.
+    return x
+
+
+@pytest.mark.parametrize('variant', ['mlp', 'attn', 'attn_mlp', 'layer'])
+@pytest.mark.parametrize('experts', [1, 4])
+def test_analytic_layer_flops_match_traced_count(variant, experts):
+    torch.manual_seed(0)
+    C, N, prefix = 64, 17, 1
+    block = RefBlock(C, heads=4, hidden=4 * C).eval()
+    layer = DyTLayer(C, variant=variant, bottleneck=8, num_experts=experts,
+                     num_prefix_tokens=prefix).eval()
+    for td in layer.dispatchers.values():
+        with torch.no_grad():
+            td.proj.weight.zero_()
+            td.proj.weight[0, 0] = 1.
+    spec = ViTFlopsSpec(
+        embed_dims=C, num_layers=1, feedforward_channels=4 * C,
+        num_patches=N - prefix, num_prefix_tokens=prefix, variant=variant,
+        bottleneck=8, num_experts=experts)
+    model = _TracedLayer(layer, block)
+    for active in (1, 5, 12, N):
+        x = _input_with_active(1, N, C, active, prefix)
+        with torch.no_grad():
+            _, used = layer(x, RefOps(block), 'gathered')
+        assert all(int(m.sum()) == active for m in used.values())
+        traced = FlopAnalyzer(model, (x, )).unsupported_ops_warnings(
+            False).uncalled_modules_warnings(False).total()
+        counts = {site: active for site in layer.sites}
+        assert traced == layer_flops(spec, counts), (variant, active)
+
+
+def test_dynamic_flops_from_masks_per_sample():
+    spec = ViTFlopsSpec(variant='mlp', bottleneck=8, num_classes=10)
+    N = spec.num_tokens
+    keep = torch.zeros(2, N, dtype=torch.bool)
+    keep[:, 0] = True
+    keep[0, 1:50] = True
+    masks = [{'mlp': keep}] * 12
+    flops = dynamic_flops(spec, masks)
+    assert flops.shape == (2, )
+    assert flops[0] == pytest.approx(model_flops(spec, [{'mlp': 50}] * 12))
+    assert flops[1] == pytest.approx(model_flops(spec, [{'mlp': 1}] * 12))
+    with pytest.raises(ValueError, match='12 layers'):
+        dynamic_flops(spec, masks[:3])

@@ -1,0 +1,40 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmdyt.models.dyt import distill_loss, rate_loss, stack_masks
+
+
+def test_rate_loss_is_squared_gap_of_mean_mask():
+    masks = torch.tensor([[[1., 0., 1., 1.]], [[0., 0., 1., 0.]]])
+    torch.testing.assert_close(rate_loss(masks, 0.5), torch.tensor(0.0))
+    torch.testing.assert_close(rate_loss(masks, 0.25),
+                               torch.tensor(0.0625))
+    with pytest.raises(ValueError, match='target_rate'):
+        rate_loss(masks, 1.5)
+
+
+def test_stack_masks_drops_prefix_and_keeps_gradient():
+    soft = torch.rand(2, 5, requires_grad=True)
+    layer_masks = [{'mlp': soft}, {'attn': torch.ones(2, 5, dtype=torch.bool),
+                                   'mlp': soft * 2}]
+    stacked = stack_masks(layer_masks, num_prefix_tokens=1)
+    assert stacked.shape == (2, 3, 4)
+    rate_loss(stacked, 0.3).backward()
+    assert soft.grad is not None and soft.grad[:, 0].abs().sum() == 0
+    assert soft.grad[:, 1:].abs().sum() > 0
+
+
+def test_distill_is_kl_teacher_student_with_detached_teacher():
+    torch.manual_seed(0)
+    student = torch.randn(4, 6, requires_grad=True)
+    teacher = torch.randn(4, 6, requires_grad=True)
+    loss = distill_loss(student, teacher)
+    p = F.softmax(teacher, -1)
+    ref = (p * (p.log() - F.log_softmax(student, -1))).sum(-1).mean()
+    torch.testing.assert_close(loss, ref)
+    loss.backward()
+    assert teacher.grad is None and student.grad.abs().sum() > 0
+    assert math.isclose(distill_loss(teacher, teacher).item(), 0., abs_tol=1e-6)
