@@ -1,0 +1,129 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""Test (evaluate) a checkpoint with a config of any host codebase.
+
+The config's ``default_scope`` picks the host (mmpretrain, mmseg, mmaction2);
+``runner_type`` picks a custom runner. ``mmdyt`` is imported first, and Runner
+checkpoints load under ``torch>=2.6``::
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
+        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+``main(argv)`` runs in-process and returns the metrics dict.
+"""
+import argparse
+import os
+import os.path as osp
+
+import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
+import mmengine
+from mmdyt.utils import register_runner_checkpoint_safe_globals
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a checkpoint (mmdyt)')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--out',
+        help='dump the predictions (.pkl) or, with --out-item metrics, the '
+        'metrics (.json/.yaml/.pkl) to this file')
+    parser.add_argument(
+        '--out-item',
+        choices=['metrics', 'pred'],
+        default='pred',
+        help='what --out holds (default: predictions)')
+    parser.add_argument(
+        '--amp', action='store_true', help='test with fp16 (test_cfg.fp16)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs merged into '
+        'it, e.g. test_dataloader.batch_size=1')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.out is not None and args.out_item == 'pred' \
+            and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error('--out for predictions must be a .pkl file, got '
+                     f'{args.out!r} (or use --out-item metrics)')
+    return args
+
+
+def merge_args(cfg, args):
+    """Merge the command-line arguments into the config (CLI wins)."""
+    cfg.launcher = args.launcher
+
+    # work_dir priority: CLI > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    cfg.load_from = args.checkpoint
+    # testing never resumes the optimizer, scheduler or message hub
+    cfg.resume = False
+
+    if args.amp:
+        if cfg.get('test_cfg', None) is None:
+            cfg.test_cfg = ConfigDict(type='TestLoop')
+        cfg.test_cfg.fp16 = True
+
+    if args.out is not None and args.out_item == 'pred':
+        dump = dict(type='DumpResults', out_file_path=args.out)
+        evaluator = cfg.get('test_evaluator', None)
+        if evaluator is None:
+            cfg.test_evaluator = [dump]
+        elif isinstance(evaluator, (list, tuple)):
+            cfg.test_evaluator = [*evaluator, dump]
+        elif 'metrics' in evaluator:  # dict(type='Evaluator', metrics=...)
+            metrics = evaluator['metrics']
+            metrics = list(metrics) if isinstance(metrics,
+                                                  (list, tuple)) else [metrics]
+            evaluator['metrics'] = [*metrics, dump]
+        else:
+            cfg.test_evaluator = [evaluator, dump]
+
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def build_runner(cfg):
+    """Build mmengine's Runner, or ``cfg.runner_type`` from RUNNERS."""
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # full Runner checkpoints must load under torch>=2.6's weights_only
+    register_runner_checkpoint_safe_globals()
+
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+    runner = build_runner(cfg)
+    metrics = runner.test()
+
+    if args.out is not None and args.out_item == 'metrics':
+        mmengine.dump(metrics, args.out)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
