@@ -50,7 +50,10 @@ class Adapter(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.up(self.dropout(F.relu(self.down(x)))) * self.scale
+        # In-place ReLU and scale on fresh tensors (autograd-safe): no extra
+        # full-size temporaries; a scale of 1 is skipped (exact).
+        out = self.up(self.dropout(F.relu(self.down(x), inplace=True)))
+        return out if self.scale == 1.0 else out.mul_(self.scale)
 
 
 class MoEAdapter(nn.Module):
@@ -131,9 +134,9 @@ class MoEAdapter(nn.Module):
         down_w, down_b, up_w, up_b = self.merged_weights(x)
         # bmm + bias rather than baddbmm: FLOP counters see bmm.
         h = torch.bmm(x, down_w.transpose(1, 2)) + down_b.unsqueeze(1)
-        h = self.dropout(F.relu(h))
+        h = self.dropout(F.relu(h, inplace=True))
         out = torch.bmm(h, up_w.transpose(1, 2)) + up_b.unsqueeze(1)
-        return out * self.scale
+        return out if self.scale == 1.0 else out.mul_(self.scale)
 
 
 def build_adapter(embed_dims: int,

@@ -60,8 +60,39 @@ class TokenDispatcher(nn.Module):
         return math.log(self.threshold / (1.0 - self.threshold))
 
     def logits(self, x: Tensor) -> Tensor:
-        """Logits of the non-prefix tokens, shape ``(B, N - P)``."""
-        return self.proj(x[:, self.num_prefix_tokens:]).squeeze(-1)
+        """Logits of the non-prefix tokens, shape ``(B, N - P)``.
+
+        A batched matrix-vector product on the strided view ``x[:, P:]``:
+        ``nn.Linear`` would first copy that view into a contiguous
+        ``(B * (N - P), C)`` tensor, a full read and write of the tokens for
+        ``C`` multiply-adds per token.
+        """
+        tokens = x[:, self.num_prefix_tokens:]
+        weight = self.proj.weight.t().to(tokens.dtype)  # (C, 1)
+        out = torch.bmm(tokens, weight.expand(tokens.shape[0], -1, -1))
+        return out.squeeze(-1) + self.proj.bias
+
+    @torch.no_grad()
+    def calibrate_rate_(self, x: Tensor, rate: float) -> float:
+        """Shift the bias so that about ``rate`` of the non-prefix tokens of
+        ``x`` are active in eval mode; return the rate reached on ``x``.
+
+        The weights are kept, so which tokens are active (and how many per
+        sample) still depends on the tokens: benchmarks without a trained
+        checkpoint get a realistic, per-sample varying dispatch at a chosen
+        mean rate.
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f'rate must be in [0, 1], got {rate}')
+        logits = self.logits(x).detach().float().flatten()
+        if rate >= 1.0:
+            cut = logits.min() - 1.0
+        elif rate <= 0.0:
+            cut = logits.max()
+        else:
+            cut = torch.quantile(logits.cpu(), 1.0 - rate).to(logits.device)
+        self.proj.bias.add_(self.logit_threshold - cut.to(self.proj.bias))
+        return float((self.logits(x) > self.logit_threshold).float().mean())
 
     def _with_prefix(self, m: Tensor) -> Tensor:
         if self.num_prefix_tokens == 0:

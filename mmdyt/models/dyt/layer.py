@@ -108,7 +108,8 @@ class PackedTokens:
     def add_to(self, out: Tensor, packed: Tensor) -> Tensor:
         """``out[b, index[b, j]] += packed[b, j]`` for valid rows, in place."""
         C = out.shape[-1]
-        out.view(-1, C).index_add_(0, self.flat_index, packed[self.key_mask])
+        out.view(-1, C).index_add_(0, self.flat_index,
+                                   packed[self.key_mask].to(out.dtype))
         return out
 
 
@@ -203,13 +204,19 @@ class DyTLayer(nn.Module):
             branch = self._branch_dense(site, x, ops, key_mask)
             return x + branch * mask.unsqueeze(-1).to(branch.dtype) + \
                 adapter_out, mask
-        # gathered
-        out = x + adapter_out
+        # gathered: the adapter output (a fresh tensor) becomes the output
+        # buffer, so no full-size temporary beyond it; the branch runs on the
+        # active rows only and is added back with index_add_.
+        if adapter_out.dtype == x.dtype and adapter_out.shape == x.shape:
+            out = adapter_out.add_(x)  # == x + adapter_out, bit for bit
+        else:  # e.g. a float16 adapter under autocast: keep x's dtype
+            out = x + adapter_out
         if site == 'mlp':
             C = x.shape[-1]
-            index = hard.reshape(-1).nonzero().squeeze(1)
+            index = hard.reshape(-1).nonzero().squeeze(1)  # the one sync
             active = x.reshape(-1, C).index_select(0, index)
-            out.view(-1, C).index_add_(0, index, ops.mlp(ops.norm2(active)))
+            branch = ops.mlp(ops.norm2(active))
+            out.view(-1, C).index_add_(0, index, branch.to(out.dtype))
         else:
             packed = PackedTokens(x, hard)
             branch = self._branch_dense(site, packed.tokens, ops,
