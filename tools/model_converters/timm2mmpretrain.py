@@ -1,0 +1,66 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""Convert a timm (or Google JAX ``.npz``) ViT checkpoint to mmpretrain keys.
+
+The paper's backbone, ``jx_vit_base_patch16_224_in21k-e5005f0a.pth``, is a
+timm state dict::
+
+    python tools/model_converters/timm2mmpretrain.py \\
+        jx_vit_base_patch16_224_in21k-e5005f0a.pth \\
+        checkpoints/vit-b16_in21k_mmpretrain.pth
+
+The output loads into ``mmdyt.DyTVisionTransformer`` (and mmpretrain's
+``VisionTransformer``) with ``init_cfg=dict(type='Pretrained',
+checkpoint=...)``. A JAX ``.npz`` is read through timm's own loader (needs
+``--timm-model``, e.g. ``vit_base_patch16_224``).
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+
+from mmdyt.utils.ckpt_convert import timm_vit_to_mmpretrain, unwrap_state_dict
+
+
+def load_timm_state_dict(path: str, timm_model: str = None) -> dict:
+    if path.endswith('.npz'):
+        if timm_model is None:
+            raise ValueError('--timm-model is required for a .npz checkpoint '
+                             '(e.g. vit_base_patch16_224)')
+        import timm
+        from timm.models.vision_transformer import _load_weights
+        model = timm.create_model(timm_model, pretrained=False)
+        _load_weights(model, path)
+        return model.state_dict()
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path)
+    return unwrap_state_dict(
+        torch.load(path, map_location='cpu', weights_only=True))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='timm .pth/.bin/.safetensors or JAX .npz')
+    parser.add_argument('dst', help='output .pth (mmpretrain keys)')
+    parser.add_argument(
+        '--prefix', default='',
+        help="prefix of every output key, e.g. 'backbone.'")
+    parser.add_argument(
+        '--timm-model', default=None, help='timm model name for a .npz source')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    state_dict = timm_vit_to_mmpretrain(
+        load_timm_state_dict(args.src, args.timm_model), args.prefix)
+    if osp.dirname(args.dst):
+        os.makedirs(osp.dirname(args.dst), exist_ok=True)
+    torch.save({'state_dict': state_dict}, args.dst)
+    print(f'converted {len(state_dict)} tensors -> {args.dst}')
+    return args.dst
+
+
+if __name__ == '__main__':
+    main()
