@@ -85,10 +85,10 @@ class TokenDispatcher(nn.Module):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f'rate must be in [0, 1], got {rate}')
         logits = self.logits(x).detach().float().flatten()
-        if rate >= 1.0:
-            cut = logits.min() - 1.0
+        if rate >= 1.0:  # far below every logit: all tokens, any input
+            cut = logits.min() - 1e4
         elif rate <= 0.0:
-            cut = logits.max()
+            cut = logits.max() + 1e4
         else:
             cut = torch.quantile(logits.cpu(), 1.0 - rate).to(logits.device)
         self.proj.bias.add_(self.logit_threshold - cut.to(self.proj.bias))

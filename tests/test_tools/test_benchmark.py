@@ -1,0 +1,139 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""tools/analysis_tools/benchmark.py, in-process on a tiny DyT ViT."""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+TINY_CFG = """
+custom_imports = dict(imports=['mmdyt'], allow_failed_imports=False)
+default_scope = 'mmpretrain'
+model = dict(
+    type='mmdyt.DyTImageClassifier',
+    data_preprocessor=dict(
+        type='ClsDataPreprocessor', num_classes=3, mean=[127.5] * 3,
+        std=[127.5] * 3, to_rgb=True),
+    backbone=dict(
+        type='mmdyt.DyTVisionTransformer',
+        arch=dict(embed_dims=32, num_layers=2, num_heads=2,
+                  feedforward_channels=64),
+        img_size=32, patch_size=8, drop_rate=0.0,
+        dyt=dict(variant='{variant}', bottleneck=8,
+                 num_experts={experts})),
+    neck=None,
+    head=dict(type='VisionTransformerClsHead', num_classes=3,
+              in_channels=32, loss=dict(type='CrossEntropyLoss')))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=32, edge='short', backend='pillow'),
+    dict(type='CenterCrop', crop_size=32),
+    dict(type='PackInputs'),
+]
+test_dataloader = dict(
+    batch_size=2, num_workers=0,
+    dataset=dict(type='CustomDataset', data_root='{data_root}',
+                 pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+"""
+
+
+def load_tool(rel):
+    path = osp.join(REPO, 'tools', rel)
+    name = 'test_' + osp.splitext(osp.basename(rel))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_tiny_config(path, variant='mlp', experts=1, data_root='data/none'):
+    with open(path, 'w') as f:
+        f.write(TINY_CFG.format(variant=variant, experts=experts,
+                                data_root=data_root))
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def bm():
+    return load_tool('analysis_tools/benchmark.py')
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    return write_tiny_config(tmp_path / 'tiny_dyt.py')
+
+
+def test_benchmark_reports_speed_rate_and_flops_bound(bm, tiny_cfg):
+    r = bm.main([tiny_cfg, '--batch-size', '3', '--rate', '0.5',
+                 '--repeats', '3', '--warmup', '1', '--calib-batch', '4'])
+    assert r['img_s_dense'] > 0 and r['img_s_dyt'] > 0
+    assert len(r['times_dense']) == 3
+    assert r['timed'].startswith('backbone forward')
+    assert r['threads'] == torch.get_num_threads()
+    assert any(a in r['allocator'] for a in ('glibc', 'jemalloc',
+                                              'tcmalloc', 'mimalloc'))
+    assert 0.2 < r['act_rate'] < 0.8
+    m = r['models']['dyt']
+    assert m['act_rate_min'] <= r['act_rate'] <= m['act_rate_max']
+    assert m['calib_rate'] == pytest.approx(0.5, abs=0.1)
+    # the bound is dense / DyT FLOPs of the actual masks
+    assert r['flops_bound'] == pytest.approx(
+        r['gflops_dense'] / r['gflops'])
+    assert r['fraction_of_bound'] == pytest.approx(
+        r['speedup'] / r['flops_bound'])
+
+
+def test_rate_one_and_zero_and_amp(bm, tiny_cfg):
+    full = bm.main([tiny_cfg, '--batch-size', '2', '--rate', '1.0',
+                    '--repeats', '1', '--warmup', '0'])
+    assert full['act_rate'] == 1.0 and full['flops_bound'] < 1.0
+    none = bm.main([tiny_cfg, '--batch-size', '2', '--rate', '0.0',
+                    '--repeats', '1', '--warmup', '0', '--amp'])
+    assert none['act_rate'] == 0.0 and none['amp'] == 'bfloat16'
+
+
+def test_moe_timed_beside_plain_adapter_with_same_dispatch(bm, tmp_path,
+                                                           tiny_cfg):
+    moe = write_tiny_config(tmp_path / 'tiny_moe.py', experts=4)
+    r = bm.main([tiny_cfg, '--batch-size', '2', '--rate', '0.5',
+                 '--repeats', '2', '--warmup', '0', '--also', moe])
+    assert set(r['models']) == {'dyt', 'tiny_moe'}
+    plain, m4 = r['models']['dyt'], r['models']['tiny_moe']
+    assert m4['num_experts'] == 4 and plain['num_experts'] == 1
+    # same host weights and dispatchers, zero-output adapters: same tokens
+    assert m4['act_rate'] == plain['act_rate']
+    assert m4['gflops'] > plain['gflops']  # routing and merging
+
+
+def test_dense_twin_has_the_dyt_backbone_weights(bm, tiny_cfg):
+    cfg = bm.load_config(tiny_cfg)
+    dyt = bm.build_dyt_backbone(cfg)
+    dense = bm.build_dense_twin(cfg, dyt)
+    x = bm.synthetic_images(2, 32, 0, 'cpu')
+    with torch.no_grad(), dyt.dyt_mode('complete'):
+        torch.testing.assert_close(dyt(x)[0], dense(x)[0])
+
+
+def test_checkpoint_is_loaded(bm, tmp_path, tiny_cfg):
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    cfg = bm.load_config(tiny_cfg)
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    for td in model.backbone.dyt_layers[0].dispatchers.values():
+        torch.nn.init.constant_(td.proj.bias, 7.0)  # every token active
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    r = bm.main([tiny_cfg, '--checkpoint', str(ckpt), '--batch-size', '2',
+                 '--repeats', '1', '--warmup', '0'])
+    assert r['checkpoint'] == str(ckpt)
+    backbone = bm.build_dyt_backbone(cfg, str(ckpt))
+    assert backbone.dyt_layers[0].dispatchers['mlp'].proj.bias.item() == 7.0
+
+
+def test_bad_rate_is_rejected(bm, tiny_cfg):
+    with pytest.raises(SystemExit):
+        bm.main([tiny_cfg, '--rate', '1.5'])

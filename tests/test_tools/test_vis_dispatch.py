@@ -1,0 +1,85 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""tools/visualizations/vis_dispatch.py on a real digits image."""
+import glob
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+from .test_benchmark import REPO, load_tool, write_tiny_config
+
+
+@pytest.fixture(scope='module')
+def vis():
+    return load_tool('visualizations/vis_dispatch.py')
+
+
+def digit_png(path, index=0):
+    """A real handwritten digit (scikit-learn's digits), 8x8 -> 32x32."""
+    import cv2
+    from sklearn.datasets import load_digits
+    img = load_digits().images[index]  # 0..16
+    img = np.kron(img * 15, np.ones((4, 4))).astype(np.uint8)
+    assert cv2.imwrite(str(path), np.stack([img] * 3, axis=-1))
+    return str(path)
+
+
+def tiny_checkpoint(tmp_path, cfg_path):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    import mmdyt  # noqa: F401
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(cfg_path).model)
+    for layer in model.backbone.dyt_layers:  # a "trained" dispatch policy
+        for td in layer.dispatchers.values():
+            torch.nn.init.normal_(td.proj.weight, std=1.0)
+    ckpt = tmp_path / 'tiny_dyt.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    return str(ckpt)
+
+
+def test_png_grid_of_active_patches(vis, tmp_path):
+    from PIL import Image
+    cfg = write_tiny_config(tmp_path / 'tiny.py')
+    ckpt = tiny_checkpoint(tmp_path, cfg)
+    img = digit_png(tmp_path / 'digit.png')
+    out = tmp_path / 'vis' / 'dispatch.png'
+    r = vis.main([img, cfg, ckpt, '--out', str(out), '--ncols', '3'])
+    assert out.exists()
+    # input + 2 layers = 3 panels of 2 x 2.24 inches at 100 dpi
+    assert r['size'] == (600, 224)
+    with Image.open(out) as png:
+        assert png.size == (600, 224)
+    assert len(r['masks']) == 2
+    assert all(m.shape == (17, ) and m[0] for m in r['masks'])  # CLS on
+
+
+def test_attn_mlp_variant_gets_a_panel_per_site(vis, tmp_path):
+    cfg = write_tiny_config(tmp_path / 'tiny.py', variant='attn_mlp')
+    img = digit_png(tmp_path / 'digit.png', index=3)
+    out = tmp_path / 'dispatch.png'
+    r = vis.main([img, cfg, '--out', str(out), '--rate', '0.5'])
+    assert out.exists() and len(r['masks']) == 4  # 2 layers x 2 sites
+    assert r['size'] == (1000, 224)  # 5 panels of 200 px in one row
+    assert any('attn' in t for t in r['titles'])
+
+
+DEMO = osp.join(REPO, 'work_dirs', 'demo', 'dyt_vit-tiny-p4_digits5-9')
+
+
+@pytest.mark.skipif(
+    not glob.glob(osp.join(DEMO, '*.pth')),
+    reason='demo checkpoint absent (run tools/demo.py)')
+def test_demo_checkpoint_on_a_digit(vis, tmp_path):
+    from PIL import Image
+    cfg = osp.join(DEMO, osp.basename(DEMO) + '.py')
+    ckpt = sorted(glob.glob(osp.join(DEMO, 'best_*.pth')) or
+                  glob.glob(osp.join(DEMO, '*.pth')))[-1]
+    img = digit_png(tmp_path / 'digit.png', index=7)
+    out = tmp_path / 'demo_dispatch.png'
+    r = vis.main([img, cfg, ckpt, '--out', str(out)])
+    with Image.open(out) as png:
+        assert png.size == r['size'] and png.size[0] > 0
