@@ -86,10 +86,13 @@ def test_benchmark_reports_speed_rate_and_flops_bound(bm, tiny_cfg):
         r['speedup'] / r['flops_bound'])
 
 
-def test_rate_one_and_zero_and_amp(bm, tiny_cfg):
+def test_rate_one_and_zero_and_amp(bm, tiny_cfg, tmp_path):
+    import json
+    out = tmp_path / 'r.json'
     full = bm.main([tiny_cfg, '--batch-size', '2', '--rate', '1.0',
-                    '--repeats', '1', '--warmup', '0'])
+                    '--repeats', '1', '--warmup', '0', '--out', str(out)])
     assert full['act_rate'] == 1.0 and full['flops_bound'] < 1.0
+    assert json.loads(out.read_text())['act_rate'] == 1.0
     none = bm.main([tiny_cfg, '--batch-size', '2', '--rate', '0.0',
                     '--repeats', '1', '--warmup', '0', '--amp'])
     assert none['act_rate'] == 0.0 and none['amp'] == 'bfloat16'

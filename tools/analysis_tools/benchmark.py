@@ -11,6 +11,7 @@ repetition), and reports medians::
     python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT]
         [--batch-size 32] [--device cpu|cuda] [--amp] [--rate 0.5]
         [--repeats 20] [--warmup 3] [--threads N] [--also CONFIG2 ...]
+        [--out results.json]
 
 Printed and returned (``main(argv)`` returns a dict): img/s of the dense and
 the DyT model, the speedup (median of the per-repetition dense/DyT time
@@ -81,6 +82,7 @@ def parse_args(argv=None):
         '--also', nargs='+', default=[],
         help='further DyT configs to time in the same loop (e.g. MoE)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', help='also write the results to this JSON')
     parser.add_argument(
         '--cfg-options', nargs='+', default=None,
         help='key=value overrides merged into CONFIG')
@@ -375,6 +377,10 @@ def main(argv=None):
                 'gflops', 'gflops_dense'):
         result[key] = main_res[key]
     print_report(result)
+    if args.out:
+        import json
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=1)
     return result
 
 
@@ -388,16 +394,17 @@ def print_report(r):
           f'warm-up + {r["repeats"]} interleaved repetitions, medians')
     if r['rate_target'] is not None:
         print(f'  dispatchers calibrated to rate {r["rate_target"]}')
-    head = (f'  {"model":<28}{"img/s":>9}{"speedup":>9}{"act rate":>10}'
-            f'{"(min-max)":>13}{"GFLOPs":>8}{"bound":>7}{"of bound":>9}')
-    print(head)
-    print(f'  {"dense host ViT":<28}{r["img_s_dense"]:>9.2f}{1.0:>9.3f}'
-          f'{1.0:>10.3f}{"":>13}{r["gflops_dense"]:>8.2f}{"":>7}{"":>9}')
+    labels = {name: f'{name} ({m["variant"]}, N={m["num_experts"]})'
+              for name, m in r['models'].items()}
+    w = max([len('dense host ViT')] + [len(v) for v in labels.values()]) + 2
+    print(f'  {"model":<{w}}{"img/s":>9}{"speedup":>9}{"act rate":>10}'
+          f'{"(min-max)":>13}{"GFLOPs":>8}{"bound":>7}{"of bound":>9}')
+    print(f'  {"dense host ViT":<{w}}{r["img_s_dense"]:>9.2f}{1.0:>9.3f}'
+          f'{1.0:>10.3f}{"":>13}{r["gflops_dense"]:>8.2f}')
     for name, m in r['models'].items():
-        label = f'{name} ({m["variant"]}, N={m["num_experts"]})'
-        print(f'  {label:<28}{m["img_s"]:>9.2f}{m["speedup"]:>9.3f}'
+        print(f'  {labels[name]:<{w}}{m["img_s"]:>9.2f}{m["speedup"]:>9.3f}'
               f'{m["act_rate"]:>10.3f}'
-              f'{m["act_rate_min"]:>6.2f}-{m["act_rate_max"]:<6.2f}'
+              f'{m["act_rate_min"]:>7.2f}-{m["act_rate_max"]:<5.2f}'
               f'{m["gflops"]:>8.2f}{m["flops_bound"]:>7.3f}'
               f'{m["fraction_of_bound"]:>9.3f}')
     print('  speedup = median of per-repetition dense/DyT time ratios; '
