@@ -6,4 +6,5 @@ data_root = 'data/digits/pretrain'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=40)
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
+train_cfg = dict(max_epochs=100, val_interval=20)
