@@ -6,9 +6,8 @@ _base_ = [
     '../../_base_/datasets/full_image_224.py',
     '../../_base_/schedules/full_image.py', '../../_base_/default_runtime.py'
 ]
-model = dict(
-    backbone=dict(dyt=dict(bottleneck=64, adapter_scale=0.1)),
-    head=dict(num_classes=196))
+# d = 64 and s = 0.1 are the base model's defaults.
+model = dict(head=dict(num_classes=196))
 data_preprocessor = dict(num_classes=196)
 train_dataloader = dict(
     dataset=dict(type='StanfordCars', data_root='data/Stanford_Cars', split='train', pipeline={{_base_.train_pipeline}}))
