@@ -15,9 +15,13 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def load_tool(name):
-    """Import ``tools/<name>.py`` as a module (``tools`` is no package)."""
+    """Import ``tools/<name>.py`` as a module (``tools`` is no package);
+    ``name`` may be a sub-path (``analysis_tools/benchmark``) and may end in
+    ``.py``."""
+    name = name[:-3] if name.endswith('.py') else name
     path = osp.join(REPO_ROOT, 'tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'mmdyt_tools_{name}', path)
+    module_name = 'mmdyt_tools_' + name.replace('/', '_')
+    spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -10,7 +10,8 @@ standard tools' entry points:
    saved as the "pre-trained checkpoint".
 3. ``tools/train.py`` + ``tools/test.py``: DyT adapts the frozen ViT to
    digits 5-9 (adapters + dispatchers + head train).
-4. ``tools/train.py`` + ``tools/test.py``: the dense full-tuning baseline.
+4. ``tools/train.py`` + ``tools/test.py``: the dense baselines, full
+   fine-tuning and linear probing (frozen ViT, head only).
 5. A table: top-1, GFLOPs per image, activation rate, trainable parameters
    and wall time, DyT against the dense model.
 
@@ -70,7 +71,11 @@ def parse_args(argv=None):
     parser.add_argument(
         '--epochs', type=int, default=None,
         help='override the epochs of every training (quick checks)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 2:
+        parser.error('--epochs must be >= 2 (one warm-up epoch, then '
+                     f'cosine decay), got {args.epochs}')
+    return args
 
 
 def main(argv=None) -> dict:
@@ -95,7 +100,8 @@ def main(argv=None) -> dict:
     ckpt_opt = [f'model.backbone.init_cfg.checkpoint={pretrained}']
     rows = {}
     for name, cfg in (('DyT (r=0.5)', 'dyt_vit-tiny-p4_digits5-9.py'),
-                      ('Full tuning', 'vit-tiny-p4_digits5-9_full.py')):
+                      ('Full tuning', 'vit-tiny-p4_digits5-9_full.py'),
+                      ('Linear probe', 'vit-tiny-p4_digits5-9_linear.py')):
         work_dir = osp.join(args.work_dir, cfg[:-3])
         runner, train_s = _train(cfg, work_dir, adapt_root,
                                  ckpt_opt + epochs)
@@ -116,7 +122,8 @@ def main(argv=None) -> dict:
             spec = backbone.dyt_flops_spec(backbone.pos_embed.shape[1], 5)
             dense = ViTFlopsSpec(**{**spec.__dict__, 'variant': None})
             dense_gflops = model_flops(dense) / 1e9
-    rows['Full tuning']['gflops'] = dense_gflops
+    for name in ('Full tuning', 'Linear probe'):
+        rows[name]['gflops'] = dense_gflops
 
     print('\nmmdyt offline demo: tiny ViT pre-trained on digits 0-4, adapted '
           'to digits 5-9 (scikit-learn load_digits, test split)')

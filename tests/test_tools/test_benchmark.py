@@ -1,12 +1,9 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """tools/analysis_tools/benchmark.py, in-process on a tiny DyT ViT."""
-import importlib.util
-import os.path as osp
-
 import pytest
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from ..conftest import load_tool
 
 TINY_CFG = """
 custom_imports = dict(imports=['mmdyt'], allow_failed_imports=False)
@@ -38,15 +35,6 @@ test_dataloader = dict(
                  pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
 """
-
-
-def load_tool(rel):
-    path = osp.join(REPO, 'tools', rel)
-    name = 'test_' + osp.splitext(osp.basename(rel))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_tiny_config(path, variant='mlp', experts=1, data_root='data/none'):

@@ -1,13 +1,10 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """tools/visualizations/vis_dispatch.py on a real digits image."""
-import glob
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
 
-from .test_benchmark import REPO, load_tool, write_tiny_config
+from .test_benchmark import load_tool, write_tiny_config
 
 
 @pytest.fixture(scope='module')
@@ -65,21 +62,3 @@ def test_attn_mlp_variant_gets_a_panel_per_site(vis, tmp_path):
     assert out.exists() and len(r['masks']) == 4  # 2 layers x 2 sites
     assert r['size'] == (1000, 224)  # 5 panels of 200 px in one row
     assert any('attn' in t for t in r['titles'])
-
-
-DEMO = osp.join(REPO, 'work_dirs', 'demo', 'dyt_vit-tiny-p4_digits5-9')
-
-
-@pytest.mark.skipif(
-    not glob.glob(osp.join(DEMO, '*.pth')),
-    reason='demo checkpoint absent (run tools/demo.py)')
-def test_demo_checkpoint_on_a_digit(vis, tmp_path):
-    from PIL import Image
-    cfg = osp.join(DEMO, osp.basename(DEMO) + '.py')
-    ckpt = sorted(glob.glob(osp.join(DEMO, 'best_*.pth')) or
-                  glob.glob(osp.join(DEMO, '*.pth')))[-1]
-    img = digit_png(tmp_path / 'digit.png', index=7)
-    out = tmp_path / 'demo_dispatch.png'
-    r = vis.main([img, cfg, ckpt, '--out', str(out)])
-    with Image.open(out) as png:
-        assert png.size == r['size'] and png.size[0] > 0
