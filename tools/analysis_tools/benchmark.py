@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
+from mmdyt.apis import init_dyt_model, load_config
 
 
 def parse_args(argv=None):
@@ -95,43 +96,10 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------- building
-def load_config(path, cfg_options=None):
-    from mmengine.config import Config, DictAction
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
-    return cfg
-
-
 def build_dyt_backbone(cfg, checkpoint=None):
-    """The config's (classifier's) DyT backbone, weights from ``checkpoint``.
-
-    The whole model is built (so checkpoints of the classifier load) and its
-    backbone returned, in eval mode with gradients off.
-    """
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-
-    from mmdyt.models.dyt import DyTBackboneMixin
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model_cfg = copy.deepcopy(cfg.model)
-    model = MODELS.build(model_cfg)
-    if checkpoint:
-        from mmengine.runner import load_checkpoint
-
-        from mmdyt.utils import register_runner_checkpoint_safe_globals
-        register_runner_checkpoint_safe_globals()
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=False,
-                        logger='silent')
-    backbone = getattr(model, 'backbone', model)
-    if not isinstance(backbone, DyTBackboneMixin):
-        raise TypeError(
-            'model.backbone must be a DyT backbone such as '
-            "type='mmdyt.DyTVisionTransformer', got "
-            f'{type(backbone).__name__}')
-    backbone.eval()
+    """The config's (classifier's) DyT backbone, weights from ``checkpoint``,
+    in eval mode with gradients off."""
+    backbone = getattr(init_dyt_model(cfg, checkpoint), 'backbone')
     backbone.requires_grad_(False)
     return backbone
 

@@ -166,26 +166,12 @@ def _data_batches(cfg, args, shape, bm):
 def main(argv=None):
     args = parse_args(argv)
     bm = _benchmark_module()
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
+    from mmdyt.apis import init_dyt_model, load_config
+    from mmdyt.models.dyt import model_flops
 
-    from mmdyt.models.dyt import DyTBackboneMixin, model_flops
-    from mmdyt.utils import register_runner_checkpoint_safe_globals
-
-    cfg = bm.load_config(args.config, args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(copy.deepcopy(cfg.model))
-    if args.checkpoint:
-        from mmengine.runner import load_checkpoint
-        register_runner_checkpoint_safe_globals()
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        strict=False, logger='silent')
-    model.eval()
+    cfg = load_config(args.config, args.cfg_options)
+    model = init_dyt_model(cfg, args.checkpoint)
     backbone = model.backbone
-    if not isinstance(backbone, DyTBackboneMixin):
-        raise TypeError('model.backbone must be a DyT backbone such as '
-                        "type='mmdyt.DyTVisionTransformer', got "
-                        f'{type(backbone).__name__}')
     num_classes = getattr(getattr(model, 'head', None), 'num_classes', 0) \
         or 0
     img_size = backbone.img_size if hasattr(backbone, 'img_size') else 224

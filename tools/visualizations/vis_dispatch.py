@@ -106,19 +106,9 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     bm = _benchmark_module()
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-
-    from mmdyt.utils import register_runner_checkpoint_safe_globals
-    cfg = bm.load_config(args.config, args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(copy.deepcopy(cfg.model))
-    if args.checkpoint:
-        from mmengine.runner import load_checkpoint
-        register_runner_checkpoint_safe_globals()
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        strict=False, logger='silent')
-    model.eval()
+    from mmdyt.apis import init_dyt_model, load_config
+    cfg = load_config(args.config, args.cfg_options)
+    model = init_dyt_model(cfg, args.checkpoint)
     backbone = model.backbone
     inputs, image = load_input(args.img, cfg, model)
     with torch.no_grad():

@@ -1,0 +1,49 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""Build a DyT model from a config (and a checkpoint) outside the Runner."""
+import argparse
+import copy
+from typing import Optional, Sequence
+
+import torch.nn as nn
+from mmengine.config import Config, DictAction
+
+
+def load_config(path: str, cfg_options: Optional[Sequence[str]] = None):
+    """``Config.fromfile`` plus ``key=value`` overrides as ``--cfg-options``
+    takes them."""
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
+    return cfg
+
+
+def init_dyt_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
+    """The config's model on CPU in eval mode, weights from ``checkpoint``.
+
+    The model is built in the config's ``default_scope`` (mmpretrain by
+    default); a Runner checkpoint loads under torch >= 2.6 (safe globals).
+
+    Raises:
+        TypeError: If ``model.backbone`` is no DyT backbone.
+    """
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmdyt.models.dyt import DyTBackboneMixin
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    if checkpoint:
+        from mmengine.runner import load_checkpoint
+
+        from mmdyt.utils import register_runner_checkpoint_safe_globals
+        register_runner_checkpoint_safe_globals()
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=False,
+                        logger='silent')
+    backbone = getattr(model, 'backbone', model)
+    if not isinstance(backbone, DyTBackboneMixin):
+        raise TypeError('model.backbone must be a DyT backbone such as '
+                        "type='mmdyt.DyTVisionTransformer', got "
+                        f'{type(backbone).__name__}')
+    model.eval()
+    return model
