@@ -102,14 +102,24 @@ class PackedTokens:
                          counts[:, None])  # (B, K)
         self.tokens = torch.gather(x, 1, self.index[..., None].expand(-1, -1,
                                                                       C))
-        flat = self.index + torch.arange(B, device=x.device)[:, None] * N
-        self.flat_index = flat[self.key_mask]  # (sum K_b,)
+        # Row j >= K_b of sample b points at one of its inactive tokens (the
+        # sort puts them after the active ones), so all B * K indices are
+        # distinct and padded rows can be added as zeros: no boolean
+        # indexing, hence no second host-device sync.
+        self.flat_index = (self.index + torch.arange(
+            B, device=x.device)[:, None] * N).reshape(-1)
 
     def add_to(self, out: Tensor, packed: Tensor) -> Tensor:
-        """``out[b, index[b, j]] += packed[b, j]`` for valid rows, in place."""
+        """``out[b, index[b, j]] += packed[b, j]`` for valid rows, in place.
+
+        Padded rows add exactly zero (``where``, so a NaN from a sample whose
+        keys are all padding cannot leak).
+        """
         C = out.shape[-1]
+        rows = torch.where(self.key_mask[..., None], packed,
+                           packed.new_zeros(()))
         out.view(-1, C).index_add_(0, self.flat_index,
-                                   packed[self.key_mask].to(out.dtype))
+                                   rows.reshape(-1, C).to(out.dtype))
         return out
 
 
