@@ -23,7 +23,9 @@ def init_dyt_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
     """The config's model on CPU in eval mode, weights from ``checkpoint``.
 
     The model is built in the config's ``default_scope`` (mmpretrain by
-    default); a Runner checkpoint loads under torch >= 2.6 (safe globals).
+    default) and, as mmengine's Runner does, takes the config's top-level
+    ``data_preprocessor`` (normalisation) unless ``model`` sets its own; a
+    Runner checkpoint loads under torch >= 2.6 (safe globals).
 
     Raises:
         TypeError: If ``model.backbone`` is no DyT backbone.
@@ -32,7 +34,11 @@ def init_dyt_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
 
     from mmdyt.models.dyt import DyTBackboneMixin
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(copy.deepcopy(cfg.model))
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor',
+                             copy.deepcopy(cfg.data_preprocessor))
+    model = MODELS.build(model_cfg)
     if checkpoint:
         from mmengine.runner import load_checkpoint
 
