@@ -34,7 +34,8 @@ fi
 
 if [[ -f "$STAMP_FILE" && "$(cat "$STAMP_FILE")" == "$STAMP" ]]; then
   # Everything pinned is in place; only make sure the editable mmdyt points at this checkout.
-  where="$("$PY" -c 'import mmdyt, os; print(os.path.dirname(os.path.dirname(os.path.abspath(mmdyt.__file__))))' 2>/dev/null || true)"
+  # From / so that a checkout in the current directory cannot shadow the install.
+  where="$(cd / && "$PY" -c 'import mmdyt, os; print(os.path.dirname(os.path.dirname(os.path.abspath(mmdyt.__file__))))' 2>/dev/null || true)"
   if [[ "$where" != "$REPO" ]]; then
     log "re-linking editable mmdyt to $REPO"
     "$PY" -m pip install -q --no-deps --no-build-isolation -e "$REPO"
