@@ -18,8 +18,6 @@ standard tools' entry points:
     python tools/demo.py [--work-dir work_dirs/demo] [--data-root data/digits]
 """
 import argparse
-import glob
-import os
 import os.path as osp
 import runpy
 import time

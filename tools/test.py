@@ -12,14 +12,12 @@ checkpoints load under ``torch>=2.6``::
 """
 import argparse
 import os
-import os.path as osp
 
 import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
 import mmengine
+from mmdyt.apis import build_runner, set_launcher_and_work_dir
 from mmdyt.utils import register_runner_checkpoint_safe_globals
 from mmengine.config import Config, ConfigDict, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 
 def parse_args(argv=None):
@@ -65,14 +63,8 @@ def parse_args(argv=None):
 
 def merge_args(cfg, args):
     """Merge the command-line arguments into the config (CLI wins)."""
-    cfg.launcher = args.launcher
-
-    # work_dir priority: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_launcher_and_work_dir(cfg, args.config, args.work_dir,
+                              args.launcher)
 
     cfg.load_from = args.checkpoint
     # testing never resumes the optimizer, scheduler or message hub
@@ -101,13 +93,6 @@ def merge_args(cfg, args):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     return cfg
-
-
-def build_runner(cfg):
-    """Build mmengine's Runner, or ``cfg.runner_type`` from RUNNERS."""
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
 
 
 def main(argv=None):

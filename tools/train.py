@@ -12,13 +12,11 @@ host config, and Runner checkpoints load under ``torch>=2.6`` (``--resume``)::
 """
 import argparse
 import os
-import os.path as osp
 
 import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
+from mmdyt.apis import build_runner, set_launcher_and_work_dir
 from mmdyt.utils import register_runner_checkpoint_safe_globals
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 
 def parse_args(argv=None):
@@ -74,14 +72,8 @@ def merge_args(cfg, args):
         cfg.val_dataloader = None
         cfg.val_evaluator = None
 
-    cfg.launcher = args.launcher
-
-    # work_dir priority: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_launcher_and_work_dir(cfg, args.config, args.work_dir,
+                              args.launcher)
 
     if args.amp:
         optim_wrapper = cfg.get('optim_wrapper', None)
@@ -119,13 +111,6 @@ def merge_args(cfg, args):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     return cfg
-
-
-def build_runner(cfg):
-    """Build mmengine's Runner, or ``cfg.runner_type`` from RUNNERS."""
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
 
 
 def main(argv=None):

@@ -1,5 +1,9 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
-"""Helpers the analysis tools share: config loading and model building."""
+"""Helpers the tools share: config loading, model and runner building."""
 from .model import init_dyt_model, load_config
+from .runner import build_runner, set_launcher_and_work_dir
 
-__all__ = ['init_dyt_model', 'load_config']
+__all__ = [
+    'init_dyt_model', 'load_config', 'build_runner',
+    'set_launcher_and_work_dir'
+]
