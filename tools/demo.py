@@ -116,10 +116,9 @@ def main(argv=None) -> dict:
             train_s=train_s,
             test_s=test_s)
         if hasattr(backbone, 'dyt_flops_spec'):
-            from mmdyt.models.dyt import ViTFlopsSpec, model_flops
+            from mmdyt.models.dyt import model_flops
             spec = backbone.dyt_flops_spec(backbone.pos_embed.shape[1], 5)
-            dense = ViTFlopsSpec(**{**spec.__dict__, 'variant': None})
-            dense_gflops = model_flops(dense) / 1e9
+            dense_gflops = model_flops(spec.dense()) / 1e9
     for name in ('Full tuning', 'Linear probe'):
         rows[name]['gflops'] = dense_gflops
 

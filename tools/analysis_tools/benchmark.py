@@ -222,9 +222,7 @@ def _dyt_flops(backbone):
     per_sample = backbone.dynamic_flops()
     num_tokens = next(iter(backbone.dyt_masks[0].values())).shape[1]
     spec = backbone.dyt_flops_spec(num_tokens)
-    dense_spec = copy.copy(spec)
-    dense_spec.variant = None
-    return float(per_sample.mean()), float(model_flops(dense_spec))
+    return float(per_sample.mean()), float(model_flops(spec.dense()))
 
 
 def _rates(backbone):

@@ -186,8 +186,7 @@ def main(argv=None):
     num_tokens = (shape[0] // patch[0]) * (shape[1] // patch[1]) + \
         backbone.num_extra_tokens
     spec = backbone.dyt_flops_spec(num_tokens, num_classes)
-    dense_spec = copy.copy(spec)
-    dense_spec.variant = None
+    dense_spec = spec.dense()
     result = dict(
         config=args.config,
         checkpoint=args.checkpoint,
@@ -202,9 +201,8 @@ def main(argv=None):
         fused, explicit = traced_flops(dense, shape)
         result['traced_dense_backbone_gflops_sdpa'] = fused / 1e9
         result['traced_dense_backbone_gflops_explicit'] = explicit / 1e9
-        no_head = copy.copy(dense_spec)
-        no_head.num_classes = 0
-        result['analytic_dense_backbone_gflops'] = model_flops(no_head) / 1e9
+        result['analytic_dense_backbone_gflops'] = model_flops(
+            spec.dense(num_classes=0)) / 1e9
 
     # ---- dynamic
     flops, rates, source = [], [], None

@@ -8,7 +8,7 @@ token, a LayerNorm with affine counts 5 per element, element-wise ops
 the attention products ``QK^T`` and ``AV`` are always counted (the counters
 skip PyTorch's fused ``scaled_dot_product_attention``).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional
 
 import torch
@@ -57,6 +57,10 @@ class ViTFlopsSpec:
     @property
     def num_tokens(self) -> int:
         return self.num_patches + self.num_prefix_tokens
+
+    def dense(self, **changes) -> 'ViTFlopsSpec':
+        """The same ViT without DyT (the host's dense model), plus changes."""
+        return replace(self, variant=None, **changes)
 
     @property
     def sites(self):

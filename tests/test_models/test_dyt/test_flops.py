@@ -11,6 +11,9 @@ from .reference import RefBlock, RefOps
 def test_dense_vit_b16_is_17_58_gflops():
     spec = ViTFlopsSpec(variant=None)
     assert model_flops(spec) / 1e9 == pytest.approx(17.58, rel=0.01)
+    dyt = ViTFlopsSpec(variant='mlp', bottleneck=8, num_classes=100)
+    assert model_flops(dyt.dense(num_classes=0)) == model_flops(spec)
+    assert dyt.dense().num_classes == 100 and dyt.variant == 'mlp'
 
 
 def test_paper_counts():
