@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence
 import torch
 from mmengine.evaluator import BaseMetric
 
+from mmdyt.models.dyt.stats import FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD
 from mmdyt.registry import METRICS
 
 
@@ -12,11 +13,19 @@ from mmdyt.registry import METRICS
 class DyTEfficiencyMetric(BaseMetric):
     """Mean dynamic GFLOPs per sample and activation rates.
 
-    Reads the ``dyt_flops`` and ``dyt_rates`` fields that DyT models put on
-    their predictions (counted from the tokens each sample really kept), and
-    reports ``gflops`` (mean per sample, the paper's "average FLOPs"),
-    ``act_rate`` (mean over samples and dispatchers) and ``act_rate_l{i}``
-    (mean over samples, dispatcher ``i``). Use it next to the task metric::
+    Reads the ``dyt_flops`` and ``dyt_rates`` fields that DyT algorithms put
+    on their predictions (counted from the tokens each sample really kept,
+    summed over every backbone call the sample needed: the views of a video,
+    the crops of a sliding-window segmentation) and reports:
+
+    - ``gflops``: mean per sample (the paper's "average FLOPs"; per video
+      for video models, per image for segmentation);
+    - ``gflops_per_view``: mean per view, when the predictions carry
+      ``dyt_num_views`` (video models);
+    - ``act_rate``: mean over samples and dispatchers;
+    - ``act_rate_l{i}``: mean over samples of dispatcher ``i``.
+
+    Use it next to the task metric::
 
         val_evaluator = [dict(type='Accuracy', topk=(1, )),
                          dict(type='mmdyt.DyTEfficiencyMetric')]
@@ -38,21 +47,26 @@ class DyTEfficiencyMetric(BaseMetric):
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
-            if 'dyt_flops' not in sample or 'dyt_rates' not in sample:
+            if FLOPS_FIELD not in sample or RATES_FIELD not in sample:
                 raise KeyError(
-                    'DyTEfficiencyMetric needs predictions with dyt_flops and '
-                    'dyt_rates; use a DyT model (e.g. '
+                    f'DyTEfficiencyMetric needs predictions with {FLOPS_FIELD}'
+                    f' and {RATES_FIELD}; use a DyT model (e.g. '
                     "model.type='mmdyt.DyTImageClassifier')")
             self.results.append(
-                (float(sample['dyt_flops']),
-                 torch.as_tensor(sample['dyt_rates']).float()))
+                (float(sample[FLOPS_FIELD]),
+                 torch.as_tensor(sample[RATES_FIELD]).float(),
+                 int(sample.get(VIEWS_FIELD, 0))))
 
     def compute_metrics(self, results: List) -> dict:
         flops = torch.tensor([r[0] for r in results], dtype=torch.float64)
         rates = torch.stack([r[1] for r in results])
+        views = torch.tensor([r[2] for r in results], dtype=torch.float64)
         metrics = dict(
-            gflops=flops.mean().item() / 1e9,
-            act_rate=rates.mean().item())
+            gflops=flops.mean().item() / 1e9, act_rate=rates.mean().item())
+        if bool((views > 0).all()):
+            metrics['gflops_per_view'] = (flops / views).mean().item() / 1e9
+        elif bool((views > 0).any()):
+            raise ValueError(f'only some predictions carry {VIEWS_FIELD}')
         if self.per_layer:
             for i, rate in enumerate(rates.mean(dim=0).tolist()):
                 metrics[f'act_rate_l{i}'] = rate

@@ -1,13 +1,15 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """Task-agnostic DyT core: pure torch, imports no host codebase."""
 from .adapter import Adapter, MoEAdapter, build_adapter
+from .algorithm import DyTAlgorithmMixin, check_dyt_loss_weights
 from .dispatcher import TokenDispatcher
 from .flops import (ViTFlopsSpec, base_flops, dynamic_flops, layer_flops,
-                    model_flops)
+                    linear_module_flops, model_flops)
 from .layer import (MODES, VARIANT_SITES, DyTLayer, HostLayerOps,
                     PackedTokens, check_mode, check_variant, stack_masks)
 from .mixin import DYT_DEFAULTS, DyTBackboneMixin, parse_dyt_cfg
 from .losses import activation_rate, distill_loss, rate_loss
+from .stats import FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD, DyTStats
 
 __all__ = [
     'Adapter', 'MoEAdapter', 'build_adapter', 'TokenDispatcher', 'DyTLayer',
@@ -15,5 +17,7 @@ __all__ = [
     'check_variant', 'stack_masks', 'ViTFlopsSpec', 'base_flops',
     'dynamic_flops', 'layer_flops', 'model_flops', 'activation_rate',
     'distill_loss', 'rate_loss', 'DYT_DEFAULTS', 'DyTBackboneMixin',
-    'parse_dyt_cfg'
+    'parse_dyt_cfg', 'DyTAlgorithmMixin', 'check_dyt_loss_weights',
+    'linear_module_flops', 'DyTStats', 'FLOPS_FIELD', 'RATES_FIELD',
+    'VIEWS_FIELD'
 ]

@@ -154,3 +154,10 @@ def dynamic_flops(spec: ViTFlopsSpec,
         })
     return torch.as_tensor(base_flops(spec), dtype=torch.float64) + sum(
         layer_flops(spec, c) for c in counts)
+
+
+def linear_module_flops(module: torch.nn.Module) -> int:
+    """FLOPs of the ``nn.Linear`` layers of ``module`` applied to one vector
+    each (a classification head on a pooled feature)."""
+    return sum(m.in_features * m.out_features for m in module.modules()
+               if isinstance(m, torch.nn.Linear))

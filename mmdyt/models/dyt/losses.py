@@ -21,8 +21,17 @@ def rate_loss(masks: Tensor, target: float) -> Tensor:
     return (activation_rate(masks) - target)**2
 
 
-def distill_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
-    """``KL(teacher || student)``, batch mean, teacher detached, no temperature."""
+def distill_loss(student_logits: Tensor, teacher_logits: Tensor,
+                 class_dim: int = -1) -> Tensor:
+    """``KL(teacher || student)``, teacher detached, no temperature.
+
+    Mean over every prediction: the batch for ``(B, K)`` logits, batch and
+    pixels for dense logits such as ``(B, K, H, W)`` with ``class_dim=1``.
+    """
+    if class_dim not in (-1, student_logits.dim() - 1):
+        K = student_logits.shape[class_dim]
+        student_logits = student_logits.movedim(class_dim, -1).reshape(-1, K)
+        teacher_logits = teacher_logits.movedim(class_dim, -1).reshape(-1, K)
     return F.kl_div(
         F.log_softmax(student_logits, dim=-1),
         F.log_softmax(teacher_logits.detach(), dim=-1),

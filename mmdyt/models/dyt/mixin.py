@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .flops import ViTFlopsSpec, dynamic_flops
 from .layer import DyTLayer, HostLayerOps, check_mode, stack_masks
+from .stats import DyTStats
 
 #: keys of the ``dyt`` config dict and their defaults (paper defaults).
 DYT_DEFAULTS = dict(
@@ -43,7 +44,11 @@ class DyTBackboneMixin:
     The mode of a forward pass is ``'masked'`` in training and ``'gathered'``
     in eval, unless :meth:`dyt_mode` says otherwise. The masks of the last
     forward pass are kept in ``self.dyt_masks`` (one dict site -> ``(B, N)``
-    mask per layer) for losses, metrics and hooks.
+    mask per layer) for losses and hooks. Inside :meth:`dyt_recording`, every
+    forward pass also appends its :class:`~mmdyt.models.dyt.DyTStats`
+    (per-row FLOPs and token counts), so an algorithm whose sample needs
+    several backbone calls (video views, frames, sliding-window crops) can
+    count all of them.
     """
 
     def init_dyt(self, dyt: Optional[dict], embed_dims: int, num_layers: int,
@@ -57,6 +62,7 @@ class DyTBackboneMixin:
         self._dyt_mode: Optional[str] = None
         self._dyt_forced_masks: Optional[List[Dict[str, Tensor]]] = None
         self.dyt_masks: List[Dict[str, Tensor]] = []
+        self._dyt_records: Optional[List[DyTStats]] = None
         self.freeze_host()
 
     # ------------------------------------------------------------- training
@@ -120,6 +126,28 @@ class DyTBackboneMixin:
             if not keep_masks:
                 self.dyt_masks = saved[2]
 
+    @contextmanager
+    def dyt_recording(self):
+        """Record the statistics of every forward pass inside the block.
+
+        Yields the list that receives one :class:`DyTStats` per backbone call
+        (its rows are that call's inputs, in order). Nested blocks each see
+        only their own calls. Outside a recording block nothing accumulates,
+        so training keeps no history.
+
+        Example:
+            >>> with backbone.dyt_recording() as calls:
+            ...     for crop in crops:
+            ...         backbone(crop)
+            >>> stats = DyTStats.cat(calls)   # rows of all calls
+        """
+        saved = self._dyt_records
+        self._dyt_records = []
+        try:
+            yield self._dyt_records
+        finally:
+            self._dyt_records = saved
+
     def run_dyt_layers(self, x: Tensor, ops: Sequence[HostLayerOps],
                        after_layer=None) -> Tensor:
         """Run every layer under DyT; record the masks.
@@ -138,6 +166,8 @@ class DyTBackboneMixin:
             self.dyt_masks.append(used)
             if after_layer is not None:
                 x = after_layer(i, x)
+        if self._dyt_records is not None:
+            self._dyt_records.append(self.measure_dyt())
         return x
 
     # --------------------------------------------------------- measurements
@@ -155,7 +185,14 @@ class DyTBackboneMixin:
         raise NotImplementedError
 
     def dynamic_flops(self, num_classes: int = 0) -> Tensor:
-        """Per-sample FLOPs ``(B,)`` of the last forward pass."""
+        """Per-sample FLOPs ``(B,)`` of the last forward pass (with a linear
+        head of ``num_classes`` outputs on the embedding)."""
         num_tokens = self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
         spec = self.dyt_flops_spec(num_tokens, num_classes)
         return dynamic_flops(spec, self.dyt_masks)
+
+    def measure_dyt(self) -> DyTStats:
+        """:class:`DyTStats` of the last forward pass: backbone FLOPs (no
+        head) and active / seen tokens of every row at every dispatcher."""
+        return DyTStats.from_masks(self.stacked_dyt_masks(),
+                                   self.dynamic_flops())

@@ -38,3 +38,13 @@ def test_distill_is_kl_teacher_student_with_detached_teacher():
     loss.backward()
     assert teacher.grad is None and student.grad.abs().sum() > 0
     assert math.isclose(distill_loss(teacher, teacher).item(), 0., abs_tol=1e-6)
+
+
+def test_distill_over_a_class_dim_is_the_mean_kl_per_pixel():
+    torch.manual_seed(0)
+    student = torch.randn(2, 5, 3, 4)  # (B, K, H, W)
+    teacher = torch.randn(2, 5, 3, 4)
+    p = F.softmax(teacher, 1)
+    per_pixel = (p * (p.log() - F.log_softmax(student, 1))).sum(1)  # (B,H,W)
+    torch.testing.assert_close(
+        distill_loss(student, teacher, class_dim=1), per_pixel.mean())

@@ -1,0 +1,119 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""What every DyT algorithm (classifier, recognizer, segmentor) shares.
+
+The host algorithm keeps its own forward and task losses; this mixin adds
+DyT's terms to them and turns the backbone's recorded statistics into the
+per-sample fields that :class:`~mmdyt.evaluation.DyTEfficiencyMetric` reads.
+"""
+from typing import Callable, Optional, Sequence
+
+from torch import Tensor
+
+from .losses import distill_loss, rate_loss
+from .mixin import DyTBackboneMixin
+from .stats import FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD, DyTStats
+
+
+def check_dyt_loss_weights(target_rate: float, **weights) -> None:
+    """Validate ``model.target_rate`` and the non-negative loss weights."""
+    if not 0.0 <= target_rate <= 1.0:
+        raise ValueError(f'model.target_rate must be in [0, 1], got '
+                         f'{target_rate}')
+    for key, value in weights.items():
+        if value < 0:
+            raise ValueError(f'model.{key} must be >= 0, got {value}')
+
+
+class DyTAlgorithmMixin:
+    """DyT's loss terms and inference statistics for a host algorithm.
+
+    ``L = L_task + w_c * L_task(y_complete) + w_d * KL(y_complete || y)
+    + w_r * (mean(M) - r) ** 2``: :meth:`add_dyt_losses` adds
+    ``loss_rate``, ``act_rate`` (logged, not a loss) and, when their weights
+    are > 0, ``loss_cls_complete`` and ``loss_distill`` (the complete pass
+    runs only then) to the host's task losses.
+    """
+
+    def init_dyt_algorithm(self,
+                           target_rate: float = 0.5,
+                           rate_loss_weight: float = 2.0,
+                           complete_loss_weight: float = 1.0,
+                           distill_loss_weight: float = 1.0) -> None:
+        """Validate and keep the loss settings; check the backbone."""
+        check_dyt_loss_weights(
+            target_rate,
+            rate_loss_weight=rate_loss_weight,
+            complete_loss_weight=complete_loss_weight,
+            distill_loss_weight=distill_loss_weight)
+        if not isinstance(self.backbone, DyTBackboneMixin):
+            raise TypeError(
+                f'model.backbone of {type(self).__name__} must be a DyT '
+                "backbone such as type='mmdyt.DyTVisionTransformer', got "
+                f'{type(self.backbone).__name__}')
+        self.target_rate = target_rate
+        self.rate_loss_weight = rate_loss_weight
+        self.complete_loss_weight = complete_loss_weight
+        self.distill_loss_weight = distill_loss_weight
+
+    @property
+    def needs_complete_pass(self) -> bool:
+        return self.complete_loss_weight > 0 or self.distill_loss_weight > 0
+
+    def add_dyt_losses(self,
+                       losses: dict,
+                       score: Optional[Tensor] = None,
+                       complete_score: Optional[Callable[[], Tensor]] = None,
+                       complete_task_loss: Optional[Callable[[Tensor],
+                                                             Tensor]] = None,
+                       class_dim: int = -1) -> dict:
+        """Add DyT's terms to ``losses`` (in place) and return it.
+
+        Args:
+            losses (dict): The host's task losses of the dynamic pass.
+            score (Tensor, optional): Logits of the dynamic pass (student of
+                the distillation term).
+            complete_score (callable, optional): Runs the model again and
+                returns its logits; called in ``dyt_mode('complete')``.
+            complete_task_loss (callable, optional): Task loss of the
+                complete logits (``L_task(y_complete)``).
+            class_dim (int): Class dimension of the logits (1 for dense
+                ``(B, K, H, W)`` logits).
+        """
+        masks = self.backbone.stacked_dyt_masks()
+        losses['loss_rate'] = self.rate_loss_weight * rate_loss(
+            masks, self.target_rate)
+        losses['act_rate'] = masks.detach().float().mean()
+        if not self.needs_complete_pass:
+            return losses
+        if complete_score is None or score is None:
+            raise ValueError(
+                f'{type(self).__name__}: complete_loss_weight and '
+                'distill_loss_weight need the complete pass; set both to 0')
+        with self.backbone.dyt_mode('complete'):
+            complete = complete_score()
+        if self.complete_loss_weight > 0:
+            losses['loss_cls_complete'] = \
+                self.complete_loss_weight * complete_task_loss(complete)
+        if self.distill_loss_weight > 0:
+            losses['loss_distill'] = self.distill_loss_weight * distill_loss(
+                score, complete, class_dim=class_dim)
+        return losses
+
+    @staticmethod
+    def set_dyt_fields(data_samples: Sequence, stats: DyTStats,
+                       num_views: Optional[int] = None) -> None:
+        """Put one sample's FLOPs and per-dispatcher rates on each data
+        sample (metainfo ``dyt_flops``, ``dyt_rates``; ``dyt_num_views``
+        when a sample ran several views)."""
+        if len(stats) != len(data_samples):
+            raise ValueError(f'{len(stats)} DyT statistics for '
+                             f'{len(data_samples)} data samples')
+        rates = stats.rates.float().cpu()
+        for i, sample in enumerate(data_samples):
+            sample.set_field(float(stats.flops[i]), FLOPS_FIELD,
+                             field_type='metainfo')
+            sample.set_field(rates[i], RATES_FIELD, field_type='metainfo')
+            if num_views is not None:
+                sample.set_field(int(num_views), VIEWS_FIELD,
+                                 field_type='metainfo')
+
