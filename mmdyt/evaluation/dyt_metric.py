@@ -5,7 +5,8 @@ from typing import List, Optional, Sequence
 import torch
 from mmengine.evaluator import BaseMetric
 
-from mmdyt.models.dyt.stats import FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD
+from mmdyt.models.dyt.stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD,
+                                    RATES_FIELD, VIEWS_FIELD)
 from mmdyt.registry import METRICS
 
 
@@ -22,6 +23,8 @@ class DyTEfficiencyMetric(BaseMetric):
       for video models, per image for segmentation);
     - ``gflops_per_view``: mean per view, when the predictions carry
       ``dyt_num_views`` (video models);
+    - ``dense_gflops``: the same mean for the dense host model on the same
+      samples, when the predictions carry ``dyt_dense_flops``;
     - ``act_rate``: mean over samples and dispatchers;
     - ``act_rate_l{i}``: mean over samples of dispatcher ``i``.
 
@@ -55,7 +58,8 @@ class DyTEfficiencyMetric(BaseMetric):
             self.results.append(
                 (float(sample[FLOPS_FIELD]),
                  torch.as_tensor(sample[RATES_FIELD]).float(),
-                 int(sample.get(VIEWS_FIELD, 0))))
+                 int(sample.get(VIEWS_FIELD, 0)),
+                 float(sample.get(DENSE_FLOPS_FIELD, float('nan')))))
 
     def compute_metrics(self, results: List) -> dict:
         flops = torch.tensor([r[0] for r in results], dtype=torch.float64)
@@ -67,6 +71,9 @@ class DyTEfficiencyMetric(BaseMetric):
             metrics['gflops_per_view'] = (flops / views).mean().item() / 1e9
         elif bool((views > 0).any()):
             raise ValueError(f'only some predictions carry {VIEWS_FIELD}')
+        dense = torch.tensor([r[3] for r in results], dtype=torch.float64)
+        if not bool(dense.isnan().any()):
+            metrics['dense_gflops'] = dense.mean().item() / 1e9
         if self.per_layer:
             for i, rate in enumerate(rates.mean(dim=0).tolist()):
                 metrics[f'act_rate_l{i}'] = rate

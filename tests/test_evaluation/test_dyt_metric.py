@@ -5,8 +5,10 @@ import torch
 from mmdyt.evaluation import DyTEfficiencyMetric
 
 
-def _sample(flops, rates, views=None):
+def _sample(flops, rates, views=None, dense=None):
     s = dict(dyt_flops=flops, dyt_rates=torch.tensor(rates))
+    if dense is not None:
+        s['dyt_dense_flops'] = dense
     if views is not None:
         s['dyt_num_views'] = views
     return s
@@ -14,11 +16,12 @@ def _sample(flops, rates, views=None):
 
 def test_means_per_sample_per_view_and_per_dispatcher():
     metric = DyTEfficiencyMetric()
-    metric.process(None, [_sample(6e9, [0.5, 1.0], views=3),
-                          _sample(2e9, [0.0, 0.5], views=1)])
+    metric.process(None, [_sample(6e9, [0.5, 1.0], views=3, dense=9e9),
+                          _sample(2e9, [0.0, 0.5], views=1, dense=3e9)])
     out = metric.compute_metrics(metric.results)
     assert out['gflops'] == pytest.approx(4.0)
     assert out['gflops_per_view'] == pytest.approx((2.0 + 2.0) / 2)
+    assert out['dense_gflops'] == pytest.approx(6.0)
     assert out['act_rate'] == pytest.approx(0.5)
     assert out['act_rate_l0'] == pytest.approx(0.25)
     assert out['act_rate_l1'] == pytest.approx(0.75)

@@ -79,10 +79,12 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
         ...                 dyt=dict(variant='mlp', bottleneck=8))
     """
 
+    host_class = VisionTransformer
+
     def __init__(self, dyt: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
         self.init_dyt(dyt, self.embed_dims, self.num_layers,
-                      self.num_extra_tokens)
+                      self.num_extra_tokens, host_kwargs=kwargs)
         # Plain Python list: the ops only reference host modules, so no
         # parameter is registered twice.
         self._host_ops = [MMPretrainLayerOps(layer) for layer in self.layers]
@@ -112,6 +114,9 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
 
         self.run_dyt_layers(x, self._host_ops, after_layer)
         return tuple(outs)
+
+    def dyt_input_shape(self) -> tuple:
+        return (self.patch_embed.projection.in_channels, *self.img_size)
 
     def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:

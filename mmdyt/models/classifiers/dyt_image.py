@@ -1,12 +1,13 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """mmpretrain ``ImageClassifier`` trained with DyT's losses."""
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.structures import DataSample
 
 from mmdyt.registry import MODELS
+from mmdyt.utils.synthetic import synthetic_inputs
 from ..dyt import DyTAlgorithmMixin, DyTStats, linear_module_flops
 
 
@@ -71,3 +72,10 @@ class DyTImageClassifier(DyTAlgorithmMixin, ImageClassifier):
         stats = DyTStats.cat(calls).add_flops(linear_module_flops(self.head))
         self.set_dyt_fields(predictions, stats)
         return predictions
+
+    def dyt_example_batch(self, batch_size: int,
+                          seed: int = 0) -> Tuple[torch.Tensor, list]:
+        device = next(self.parameters()).device
+        inputs = synthetic_inputs(self.backbone.dyt_input_shape(), batch_size,
+                                  seed, device)
+        return inputs, [DataSample() for _ in range(batch_size)]

@@ -9,7 +9,8 @@ from .layer import (MODES, VARIANT_SITES, DyTLayer, HostLayerOps,
                     PackedTokens, check_mode, check_variant, stack_masks)
 from .mixin import DYT_DEFAULTS, DyTBackboneMixin, parse_dyt_cfg
 from .losses import activation_rate, distill_loss, rate_loss
-from .stats import FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD, DyTStats
+from .stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD,
+                    DyTStats)
 
 __all__ = [
     'Adapter', 'MoEAdapter', 'build_adapter', 'TokenDispatcher', 'DyTLayer',
@@ -19,5 +20,5 @@ __all__ = [
     'distill_loss', 'rate_loss', 'DYT_DEFAULTS', 'DyTBackboneMixin',
     'parse_dyt_cfg', 'DyTAlgorithmMixin', 'check_dyt_loss_weights',
     'linear_module_flops', 'DyTStats', 'FLOPS_FIELD', 'RATES_FIELD',
-    'VIEWS_FIELD'
+    'VIEWS_FIELD', 'DENSE_FLOPS_FIELD'
 ]

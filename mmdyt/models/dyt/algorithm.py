@@ -5,13 +5,16 @@ The host algorithm keeps its own forward and task losses; this mixin adds
 DyT's terms to them and turns the backbone's recorded statistics into the
 per-sample fields that :class:`~mmdyt.evaluation.DyTEfficiencyMetric` reads.
 """
-from typing import Callable, Optional, Sequence
+import copy
+from typing import Callable, List, Optional, Sequence, Tuple
 
+import torch.nn as nn
 from torch import Tensor
 
 from .losses import distill_loss, rate_loss
 from .mixin import DyTBackboneMixin
-from .stats import FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD, DyTStats
+from .stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD,
+                    DyTStats)
 
 
 def check_dyt_loss_weights(target_rate: float, **weights) -> None:
@@ -99,18 +102,46 @@ class DyTAlgorithmMixin:
                 score, complete, class_dim=class_dim)
         return losses
 
+    def build_dense_twin(self) -> nn.Module:
+        """This model as its host algorithm class (e.g. mmpretrain's
+        ``ImageClassifier``) with the dense host backbone: same weights, no
+        DyT, eval mode. The dense model of whole-model benchmarks."""
+        host = next(c for c in type(self).__mro__
+                    if not issubclass(c, DyTAlgorithmMixin))
+        backbone = self.backbone
+        self.backbone = None  # do not deep-copy the DyT backbone
+        try:
+            twin = copy.deepcopy(self)
+        finally:
+            self.backbone = backbone
+        twin.__class__ = host
+        twin.backbone = backbone.build_dense_twin()
+        twin.eval()
+        twin.requires_grad_(False)
+        return twin
+
+    def dyt_example_batch(self, batch_size: int,
+                          seed: int = 0) -> Tuple[Tensor, List]:
+        """``(inputs, data_samples)`` of synthetic test samples at the
+        configured input size, ready for :meth:`predict` (benchmarks, FLOPs
+        counts without a data set)."""
+        raise NotImplementedError
+
     @staticmethod
     def set_dyt_fields(data_samples: Sequence, stats: DyTStats,
                        num_views: Optional[int] = None) -> None:
-        """Put one sample's FLOPs and per-dispatcher rates on each data
-        sample (metainfo ``dyt_flops``, ``dyt_rates``; ``dyt_num_views``
-        when a sample ran several views)."""
+        """Put one sample's FLOPs, the dense model's FLOPs and the
+        per-dispatcher rates on each data sample (metainfo ``dyt_flops``,
+        ``dyt_dense_flops``, ``dyt_rates``; ``dyt_num_views`` when a sample
+        ran several views)."""
         if len(stats) != len(data_samples):
             raise ValueError(f'{len(stats)} DyT statistics for '
                              f'{len(data_samples)} data samples')
         rates = stats.rates.float().cpu()
         for i, sample in enumerate(data_samples):
             sample.set_field(float(stats.flops[i]), FLOPS_FIELD,
+                             field_type='metainfo')
+            sample.set_field(float(stats.dense_flops[i]), DENSE_FLOPS_FIELD,
                              field_type='metainfo')
             sample.set_field(rates[i], RATES_FIELD, field_type='metainfo')
             if num_views is not None:

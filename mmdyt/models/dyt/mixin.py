@@ -7,7 +7,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
 
-from .flops import ViTFlopsSpec, dynamic_flops
+from .flops import ViTFlopsSpec, dynamic_flops, model_flops
 from .layer import DyTLayer, HostLayerOps, check_mode, stack_masks
 from .stats import DyTStats
 
@@ -49,11 +49,32 @@ class DyTBackboneMixin:
     (per-row FLOPs and token counts), so an algorithm whose sample needs
     several backbone calls (video views, frames, sliding-window crops) can
     count all of them.
+
+    A host integration sets :attr:`host_class` (the host backbone class it
+    subclasses) and passes its host arguments to :meth:`init_dyt`, which
+    makes :meth:`build_dense_twin` work; it implements
+    :meth:`dyt_flops_spec` (or :meth:`dynamic_flops` and :meth:`dense_flops`
+    for a backbone that :class:`ViTFlopsSpec` cannot describe) and
+    :meth:`dyt_input_shape`.
     """
+    #: the host backbone class (e.g. mmpretrain's ``VisionTransformer``).
+    host_class: Optional[type] = None
 
     def init_dyt(self, dyt: Optional[dict], embed_dims: int, num_layers: int,
-                 num_prefix_tokens: int) -> None:
+                 num_prefix_tokens: int,
+                 host_kwargs: Optional[dict] = None) -> None:
+        """Build the dispatchers and adapters and freeze the host.
+
+        Args:
+            dyt (dict, optional): The ``dyt`` config block.
+            embed_dims (int): Channels of the tokens.
+            num_layers (int): Layers that get a :class:`DyTLayer`.
+            num_prefix_tokens (int): Always-active leading tokens (CLS).
+            host_kwargs (dict, optional): The arguments the host class was
+                built with (for :meth:`build_dense_twin`).
+        """
         self.dyt_cfg = parse_dyt_cfg(dyt)
+        self._host_kwargs = dict(host_kwargs or {})
         self.num_prefix_tokens = num_prefix_tokens
         self.dyt_layers = nn.ModuleList([
             DyTLayer(embed_dims, num_prefix_tokens=num_prefix_tokens,
@@ -80,6 +101,32 @@ class DyTBackboneMixin:
             f'parameters (adapters, dispatchers, routers), '
             f'{frozen / 1e6:.2f} M frozen host parameters',
             logger='current')
+
+    def build_dense_twin(self) -> nn.Module:
+        """The host backbone with this backbone's host weights, no DyT.
+
+        Built from :attr:`host_class` and the host arguments (without
+        ``init_cfg``: the weights are copied), in eval mode with gradients
+        off: the dense model of benchmarks and FLOPs comparisons.
+        """
+        if self.host_class is None:
+            raise NotImplementedError(
+                f'{type(self).__name__} sets no host_class')
+        kwargs = {k: v for k, v in self._host_kwargs.items()
+                  if k != 'init_cfg'}
+        dense = self.host_class(**kwargs)
+        state = {k: v for k, v in self.state_dict().items()
+                 if not k.startswith('dyt_layers.')}
+        dense.load_state_dict(state, strict=True)
+        dense.to(next(self.parameters()).device)
+        dense.eval()
+        dense.requires_grad_(False)
+        return dense
+
+    def dyt_input_shape(self) -> tuple:
+        """Shape of one input sample at the configured size, e.g.
+        ``(3, 224, 224)`` (images) or ``(3, 16, 224, 224)`` (clips)."""
+        raise NotImplementedError
 
     def init_weights(self):
         """Host init (e.g. ``Pretrained``), then DyT's own initialisation.
@@ -191,8 +238,16 @@ class DyTBackboneMixin:
         spec = self.dyt_flops_spec(num_tokens, num_classes)
         return dynamic_flops(spec, self.dyt_masks)
 
+    def dense_flops(self, num_classes: int = 0) -> float:
+        """FLOPs of one sample of the dense host backbone (no adapters, no
+        dispatchers) on the input of the last forward pass."""
+        num_tokens = self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
+        spec = self.dyt_flops_spec(num_tokens, num_classes)
+        return model_flops(spec.dense())
+
     def measure_dyt(self) -> DyTStats:
         """:class:`DyTStats` of the last forward pass: backbone FLOPs (no
-        head) and active / seen tokens of every row at every dispatcher."""
+        head), the dense host's FLOPs, and active / seen tokens of every row
+        at every dispatcher."""
         return DyTStats.from_masks(self.stacked_dyt_masks(),
-                                   self.dynamic_flops())
+                                   self.dynamic_flops(), self.dense_flops())

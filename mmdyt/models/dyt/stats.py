@@ -19,6 +19,7 @@ from torch import Tensor
 #: metainfo fields DyT algorithms set on every predicted data sample, read by
 #: :class:`~mmdyt.evaluation.DyTEfficiencyMetric`.
 FLOPS_FIELD = 'dyt_flops'
+DENSE_FLOPS_FIELD = 'dyt_dense_flops'
 RATES_FIELD = 'dyt_rates'
 VIEWS_FIELD = 'dyt_num_views'
 
@@ -36,28 +37,38 @@ class DyTStats:
             row at each of the ``S`` dispatchers (layers x sites).
         tokens (Tensor): ``(R, S)`` float64 non-prefix tokens each
             dispatcher saw (the denominators of the rates).
+        dense_flops (Tensor): ``(R,)`` float64 FLOPs of the dense host model
+            (no adapters, no dispatchers) on the same rows.
     """
     flops: Tensor
     active: Tensor
     tokens: Tensor
+    dense_flops: Tensor
 
     def __post_init__(self):
         R = self.flops.shape[0]
         if self.flops.dim() != 1 or self.active.shape[0] != R or \
-                self.active.shape != self.tokens.shape:
+                self.active.shape != self.tokens.shape or \
+                self.dense_flops.shape != self.flops.shape:
             raise ValueError(
-                'DyTStats needs flops (R,), active (R, S) and tokens (R, S), '
-                f'got {tuple(self.flops.shape)}, {tuple(self.active.shape)} '
-                f'and {tuple(self.tokens.shape)}')
+                'DyTStats needs flops (R,), active (R, S), tokens (R, S) and '
+                f'dense_flops (R,), got {tuple(self.flops.shape)}, '
+                f'{tuple(self.active.shape)}, {tuple(self.tokens.shape)} and '
+                f'{tuple(self.dense_flops.shape)}')
 
     @classmethod
-    def from_masks(cls, masks: Tensor, flops: Tensor) -> 'DyTStats':
-        """From the stacked non-prefix masks ``(R, S, N)`` of one call."""
+    def from_masks(cls, masks: Tensor, flops: Tensor,
+                   dense_flops: Union[float, Tensor]) -> 'DyTStats':
+        """From the stacked non-prefix masks ``(R, S, N)`` of one call, the
+        FLOPs of each row and the dense model's FLOPs per row."""
         masks = masks.detach()
         active = masks.double().sum(dim=-1) if masks.numel() else \
             masks.new_zeros(masks.shape[:2], dtype=torch.float64)
         tokens = torch.full_like(active, float(masks.shape[-1]))
-        return cls(flops.detach().double().reshape(-1), active, tokens)
+        flops = flops.detach().double().reshape(-1)
+        dense = torch.as_tensor(dense_flops, dtype=torch.float64,
+                                device=flops.device).expand_as(flops).clone()
+        return cls(flops, active, tokens, dense)
 
     def __len__(self) -> int:
         return self.flops.shape[0]
@@ -83,7 +94,8 @@ class DyTStats:
         return DyTStats(
             torch.cat([s.flops for s in stats]),
             torch.cat([s.active for s in stats]),
-            torch.cat([s.tokens for s in stats]))
+            torch.cat([s.tokens for s in stats]),
+            torch.cat([s.dense_flops for s in stats]))
 
     def group(self, index: Union[Tensor, Sequence[int]],
               num_groups: int) -> 'DyTStats':
@@ -103,11 +115,14 @@ class DyTStats:
             return out.index_add_(0, index, t)
 
         return DyTStats(
-            summed(self.flops), summed(self.active), summed(self.tokens))
+            summed(self.flops), summed(self.active), summed(self.tokens),
+            summed(self.dense_flops))
 
     def add_flops(self, extra: Union[float, Tensor]) -> 'DyTStats':
-        """The same statistics with ``extra`` FLOPs added to every row (a
-        head, a neck, a pooling block: the parts that DyT does not change)."""
+        """The same statistics with ``extra`` FLOPs added to every row, DyT
+        and dense alike (a head, a neck, a pooling block: the parts that DyT
+        does not change)."""
         extra = torch.as_tensor(extra, dtype=torch.float64,
                                 device=self.flops.device)
-        return DyTStats(self.flops + extra, self.active, self.tokens)
+        return DyTStats(self.flops + extra, self.active, self.tokens,
+                        self.dense_flops + extra)

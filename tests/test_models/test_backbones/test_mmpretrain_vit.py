@@ -100,3 +100,14 @@ def test_bad_dyt_key_names_allowed_keys():
     with pytest.raises(KeyError, match='allowed keys'):
         MODELS.build(dict(type='mmdyt.DyTVisionTransformer', arch=ARCH,
                           img_size=32, patch_size=8, dyt=dict(rate=0.5)))
+
+
+def test_dense_twin_is_the_host_vit_with_the_same_weights():
+    dense, model = build_pair('cls_token')
+    twin = model.build_dense_twin()
+    assert type(twin) is VisionTransformer
+    assert not any(p.requires_grad for p in twin.parameters())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x)[0], dense(x)[0])
+    assert model.dyt_input_shape() == (3, 32, 32)

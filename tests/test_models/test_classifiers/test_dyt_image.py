@@ -161,3 +161,32 @@ def test_short_training_on_digits_reaches_target_rate():
         assert abs(rate - target) < 0.05, (target, start, rate)
         moved = max(moved, abs(start - target))
     assert moved > 0.3  # the rate really moved to r, not started there
+
+
+def test_dense_twin_and_example_batch():
+    from mmpretrain.models import ImageClassifier, VisionTransformer
+    torch.manual_seed(0)
+    model = build()
+    model.eval()
+    inputs, data_samples = model.dyt_example_batch(3, seed=1)
+    assert inputs.shape == (3, 3, 16, 16) and len(data_samples) == 3
+    twin = model.build_dense_twin()
+    assert type(twin) is ImageClassifier
+    assert type(twin.backbone) is VisionTransformer
+    assert type(model.backbone).__name__ == 'DyTVisionTransformer'
+    with torch.no_grad():
+        dyt = model.predict(inputs, data_samples)
+        with model.backbone.dyt_mode('complete'):
+            complete = model.predict(inputs)
+        dense = twin.predict(inputs)
+    # fresh adapters: the complete DyT model is the dense one
+    for c, d in zip(complete, dense):
+        torch.testing.assert_close(c.pred_score, d.pred_score)
+    # the dense FLOPs on the samples are those of the dense twin's spec
+    spec = model.backbone.dyt_flops_spec(17, num_classes=5).dense()
+    from mmdyt.models.dyt import model_flops
+    assert {p.dyt_dense_flops for p in dyt} == {model_flops(spec)}
+    # adapters and dispatchers cost FLOPs; skipped tokens save them
+    for d, c in zip(dyt, complete):
+        assert c.dyt_flops > c.dyt_dense_flops == d.dyt_dense_flops
+        assert d.dyt_flops < c.dyt_flops

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmdyt.models.dyt import (DyTBackboneMixin, DyTStats, ViTFlopsSpec,
-                              dynamic_flops)
+                              dynamic_flops, model_flops)
 
 from .reference import RefBlock, RefOps
 
@@ -11,7 +11,8 @@ from .reference import RefBlock, RefOps
 def test_from_masks_counts_active_and_seen_tokens():
     masks = torch.tensor([[[1., 0., 1.], [0., 0., 0.]],
                           [[1., 1., 1.], [1., 0., 0.]]])  # (R=2, S=2, N=3)
-    stats = DyTStats.from_masks(masks, torch.tensor([10., 20.]))
+    stats = DyTStats.from_masks(masks, torch.tensor([10., 20.]), 30.)
+    assert stats.dense_flops.tolist() == [30., 30.]
     assert stats.active.tolist() == [[2., 0.], [3., 1.]]
     assert stats.tokens.tolist() == [[3., 3.], [3., 3.]]
     torch.testing.assert_close(
@@ -21,20 +22,22 @@ def test_from_masks_counts_active_and_seen_tokens():
 
 
 def test_group_sums_flops_and_weights_rates_by_tokens():
-    a = DyTStats(torch.tensor([1., 2.], dtype=torch.float64),
-                 torch.tensor([[1.], [4.]], dtype=torch.float64),
-                 torch.tensor([[2.], [4.]], dtype=torch.float64))
-    b = DyTStats(torch.tensor([10., 20.], dtype=torch.float64),
-                 torch.tensor([[0.], [2.]], dtype=torch.float64),
-                 torch.tensor([[6.], [4.]], dtype=torch.float64))
+    def f64(*values):
+        return torch.tensor(values, dtype=torch.float64)
+
+    a = DyTStats(f64(1., 2.), f64([1.], [4.]), f64([2.], [4.]), f64(3., 3.))
+    b = DyTStats(f64(10., 20.), f64([0.], [2.]), f64([6.], [4.]),
+                 f64(30., 30.))
     rows = DyTStats.cat([a, b])
     assert rows.flops.tolist() == [1., 2., 10., 20.]
     # rows 0 and 2 -> sample 1, rows 1 and 3 -> sample 0 (crops of a batch)
     per_sample = rows.group([1, 0, 1, 0], 2)
     assert per_sample.flops.tolist() == [22., 11.]
+    assert per_sample.dense_flops.tolist() == [33., 33.]
     # token-weighted: (4 + 2) / (4 + 4) and (1 + 0) / (2 + 6)
     assert per_sample.rates[:, 0].tolist() == [0.75, 0.125]
     assert per_sample.add_flops(5.).flops.tolist() == [27., 16.]
+    assert per_sample.add_flops(5.).dense_flops.tolist() == [38., 38.]
     with pytest.raises(ValueError, match='4 rows'):
         rows.group([0, 1], 2)
     with pytest.raises(ValueError, match=r'\[0, 2\)'):
@@ -44,7 +47,7 @@ def test_group_sums_flops_and_weights_rates_by_tokens():
 
 
 def test_a_dispatcher_that_saw_no_token_counts_as_active():
-    stats = DyTStats.from_masks(torch.zeros(2, 3, 0), torch.zeros(2))
+    stats = DyTStats.from_masks(torch.zeros(2, 3, 0), torch.zeros(2), 0.)
     assert stats.rates.eq(1).all()
 
 
@@ -94,6 +97,8 @@ def test_recording_keeps_every_call_and_groups_into_samples():
                 model.stacked_dyt_masks().double().sum(-1))
     torch.testing.assert_close(rows.flops, torch.cat(expected_flops))
     torch.testing.assert_close(rows.active, torch.cat(expected_active))
+    dense = model_flops(model.dyt_flops_spec(9).dense())
+    assert rows.dense_flops.tolist() == [dense] * 6 and dense > 0
     assert 0 < rows.rates.mean() < 1
     # views of one sample are consecutive rows
     videos = rows.group(torch.arange(6) // 2, 3)
