@@ -33,6 +33,7 @@ def default_allowlist():
     try:
         yield
     finally:
+        torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(saved)
 
 
