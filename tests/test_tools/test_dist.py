@@ -173,6 +173,9 @@ def test_dist_train_two_gloo_processes(dist_train):
     log = _log(dist_train)
     assert 'GPU number: 2' in log and 'Distributed training: True' in log
     _assert_same_params(_ranks(dist_train, 2))
+    # the checkpoint (written by rank 0) holds the RNG states of both ranks
+    rng = torch.load(osp.join(dist_train, 'epoch_3.pth'))['mmdyt']['rng']
+    assert rng['world_size'] == 2 and len(rng['ranks']) == 2
     losses = _losses(dist_train)
     assert len(losses) == 6  # 3 epochs x 2 iterations, logged every one
     assert sum(losses[-2:]) < sum(losses[:2])
