@@ -52,6 +52,17 @@ def _assert_weights_only_delta(path, base):
     return checkpoint
 
 
+def _train_then_resume(package, cfg, work, opts, base, first, second):
+    """The host's train.py for ``first`` (option, checkpoint it writes),
+    then its ``--resume`` up to ``second``."""
+    run_host_tool(package, 'train.py', [
+        str(cfg), '--work-dir', work, '--cfg-options', first[0], *opts])
+    _assert_weights_only_delta(osp.join(work, first[1]), base)
+    run_host_tool(package, 'train.py', [
+        str(cfg), '--work-dir', work, '--resume', '--cfg-options', second,
+        *opts])
+
+
 def test_mmpretrain_own_tools_train_resume_test(tmp_path, imagenet_root):
     base = _host_base(tmp_path / 'vit_base.pth')
     cfg = tmp_path / 'dyt_mmpretrain.py'
@@ -67,13 +78,9 @@ def test_mmpretrain_own_tools_train_resume_test(tmp_path, imagenet_root):
         'test_evaluator = val_evaluator\n' + HOOK)
     work = str(tmp_path / 'work')
     opts = data_root_options(imagenet_root)
-    run_host_tool('mmpretrain', 'train.py', [
-        str(cfg), '--work-dir', work, '--cfg-options',
-        'train_cfg.max_epochs=1', *opts])
-    _assert_weights_only_delta(osp.join(work, 'epoch_1.pth'), base)
-    run_host_tool('mmpretrain', 'train.py', [
-        str(cfg), '--work-dir', work, '--resume', '--cfg-options',
-        'train_cfg.max_epochs=2', *opts])
+    _train_then_resume('mmpretrain', cfg, work, opts, base,
+                       ('train_cfg.max_epochs=1', 'epoch_1.pth'),
+                       'train_cfg.max_epochs=2')
     log = _log(work)
     assert 'resumed epoch: 1, iter: 3' in log
     assert 'restored the RNG states of epoch 1, iter 3' in log
@@ -117,13 +124,9 @@ def test_mmseg_own_tools_train_resume_test(tmp_path, ade20k_root):
         f"    type='Pretrained', checkpoint={base!r})))\n" + HOOK)
     work = str(tmp_path / 'work')
     opts = data_root_options(ade20k_root)
-    run_host_tool('mmseg', 'train.py', [
-        str(cfg), '--work-dir', work, '--cfg-options',
-        'train_cfg.max_iters=2', *opts])
-    _assert_weights_only_delta(osp.join(work, 'iter_2.pth'), base)
-    run_host_tool('mmseg', 'train.py', [
-        str(cfg), '--work-dir', work, '--resume', '--cfg-options',
-        'train_cfg.max_iters=4', *opts])
+    _train_then_resume('mmseg', cfg, work, opts, base,
+                       ('train_cfg.max_iters=2', 'iter_2.pth'),
+                       'train_cfg.max_iters=4')
     assert 'resumed epoch: 0, iter: 2' in _log(work)
     ckpt = osp.join(work, 'iter_4.pth')
     delta = _assert_weights_only_delta(ckpt, base)
