@@ -1,8 +1,7 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """What every DyT backbone shares, whatever its host codebase."""
-import math
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -57,9 +56,8 @@ class DyTBackboneMixin:
     makes :meth:`build_dense_twin` work; it implements
     :meth:`dyt_flops_spec` (a :class:`ViTFlopsSpec`, a
     :class:`~mmdyt.models.dyt.flops.SwinFlopsSpec` or any model spec of
-    :mod:`~mmdyt.models.dyt.flops`) and :meth:`dyt_input_shape`, and
-    overrides :meth:`dyt_token_grids` when its tokens do not lie on one
-    grid of square patches of the input.
+    :mod:`~mmdyt.models.dyt.flops`), :meth:`dyt_input_shape` and
+    :meth:`dyt_token_grids`.
     """
     #: the host backbone class (e.g. mmpretrain's ``VisionTransformer``).
     host_class: Optional[type] = None
@@ -95,8 +93,6 @@ class DyTBackboneMixin:
         self._dyt_forced_masks: Optional[List[Dict[str, Tensor]]] = None
         self.dyt_masks: List[Dict[str, Tensor]] = []
         self._dyt_records: Optional[List[DyTStats]] = None
-        self._dyt_input_hw: Optional[Tuple[int, ...]] = None
-        self.register_forward_pre_hook(_record_input_hw)
         self.freeze_host()
 
     # ------------------------------------------------------------- training
@@ -139,8 +135,9 @@ class DyTBackboneMixin:
     def dyt_token_grids(self) -> List[tuple]:
         """Spatial grid of the non-prefix tokens each dispatcher saw in the
         last forward pass, one entry per dispatcher in the order of
-        :meth:`stacked_dyt_masks`: ``(h, w)`` for image patches, ``(t, h,
-        w)`` for space-time tokens (visualisation)."""
+        :meth:`dyt_site_masks`: ``(h, w)`` for image patches, ``(t, h,
+        w)`` for space-time tokens (visualisation). The grid may change
+        between dispatchers (the stages of a Swin)."""
         raise NotImplementedError
 
     def dyt_input_shape(self) -> tuple:
@@ -253,38 +250,6 @@ class DyTBackboneMixin:
         """Per-sample, per-dispatcher rates ``(B, layers x sites)``."""
         return masks_rates([m.detach() for m in self.dyt_site_masks()])
 
-    def dyt_token_grids(self) -> List[Tuple[int, ...]]:
-        """Spatial grid of the non-prefix tokens at every dispatcher of the
-        last pass (order of :meth:`dyt_site_masks`); ``mask.reshape(grid)``
-        puts each token at its place, e.g. to draw it on the image.
-
-        Default: one ``(h, w)`` grid for every dispatcher, from the spatial
-        size of the last input (``(B, C, H, W)``) and the token count, for
-        square, non-overlapping patches (a plain ViT). Backbones whose grid
-        changes between layers (Swin) or that see clips override this.
-
-        Raises:
-            NotImplementedError: If the input is not an image batch or no
-                patch side fits the token count.
-        """
-        masks = self.dyt_site_masks()
-        hw = self._dyt_input_hw
-        n = masks[0].shape[1] if masks else 0
-        if hw is None or len(hw) != 2:
-            raise NotImplementedError(
-                f'{type(self).__name__}: the default dyt_token_grids() needs '
-                f'an image batch (B, C, H, W), got spatial size {hw}; '
-                'override dyt_token_grids()')
-        H, W = hw
-        for p in range(1, max(H, W) + 1):
-            for rnd in (math.ceil, math.floor):
-                grid = (rnd(H / p), rnd(W / p))
-                if grid[0] * grid[1] == n:
-                    return [grid] * len(masks)
-        raise NotImplementedError(
-            f'{type(self).__name__}: {n} tokens fit no square-patch grid of '
-            f'a {H}x{W} input; override dyt_token_grids()')
-
     def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
         """FLOPs spec of this backbone (a model spec of
@@ -313,9 +278,3 @@ class DyTBackboneMixin:
         return DyTStats.from_masks(self.dyt_site_masks(),
                                    self.dynamic_flops(), self.dense_flops())
 
-
-def _record_input_hw(module: DyTBackboneMixin, args: tuple) -> None:
-    """Forward pre-hook: keep the spatial size of the last input (for
-    :meth:`DyTBackboneMixin.dyt_token_grids`)."""
-    if args and isinstance(args[0], Tensor):
-        module._dyt_input_hw = tuple(args[0].shape[2:])

@@ -6,8 +6,7 @@ from mmpretrain.models import SwinTransformer
 from mmpretrain.registry import MODELS
 
 from mmdyt.models.backbones import DyTSwinTransformer
-from mmdyt.models.dyt import (SwinFlopsSpec, TokenDispatcher, model_flops,
-                              rate_loss)
+from mmdyt.models.dyt import SwinFlopsSpec, model_flops, rate_loss
 
 ARCH = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])
 # 64 px, patch 2, window 4: stage grids 32/16/8/4 (the last one as small as
@@ -166,8 +165,10 @@ def test_stage_grids_masks_and_rates(pair):
     assert [m.shape[1] for m in masks] == [h * w for h, w in grids]
     with pytest.raises(ValueError, match='cannot be stacked'):
         model.stacked_dyt_masks()
-    # the rate of a Swin weighs every dispatcher the same
-    expected = torch.stack([m.float().mean() for m in masks]).mean()
+    # the rate of a Swin is the mean over all its tokens (paper: over
+    # batch x layers x tokens), so the early stages weigh more
+    expected = sum(m.float().sum() for m in masks) / sum(
+        m.numel() for m in masks)
     torch.testing.assert_close(rate_loss(masks, 0.2), (expected - 0.2)**2)
     stats = model.measure_dyt()
     assert stats.tokens[0].tolist() == [float(h * w) for h, w in grids]
@@ -274,29 +275,3 @@ def test_frozen_host_dense_twin_and_old_checkpoint_keys(pair):
     assert all(k.startswith('dyt_layers.') for k in missing)
     torch.testing.assert_close(fresh.norm3.weight, host.norm3.weight)
 
-
-def test_swin_b_and_vit_l_dense_flops_match_the_paper():
-    """Paper Table 17 (Swin-B, 224): 15.40 G, 86.74 M params (full tuning,
-    no head), 1.55 M adapter params at d = 64; Table 18 (ViT-L/16): 61.60
-    G, 3.17 M adapter params (1 multiply-add = 1 FLOP, LayerNorm 5 per
-    element, attention matmuls counted)."""
-    swin = MODELS.build(
-        dict(type='mmdyt.DyTSwinTransformer', arch='base', img_size=224,
-             window_size=7, dyt=dict(bottleneck=64)))
-    spec = swin.dyt_flops_spec()
-    assert model_flops(spec.dense()) / 1e9 == pytest.approx(15.40, rel=0.01)
-    host = sum(p.numel() for n, p in swin.named_parameters()
-               if not n.startswith('dyt_layers.'))
-    assert host / 1e6 == pytest.approx(86.74, abs=0.01)
-    adapters = sum(p.numel() for n, p in swin.named_parameters()
-                   if '.adapters.' in n)
-    assert adapters / 1e6 == pytest.approx(1.55, abs=0.01)
-    assert isinstance(swin.dyt_layers[0].dispatchers['mlp'], TokenDispatcher)
-
-    from mmdyt.models.dyt import ViTFlopsSpec
-    vit_l = ViTFlopsSpec(embed_dims=1024, num_layers=24,
-                         feedforward_channels=4096, variant='mlp')
-    assert model_flops(vit_l.dense()) / 1e9 == pytest.approx(61.60,
-                                                            rel=0.01)
-    assert 24 * (2 * 1024 * 64 + 64 + 1024) / 1e6 == pytest.approx(
-        3.17, abs=0.01)

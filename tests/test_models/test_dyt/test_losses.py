@@ -50,18 +50,17 @@ def test_distill_over_a_class_dim_is_the_mean_kl_per_pixel():
         distill_loss(student, teacher, class_dim=1), per_pixel.mean())
 
 
-def test_rate_of_ragged_masks_weighs_every_dispatcher_the_same():
+def test_rate_of_ragged_masks_is_the_mean_of_every_token():
     from mmdyt.models.dyt import activation_rate, site_masks
     soft = torch.rand(2, 16, requires_grad=True)
     hard = (torch.rand(2, 4) > 0.5)
     masks = site_masks([{'mlp': soft}, {'mlp': hard}], 0)
-    # 1/L sum_l mean_l(M), not the token-weighted mean of all 36 entries
-    expected = (soft.mean() + hard.float().mean()) / 2
+    # 1 / (sum_l N_l) sum_l sum_n M: the 40 entries of the batch alike
+    expected = (soft.sum() + hard.float().sum()) / 40
     torch.testing.assert_close(activation_rate(masks), expected)
     rate_loss(masks, 0.1).backward()
-    torch.testing.assert_close(soft.grad,
-                               torch.full_like(soft, 2 * (expected.item() - .1)
-                                               / 2 / 32))
+    torch.testing.assert_close(
+        soft.grad, torch.full_like(soft, 2 * (expected.item() - .1) / 40))
     # equal lengths: exactly the stacked mean (the ViT's loss, bit for bit)
     same = [torch.rand(3, 5), torch.rand(3, 5) > 0.5]
     stacked = stack_masks([{'mlp': same[0]}, {'mlp': same[1]}], 0)

@@ -121,32 +121,3 @@ def test_from_masks_of_dispatchers_with_different_token_counts():
     assert torch.equal(stacked.active, listed.active)
     assert torch.equal(stacked.tokens, listed.tokens)
 
-
-class _PatchBackbone(RefBackbone):
-    """Reference layers on the patches of an image (p x p patches)."""
-
-    def __init__(self, p=4):
-        super().__init__()
-        self.embed = torch.nn.Conv2d(3, self.dims, p, p)
-
-    def forward(self, img):
-        x = self.embed(img).flatten(2).transpose(1, 2)
-        x = torch.cat([x.new_zeros(x.shape[0], 1, self.dims), x], 1)
-        return self.run_dyt_layers(x, self.ops)
-
-
-def test_default_token_grid_follows_the_input_shape():
-    model = _PatchBackbone().eval()
-    with torch.no_grad():
-        model(torch.randn(2, 3, 24, 40))
-    assert model.dyt_token_grids() == [(6, 10)] * 2
-    masks = model.dyt_site_masks()
-    assert [m.shape[1] for m in masks] == [60, 60]
-    with torch.no_grad():
-        model(torch.randn(1, 3, 16, 16))
-    assert model.dyt_token_grids() == [(4, 4)] * 2
-    seq = RefBackbone().eval()
-    with torch.no_grad():
-        seq(torch.randn(1, 9, 32))  # a token sequence, no image
-    with pytest.raises(NotImplementedError, match='dyt_token_grids'):
-        seq.dyt_token_grids()
