@@ -275,3 +275,46 @@ def test_frozen_host_dense_twin_and_old_checkpoint_keys(pair):
     assert all(k.startswith('dyt_layers.') for k in missing)
     torch.testing.assert_close(fresh.norm3.weight, host.norm3.weight)
 
+
+
+def test_image_classifier_losses_predict_and_metric_with_swin():
+    """DyTImageClassifier, DyTEfficiencyMetric and dyt_recording() work with
+    the Swin backbone unchanged."""
+    from mmpretrain.structures import DataSample
+
+    from mmdyt.evaluation import DyTEfficiencyMetric
+    from mmdyt.models.dyt import linear_module_flops
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(type='mmdyt.DyTImageClassifier',
+             backbone=dict(type='mmdyt.DyTSwinTransformer',
+                           dyt=dict(bottleneck=4), **{**CFG,
+                                                      'out_indices': (3, )}),
+             neck=dict(type='GlobalAveragePooling'),
+             head=dict(type='LinearClsHead', num_classes=5,
+                       in_channels=128)))
+    model.init_weights()
+    model.train()
+    x = torch.randn(3, 3, 64, 64)
+    data = [DataSample().set_gt_label(i) for i in range(3)]
+    losses = model.loss(x, data)
+    assert {'loss_cls', 'loss_cls_complete', 'loss_distill', 'loss_rate',
+            'act_rate'} <= set(losses)
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    for layer in model.backbone.dyt_layers:  # every stage learns to route
+        grad = layer.dispatchers['mlp'].proj.weight.grad
+        assert grad is not None and grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        preds = model.predict(x, [DataSample() for _ in range(3)])
+        feats_flops = model.backbone.dynamic_flops()
+    head = linear_module_flops(model.head)
+    for i, p in enumerate(preds):
+        assert p.dyt_flops == pytest.approx(float(feats_flops[i]) + head)
+        assert p.dyt_rates.shape == (8, )
+    metric = DyTEfficiencyMetric()
+    metric.process(None, [p.to_dict() for p in preds])
+    out = metric.compute_metrics(metric.results)
+    assert out['gflops'] == pytest.approx(
+        float(feats_flops.mean() + head) / 1e9)
+    assert 0 < out['act_rate'] < 1
