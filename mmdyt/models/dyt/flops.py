@@ -30,8 +30,26 @@ from .layer import VARIANT_SITES, check_variant
 LN_FLOPS_PER_ELEMENT = 5
 
 
+class _LayerShapes:
+    """What a layer spec (:class:`ViTFlopsSpec`, :class:`LayerFlopsSpec`)
+    derives from its ``num_patches``, ``num_prefix_tokens`` and
+    ``variant`` fields."""
+
+    def __post_init__(self):
+        if self.variant is not None:
+            check_variant(self.variant)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.num_patches + self.num_prefix_tokens
+
+    @property
+    def sites(self):
+        return () if self.variant is None else VARIANT_SITES[self.variant]
+
+
 @dataclass
-class ViTFlopsSpec:
+class ViTFlopsSpec(_LayerShapes):
     """Shapes that fix the FLOPs of a ViT, and its DyT settings.
 
     Args:
@@ -65,21 +83,9 @@ class ViTFlopsSpec:
     bottleneck: int = 64
     num_experts: int = 1
 
-    def __post_init__(self):
-        if self.variant is not None:
-            check_variant(self.variant)
-
-    @property
-    def num_tokens(self) -> int:
-        return self.num_patches + self.num_prefix_tokens
-
     def dense(self, **changes) -> 'ViTFlopsSpec':
         """The same ViT without DyT (the host's dense model), plus changes."""
         return replace(self, variant=None, **changes)
-
-    @property
-    def sites(self):
-        return () if self.variant is None else VARIANT_SITES[self.variant]
 
     def layer_specs(self) -> List['ViTFlopsSpec']:
         """Every layer of a plain ViT has the model's shapes."""
@@ -95,7 +101,7 @@ class ViTFlopsSpec:
 
 
 @dataclass
-class LayerFlopsSpec:
+class LayerFlopsSpec(_LayerShapes):
     """Shapes of one transformer layer and its DyT settings.
 
     Args:
@@ -121,18 +127,6 @@ class LayerFlopsSpec:
     num_experts: int = 1
     num_windows: int = 0
     window_tokens: int = 0
-
-    def __post_init__(self):
-        if self.variant is not None:
-            check_variant(self.variant)
-
-    @property
-    def num_tokens(self) -> int:
-        return self.num_patches + self.num_prefix_tokens
-
-    @property
-    def sites(self):
-        return () if self.variant is None else VARIANT_SITES[self.variant]
 
 
 def _merged_size(size: int, kernel: int) -> int:
