@@ -12,6 +12,8 @@ from mmdyt.apis.dist import (_cpu_model_wrapper, init_cpu_process_group,
                              replace_sync_bn)
 from mmdyt.utils import CheckpointError
 
+from ..test_utils.test_checkpoint import current_log
+
 HOOK = dict(type='mmdyt.DyTCheckpointHook')
 
 
@@ -34,13 +36,14 @@ def test_a_delta_needs_the_hook_in_the_config(tmp_path):
     assert has_checkpoint_hook(Config(dict(custom_hooks=[HOOK])))
 
 
-def test_resume_resolution(tmp_path, capsys):
+def test_resume_resolution(tmp_path):
+    log = current_log(tmp_path)
     work = tmp_path / 'work'
     work.mkdir()
     cfg = Config(dict(resume=True, load_from=None, work_dir=str(work),
                       custom_hooks=[HOOK]))
     assert prepare_checkpoint(cfg) is None and cfg.resume is False
-    assert 'starts from scratch' in capsys.readouterr().out
+    assert 'starts from scratch' in log()
     ckpt = _delta_file(work / 'epoch_1.pth')
     cfg = Config(dict(resume=True, load_from=None, work_dir=str(work),
                       custom_hooks=[HOOK]))
