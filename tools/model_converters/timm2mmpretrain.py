@@ -14,29 +14,8 @@ checkpoint=...)``. A JAX ``.npz`` is read through timm's own loader (needs
 ``--timm-model``, e.g. ``vit_base_patch16_224``).
 """
 import argparse
-import os
-import os.path as osp
 
-import torch
-
-from mmdyt.utils.ckpt_convert import timm_vit_to_mmpretrain, unwrap_state_dict
-
-
-def load_timm_state_dict(path: str, timm_model: str = None) -> dict:
-    if path.endswith('.npz'):
-        if timm_model is None:
-            raise ValueError('--timm-model is required for a .npz checkpoint '
-                             '(e.g. vit_base_patch16_224)')
-        import timm
-        from timm.models.vision_transformer import _load_weights
-        model = timm.create_model(timm_model, pretrained=False)
-        _load_weights(model, path)
-        return model.state_dict()
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return load_file(path)
-    return unwrap_state_dict(
-        torch.load(path, map_location='cpu', weights_only=True))
+from mmdyt.utils.ckpt_convert import convert_timm_file
 
 
 def parse_args(argv=None):
@@ -53,12 +32,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> str:
     args = parse_args(argv)
-    state_dict = timm_vit_to_mmpretrain(
-        load_timm_state_dict(args.src, args.timm_model), args.prefix)
-    if osp.dirname(args.dst):
-        os.makedirs(osp.dirname(args.dst), exist_ok=True)
-    torch.save({'state_dict': state_dict}, args.dst)
-    print(f'converted {len(state_dict)} tensors -> {args.dst}')
+    n = convert_timm_file(args.src, args.dst, 'mmpretrain', args.prefix,
+                          args.timm_model)
+    print(f'converted {n} tensors -> {args.dst}')
     return args.dst
 
 

@@ -1,0 +1,44 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""Convert a timm (or Google JAX ``.npz``) ViT checkpoint to mmseg's ViT keys.
+
+The paper's backbone, ``jx_vit_base_patch16_224_in21k-e5005f0a.pth``, for the
+segmentation configs (``configs/dyt/seg/``)::
+
+    python tools/model_converters/timm2mmseg.py \\
+        jx_vit_base_patch16_224_in21k-e5005f0a.pth \\
+        checkpoints/vit-b16_in21k_mmseg.pth
+
+The output loads into ``mmdyt.DyTSegVisionTransformer`` (and mmseg's
+``VisionTransformer``) with ``init_cfg=dict(type='Pretrained',
+checkpoint=...)``, built with ``patch_bias=True`` and
+``norm_cfg=dict(type='LN', eps=1e-6)`` (timm's ViT); mmseg's loader resizes
+the 14 x 14 position embedding to the backbone's ``img_size``. The key map:
+``mmdyt.utils.ckpt_convert.timm_vit_to_mmseg``.
+"""
+import argparse
+
+from mmdyt.utils.ckpt_convert import convert_timm_file
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='timm .pth/.bin/.safetensors or JAX .npz')
+    parser.add_argument('dst', help='output .pth (mmseg ViT keys)')
+    parser.add_argument(
+        '--prefix', default='',
+        help="prefix of every output key, e.g. 'backbone.'")
+    parser.add_argument(
+        '--timm-model', default=None, help='timm model name for a .npz source')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    n = convert_timm_file(args.src, args.dst, 'mmseg', args.prefix,
+                          args.timm_model)
+    print(f'converted {n} tensors -> {args.dst}')
+    return args.dst
+
+
+if __name__ == '__main__':
+    main()
