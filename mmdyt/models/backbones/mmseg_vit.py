@@ -127,6 +127,7 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
     def forward(self, inputs: Tensor) -> tuple:
         B = inputs.shape[0]
         x, hw_shape = self.patch_embed(inputs)
+        self._dyt_hw_shape = tuple(hw_shape)
         x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
         x = self._pos_embeding(x, hw_shape, self.pos_embed)
         if not self.with_cls_token:
@@ -148,6 +149,10 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
 
         self.run_dyt_layers(x, self._host_ops, after_layer)
         return tuple(outs)
+
+    def dyt_token_grids(self) -> list:
+        sites = sum(len(layer.sites) for layer in self.dyt_layers)
+        return [self._dyt_hw_shape] * sites
 
     # --------------------------------------------------------------- FLOPs
     def dyt_input_shape(self) -> tuple:

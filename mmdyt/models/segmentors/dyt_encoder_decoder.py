@@ -143,16 +143,19 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
         return self._dyt_flops_cache[key]
 
     # ---------------------------------------------------------------- test
-    def predict(self,
-                inputs: Tensor,
-                data_samples: Optional[List[SegDataSample]] = None
-                ) -> List[SegDataSample]:
-        """mmseg's prediction (``test_cfg.mode`` 'whole' or 'slide') plus
-        ``dyt_flops``, ``dyt_dense_flops`` and ``dyt_rates`` per image."""
-        head_flops: List[float] = []
+    def _recorded_predict(self, inputs: Tensor, data_samples):
+        """mmseg's ``predict`` with every backbone call recorded.
+
+        Returns:
+            tuple: The predictions, the call-ordered rows of the backbone's
+            :class:`DyTStats` (call ``c``, image ``i`` is row ``c * B + i``),
+            the neck and decode head FLOPs of each call, and the group
+            index that maps rows to images.
+        """
+        head_flops: List[Dict[str, float]] = []
 
         def count_neck_and_head(module, args, feats):
-            head_flops.append(self.neck_head_flops(feats)['total'])
+            head_flops.append(self.neck_head_flops(feats))
 
         hook = self.backbone.register_forward_hook(count_neck_and_head)
         try:
@@ -166,11 +169,41 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
                 f'{type(self).__name__}: expected one backbone call of {B} '
                 f'rows per crop, got {[len(c) for c in calls]}')
         # every call (crop) ran all B images: row r is image r % B
-        extra = torch.tensor(head_flops, dtype=torch.float64)
-        stats = DyTStats.cat(calls).add_flops(extra.repeat_interleave(B))
-        stats = stats.group(torch.arange(B).repeat(len(calls)), B)
+        index = torch.arange(B).repeat(len(calls))
+        return results, DyTStats.cat(calls), head_flops, index
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: Optional[List[SegDataSample]] = None
+                ) -> List[SegDataSample]:
+        """mmseg's prediction (``test_cfg.mode`` 'whole' or 'slide') plus
+        ``dyt_flops``, ``dyt_dense_flops`` and ``dyt_rates`` per image."""
+        results, stats, head_flops, index = self._recorded_predict(
+            inputs, data_samples)
+        B = inputs.shape[0]
+        extra = torch.tensor([f['total'] for f in head_flops],
+                             dtype=torch.float64)
+        stats = stats.add_flops(extra.repeat_interleave(B)).group(index, B)
         self.set_dyt_fields(results, stats)
         return results
+
+    def dyt_flops_breakdown(self, inputs: Tensor,
+                            data_samples=None) -> Dict[str, Tensor]:
+        """Per-image FLOPs of the dense host model by part, summed over the
+        crops of the configured inference: ``backbone`` (analytic),
+        ``neck`` and ``decode_head`` (traced), each ``(B,)`` float64."""
+        import copy
+        with torch.no_grad():
+            _, stats, head_flops, index = self._recorded_predict(
+                inputs, copy.deepcopy(data_samples))
+        B = inputs.shape[0]
+        parts = dict(backbone=stats.dense_flops.new_zeros(B).index_add_(
+            0, index.to(stats.dense_flops.device), stats.dense_flops))
+        for key in ('neck', 'decode_head'):
+            per_call = torch.tensor([f[key] for f in head_flops],
+                                    dtype=torch.float64)
+            parts[key] = per_call.sum().expand(B).clone()
+        return parts
 
     def dyt_example_batch(self,
                           batch_size: int,
