@@ -147,3 +147,23 @@ def convert_timm_file(src: str, dst: str, layout: str, prefix: str = '',
         os.makedirs(osp.dirname(dst), exist_ok=True)
     torch.save({'state_dict': state_dict}, dst)
     return len(state_dict)
+
+
+def timm_converter_main(layout: str, argv=None,
+                        description: Optional[str] = None) -> str:
+    """The command line of ``tools/model_converters/timm2{layout}.py``:
+    ``SRC DST [--prefix P] [--timm-model NAME]``; returns ``DST``."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('src', help='timm .pth/.bin/.safetensors or JAX .npz')
+    parser.add_argument('dst', help=f'output .pth ({layout} keys)')
+    parser.add_argument(
+        '--prefix', default='',
+        help="prefix of every output key, e.g. 'backbone.'")
+    parser.add_argument(
+        '--timm-model', default=None, help='timm model name for a .npz source')
+    args = parser.parse_args(argv)
+    n = convert_timm_file(args.src, args.dst, layout, args.prefix,
+                          args.timm_model)
+    print(f'converted {n} tensors -> {args.dst}')
+    return args.dst

@@ -3,7 +3,6 @@
 slide inference) on tiny ADE20K- and COCO-Stuff-layout data, and mmseg's own
 shipped tools/train.py + tools/test.py on a stock mmseg config with the DyT
 backbone swapped in (in this process, through runpy)."""
-import glob
 import os.path as osp
 import runpy
 import sys
@@ -11,20 +10,12 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from .test_train_test import data_root_options
+from .test_train_test import _log_text, data_root_options
 
 CONFIGS = osp.join(osp.dirname(__file__), 'configs')
 ADE_CFG = osp.join(CONFIGS, 'dyt_seg_vit-tiny_upernet_ade20k.py')
 COCO_CFG = osp.join(CONFIGS, 'dyt_seg_vit-tiny_upernet_coco-stuff.py')
 STOCK_CFG = osp.join(CONFIGS, 'mmseg_dyt-vit-tiny_upernet_ade20k.py')
-
-
-def _log_text(work_dir):
-    text = ''
-    for log in glob.glob(osp.join(work_dir, '*', '*.log')):
-        with open(log) as f:
-            text += f.read()
-    return text
 
 
 def crop_dense_flops(cfg_path):

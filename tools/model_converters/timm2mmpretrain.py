@@ -13,29 +13,11 @@ The output loads into ``mmdyt.DyTVisionTransformer`` (and mmpretrain's
 checkpoint=...)``. A JAX ``.npz`` is read through timm's own loader (needs
 ``--timm-model``, e.g. ``vit_base_patch16_224``).
 """
-import argparse
-
-from mmdyt.utils.ckpt_convert import convert_timm_file
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='timm .pth/.bin/.safetensors or JAX .npz')
-    parser.add_argument('dst', help='output .pth (mmpretrain keys)')
-    parser.add_argument(
-        '--prefix', default='',
-        help="prefix of every output key, e.g. 'backbone.'")
-    parser.add_argument(
-        '--timm-model', default=None, help='timm model name for a .npz source')
-    return parser.parse_args(argv)
+from mmdyt.utils.ckpt_convert import timm_converter_main
 
 
 def main(argv=None) -> str:
-    args = parse_args(argv)
-    n = convert_timm_file(args.src, args.dst, 'mmpretrain', args.prefix,
-                          args.timm_model)
-    print(f'converted {n} tensors -> {args.dst}')
-    return args.dst
+    return timm_converter_main('mmpretrain', argv, __doc__.split('\n')[0])
 
 
 if __name__ == '__main__':

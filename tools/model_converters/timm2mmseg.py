@@ -15,29 +15,11 @@ checkpoint=...)``, built with ``patch_bias=True`` and
 the 14 x 14 position embedding to the backbone's ``img_size``. The key map:
 ``mmdyt.utils.ckpt_convert.timm_vit_to_mmseg``.
 """
-import argparse
-
-from mmdyt.utils.ckpt_convert import convert_timm_file
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='timm .pth/.bin/.safetensors or JAX .npz')
-    parser.add_argument('dst', help='output .pth (mmseg ViT keys)')
-    parser.add_argument(
-        '--prefix', default='',
-        help="prefix of every output key, e.g. 'backbone.'")
-    parser.add_argument(
-        '--timm-model', default=None, help='timm model name for a .npz source')
-    return parser.parse_args(argv)
+from mmdyt.utils.ckpt_convert import timm_converter_main
 
 
 def main(argv=None) -> str:
-    args = parse_args(argv)
-    n = convert_timm_file(args.src, args.dst, 'mmseg', args.prefix,
-                          args.timm_model)
-    print(f'converted {n} tensors -> {args.dst}')
-    return args.dst
+    return timm_converter_main('mmseg', argv, __doc__.split('\n')[0])
 
 
 if __name__ == '__main__':

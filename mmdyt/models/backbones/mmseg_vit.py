@@ -127,7 +127,7 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
     def forward(self, inputs: Tensor) -> tuple:
         B = inputs.shape[0]
         x, hw_shape = self.patch_embed(inputs)
-        self._dyt_hw_shape = tuple(hw_shape)
+        self.set_dyt_token_grid(hw_shape)
         x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
         x = self._pos_embeding(x, hw_shape, self.pos_embed)
         if not self.with_cls_token:
@@ -150,30 +150,18 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
         self.run_dyt_layers(x, self._host_ops, after_layer)
         return tuple(outs)
 
-    def dyt_token_grids(self) -> list:
-        sites = sum(len(layer.sites) for layer in self.dyt_layers)
-        return [self._dyt_hw_shape] * sites
-
     # --------------------------------------------------------------- FLOPs
     def dyt_input_shape(self) -> tuple:
         return (self.patch_embed.projection.in_channels, *self.img_size)
 
     def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
-        conv = self.patch_embed.projection
-        return ViTFlopsSpec(
+        return self.vit_flops_spec(
+            num_tokens, num_classes, self.patch_embed.projection,
             embed_dims=self.embed_dims,
             num_layers=len(self.layers),
             feedforward_channels=self.layers[0].ffn.feedforward_channels,
-            num_patches=num_tokens - self.num_prefix_tokens,
-            num_prefix_tokens=self.num_prefix_tokens,
-            patch_size=conv.kernel_size[0],
-            in_channels=conv.in_channels,
             final_norm=self.final_norm,
-            num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
             **extra)
 
     def _extra_norm_flops(self) -> float:

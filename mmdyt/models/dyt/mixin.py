@@ -127,8 +127,23 @@ class DyTBackboneMixin:
         """Spatial grid of the non-prefix tokens each dispatcher saw in the
         last forward pass, one entry per dispatcher in the order of
         :meth:`stacked_dyt_masks`: ``(h, w)`` for image patches, ``(t, h,
-        w)`` for space-time tokens (visualisation)."""
-        raise NotImplementedError
+        w)`` for space-time tokens (visualisation).
+
+        By default every dispatcher saw the grid that the host integration
+        recorded with :meth:`set_dyt_token_grid` in its forward pass.
+        """
+        grid = getattr(self, '_dyt_token_grid', None)
+        if grid is None:
+            raise NotImplementedError(
+                f'{type(self).__name__} records no token grid (call '
+                'set_dyt_token_grid in its forward or override '
+                'dyt_token_grids)')
+        return [grid] * sum(len(layer.sites) for layer in self.dyt_layers)
+
+    def set_dyt_token_grid(self, grid: Sequence[int]) -> None:
+        """Record the grid of this forward pass's non-prefix tokens, the
+        same for every dispatcher (see :meth:`dyt_token_grids`)."""
+        self._dyt_token_grid = tuple(int(g) for g in grid)
 
     def dyt_input_shape(self) -> tuple:
         """Shape of one input sample at the configured size, e.g.
@@ -235,8 +250,26 @@ class DyTBackboneMixin:
 
     def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
-        """FLOPs spec of this backbone; host integrations fill the shapes."""
+        """FLOPs spec of this backbone; host integrations fill the shapes
+        (usually through :meth:`vit_flops_spec`)."""
         raise NotImplementedError
+
+    def vit_flops_spec(self, num_tokens: int, num_classes: int,
+                       patch_conv: nn.Module, **shapes) -> ViTFlopsSpec:
+        """A :class:`ViTFlopsSpec` with this backbone's DyT settings, prefix
+        tokens and patch embedding (``patch_conv``, a ``Conv2d``); ``shapes``
+        are the host's ``embed_dims``, ``num_layers``,
+        ``feedforward_channels``, ``final_norm`` (and any other field)."""
+        return ViTFlopsSpec(
+            num_patches=num_tokens - self.num_prefix_tokens,
+            num_prefix_tokens=self.num_prefix_tokens,
+            patch_size=patch_conv.kernel_size[0],
+            in_channels=patch_conv.in_channels,
+            num_classes=num_classes,
+            variant=self.dyt_cfg['variant'],
+            bottleneck=self.dyt_cfg['bottleneck'],
+            num_experts=self.dyt_cfg['num_experts'],
+            **shapes)
 
     def dynamic_flops(self, num_classes: int = 0) -> Tensor:
         """Per-sample FLOPs ``(B,)`` of the last forward pass (with a linear
