@@ -224,3 +224,13 @@ def test_vit_b16_at_512_has_1025_tokens():
 def test_bad_settings_name_the_key(bad, match):
     with pytest.raises((ValueError, KeyError), match=match):
         DyTSegVisionTransformer(**{**CFG, **bad})
+
+
+def test_token_grids_one_per_dispatcher_at_the_input_size():
+    _, model = build_pair(dyt=dict(variant='attn_mlp', bottleneck=8))
+    with pytest.raises(NotImplementedError, match='set_dyt_token_grid'):
+        model.dyt_token_grids()  # no forward pass yet
+    with torch.no_grad():
+        model(torch.randn(1, 3, 40, 56))
+    assert model.dyt_token_grids() == [(5, 7)] * 8  # 4 layers x 2 sites
+    assert model.stacked_dyt_masks().shape == (1, 8, 35)
