@@ -79,6 +79,7 @@ def batch(B=2, size=(40, 56), seed=0):
 
 def test_is_an_encoder_decoder_and_twin_has_the_same_weights():
     model = build()
+    assert isinstance(model, DyTEncoderDecoder)
     assert isinstance(model, EncoderDecoder)
     twin = model.build_dense_twin()
     assert type(twin) is EncoderDecoder
