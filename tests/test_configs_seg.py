@@ -80,11 +80,11 @@ def test_official_recipe(path):
      12 * (4 * (2 * 768 * 64 + 64 + 768) + 768 * 4 + 4)),
 ])
 def test_backbone_builds_with_the_papers_adapter_count(name, params):
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
     cfg = Config.fromfile(osp.join(SEG, name))
-    init_default_scope(cfg.default_scope)
-    backbone = MODELS.build(cfg.model.backbone)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        backbone = MODELS.build(cfg.model.backbone)
     adapters = sum(p.numel() for n, p in backbone.named_parameters()
                    if '.adapters.' in n and p.requires_grad)
     assert adapters == params  # 1.19 M / 4.80 M (Table 10)

@@ -22,11 +22,11 @@ def crop_dense_flops(cfg_path):
     """Dense FLOPs of the tiny segmentor on one 32 x 32 crop (backbone
     analytic + neck and decode head traced), from a freshly built model."""
     import torch
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
     cfg = Config.fromfile(cfg_path)
-    init_default_scope('mmseg')
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
     model.eval()
     with torch.no_grad():
         feats = model.backbone(torch.zeros(1, 3, 32, 32))

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 
@@ -53,11 +53,12 @@ def seg_cfg(mode='slide', dyt=None, **kwargs):
 
 
 def build(mode='slide', **kwargs):
-    init_default_scope('mmseg')
     from mmseg.registry import MODELS
     torch.manual_seed(0)
-    model = MODELS.build(seg_cfg(mode, **kwargs))
-    model.init_weights()
+    # the default scope is global: leave it as it was for other tests
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(seg_cfg(mode, **kwargs))
+        model.init_weights()
     randomise_(model.backbone)  # host weights: random LN, biases, pos-embed
     return model
 
