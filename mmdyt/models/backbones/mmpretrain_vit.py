@@ -103,18 +103,10 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
             num_extra_tokens=self.num_extra_tokens)
         x = self.pre_norm(self.drop_after_pos(x))
 
-        outs = []
-        last = len(self.layers) - 1
-
-        def after_layer(i, x):
-            if i == last and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, patch_resolution))
-            return x
-
-        self.run_dyt_layers(x, self._host_ops, after_layer)
-        return tuple(outs)
+        return tuple(self.run_vit_layers(
+            x, self._host_ops, self.out_indices,
+            lambda x: self._format_output(x, patch_resolution),
+            self.ln1 if self.final_norm else None))
 
     def dyt_input_shape(self) -> tuple:
         return (self.patch_embed.projection.in_channels, *self.img_size)

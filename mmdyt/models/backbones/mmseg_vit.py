@@ -138,16 +138,10 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
         outs = []
         if self.out_origin:
             outs.append(self._format_output(x, hw_shape))
-        last = len(self.layers) - 1
-
-        def after_layer(i, x):
-            if i == last and self.final_norm:
-                x = self.norm1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, hw_shape))
-            return x
-
-        self.run_dyt_layers(x, self._host_ops, after_layer)
+        outs += self.run_vit_layers(
+            x, self._host_ops, self.out_indices,
+            lambda x: self._format_output(x, hw_shape),
+            self.norm1 if self.final_norm else None)
         return tuple(outs)
 
     # --------------------------------------------------------------- FLOPs

@@ -249,6 +249,25 @@ class DyTBackboneMixin:
             self._dyt_records.append(self.measure_dyt())
         return x
 
+    def run_vit_layers(self, x: Tensor, ops: Sequence[HostLayerOps],
+                       out_indices: Sequence[int], output,
+                       final_norm: Optional[nn.Module] = None) -> list:
+        """:meth:`run_dyt_layers` for a plain ViT with multi-level outputs:
+        ``final_norm`` (if any) after the last layer, ``output(x)`` of the
+        tokens after every layer in ``out_indices``; returns the outputs."""
+        outs = []
+        last = len(self.dyt_layers) - 1
+
+        def after_layer(i, x):
+            if i == last and final_norm is not None:
+                x = final_norm(x)
+            if i in out_indices:
+                outs.append(output(x))
+            return x
+
+        self.run_dyt_layers(x, ops, after_layer)
+        return outs
+
     # --------------------------------------------------------- measurements
     def dyt_site_masks(self) -> List[Tensor]:
         """Non-prefix masks of the last pass, one ``(B, N_s - P)`` per
