@@ -35,5 +35,8 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=False, interval=val_interval,
         max_keep_ckpts=1, save_best='mIoU'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # mmdyt's checkpoint hook (see default_runtime.py): checkpoints that load
+    # with weights_only=True anywhere, RNG states, delta checkpoints.
+    dyt_checkpoint=dict(type='mmdyt.DyTCheckpointHook', delta=True))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
