@@ -102,6 +102,7 @@ def main(argv=None):
 
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    mmdyt.apis.check_config_paths(cfg, 'test')  # data/ckpts exist
     runner = build_runner(cfg)
     metrics = runner.test()
 

@@ -121,6 +121,7 @@ def main(argv=None):
 
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    mmdyt.apis.check_config_paths(cfg, 'train')  # data/ckpts exist
     runner = build_runner(cfg)
     runner.train()
     return runner
