@@ -166,7 +166,8 @@ class ProgressBar:
     '3/30'``, ``loss='0.71'``) are shown after the bar, in insertion order,
     and kept until replaced. ``close(**info)`` ends the stage (the context
     manager calls it) and returns the elapsed seconds, also in
-    :attr:`elapsed`.
+    :attr:`elapsed` (wall) and :attr:`cpu_elapsed` (CPU time of the
+    process, all threads: on a shared machine the better measure of work).
     """
 
     def __init__(self,
@@ -190,7 +191,9 @@ class ProgressBar:
         self.count = 0
         self.info: Dict[str, str] = {}
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
         self.elapsed: Optional[float] = None
+        self.cpu_elapsed: Optional[float] = None
         self._last_draw = 0.0
         self._last_len = 0
         if self.live:
@@ -252,6 +255,7 @@ class ProgressBar:
         if self.elapsed is not None:
             return self.elapsed
         self.elapsed = time.perf_counter() - self.start
+        self.cpu_elapsed = time.process_time() - self.cpu_start
         self.info.update({k: str(v) for k, v in info.items()})
         state = 'FAILED after' if failed else 'done in'
         extra = '  '.join(f'{k} {v}' for k, v in self.info.items())
@@ -274,8 +278,10 @@ class ProgressHook(Hook):
     ``loss`` and, after a validation, its metrics (``val`` + the first
     metric). Test or val alone: one step per batch. The bar of each phase
     is closed when the phase ends; :attr:`seconds` maps ``'train'``,
-    ``'val'``, ``'test'`` to their wall time (validation inside training is
-    counted in ``'train'``).
+    ``'val'``, ``'test'`` to their wall time (:attr:`cpu_seconds` to their
+    CPU time) (validation inside training is
+    counted in ``'train'``); :attr:`metrics` maps ``'val'`` (the last
+    validation) and ``'test'`` to their metrics.
 
     Args:
         desc (str): The bar's description (e.g. ``'[2/10] DyT seed 1/3'``).
@@ -294,6 +300,8 @@ class ProgressHook(Hook):
         self.live = live
         self.bar: Optional[ProgressBar] = None
         self.seconds: Dict[str, float] = {}
+        self.cpu_seconds: Dict[str, float] = {}
+        self.metrics: Dict[str, dict] = {}
         self._training = False
 
     def _open(self, total: int) -> None:
@@ -303,6 +311,7 @@ class ProgressHook(Hook):
     def _close(self, phase: str, failed: bool = False) -> None:
         if self.bar is not None:
             self.seconds[phase] = self.bar.close(failed=failed)
+            self.cpu_seconds[phase] = self.bar.cpu_elapsed
             self.bar = None
 
     def abort(self) -> None:
@@ -332,6 +341,7 @@ class ProgressHook(Hook):
         self.bar.update(1, **info)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
+        self.metrics['val'] = dict(metrics or {})
         if self._training and self.bar is not None and metrics:
             key, value = next(iter(metrics.items()))
             self.bar.set_info(val=f'{key.split("/")[-1]} {value:.2f}'
@@ -355,6 +365,9 @@ class ProgressHook(Hook):
                         outputs=None) -> None:
         if self.bar is not None:
             self.bar.update(1)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self.metrics['test'] = dict(metrics or {})
 
     def after_test(self, runner) -> None:
         self._close('test')
