@@ -38,8 +38,8 @@ formats ``mean ± std`` (sample std over seeds, ``ddof = 1``).
 
 Common options (:func:`build_parser`): ``--task``, ``--work-dir``,
 ``--seeds``, ``--epochs`` (shorten every training, for quick checks),
-``--threads`` (``torch.set_num_threads``, restored when :func:`main` returns),
-``--verbose``.
+``--threads`` (``torch.set_num_threads``, default 1, restored when
+:func:`main` returns), ``--verbose``.
 """
 import argparse
 import importlib
@@ -419,8 +419,11 @@ def build_parser(task: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument(
         '--epochs', type=int, default=None,
         help='override the epochs of every training (quick checks; >= 2)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (default: torch\'s)')
+    parser.add_argument(
+        '--threads', type=int, default=1,
+        help='torch.set_num_threads (default 1: the demo models are tiny, '
+        'more threads gain little and lose much on a busy machine; a fixed '
+        'count also makes machines with different core counts round alike)')
     parser.add_argument('--verbose', action='store_true',
                         help='stream all logs instead of progress bars')
     if task is not None:
@@ -439,6 +442,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.epochs is not None and args.epochs < 2:
         parser.error('--epochs must be >= 2 (one warm-up epoch, then '
                      f'cosine decay), got {args.epochs}')
+    if args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds must be distinct, got {args.seeds}')
     if args.work_dir is None:
@@ -458,8 +463,7 @@ def main(argv=None) -> dict:
     module = _task_module(args.task)
     import torch
     threads = torch.get_num_threads()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     try:
         session = DemoSession(args.work_dir, args.verbose, args.epochs)
         with session:

@@ -43,15 +43,17 @@ TASKS = {'pretrain': range(0, 5), 'adapt': range(5, 10)}
 
 @dataclass
 class Method:
-    """One row of the table: a name and its config in ``configs/dyt/demo``."""
+    """One row of the table: its ``--methods`` key, name and config in
+    ``configs/dyt/demo``."""
+    key: str
     name: str
     config: str
 
 
 METHODS = [
-    Method('DyT (r=0.5)', 'dyt_vit-tiny-p4_digits5-9.py'),
-    Method('Full tuning', 'vit-tiny-p4_digits5-9_full.py'),
-    Method('Linear probe', 'vit-tiny-p4_digits5-9_linear.py'),
+    Method('dyt', 'DyT (r=0.5)', 'dyt_vit-tiny-p4_digits5-9.py'),
+    Method('full', 'Full tuning', 'vit-tiny-p4_digits5-9_full.py'),
+    Method('linear', 'Linear probe', 'vit-tiny-p4_digits5-9_linear.py'),
 ]
 DYT = METHODS[0].name
 
@@ -140,6 +142,11 @@ def add_args(parser) -> None:
     parser.add_argument('--pretrained', default=None,
                         help='use this pre-trained backbone checkpoint '
                         'instead of pre-training')
+    parser.add_argument('--methods', nargs='+', default=['dyt', 'full',
+                                                         'linear'],
+                        choices=[m.key for m in METHODS],
+                        help='the rows to run (default: all; dyt is needed '
+                        'for the dense FLOPs)')
 
 
 def _data_options(root: str, loaders=('train', 'val', 'test')) -> dict:
@@ -176,8 +183,12 @@ def run(session, args) -> dict:
     """The stages (see the module docstring); returns the results dict
     (``rows``: the per-seed values and their mean/std, ``pretrain``)."""
     seeds: List[int] = list(args.seeds)
+    methods = [m for m in METHODS if m.key in args.methods]
+    if methods[0].name != DYT:
+        raise SystemExit('--methods must include dyt (it measures the '
+                         f'dense FLOPs of every row), got {args.methods}')
     counts = write_digits(args.data_root, **digits_layout())
-    session.plan((0 if args.pretrained else 1) + len(METHODS) * len(seeds))
+    session.plan((0 if args.pretrained else 1) + len(methods) * len(seeds))
     if args.pretrained:
         pretrained, pre_top1, pre_s, pre_cpu = args.pretrained, None, 0., 0.
     else:
@@ -187,11 +198,11 @@ def run(session, args) -> dict:
     options = dict(_data_options(adapt))
     options['model.backbone.init_cfg.checkpoint'] = pretrained
     results = SeedResults()
-    for method in METHODS:
+    for method in methods:
         for i, seed in enumerate(seeds):
             stage = session.train_and_test(
                 osp.join(CFG_DIR, method.config),
-                f'{method.config[:-3]}/seed{seed}',
+                f'{osp.splitext(osp.basename(method.config))[0]}/seed{seed}',
                 f'{method.name} seed {i + 1}/{len(seeds)}',
                 options, seed=seed, keep=_trainable)
             m = stage.metrics

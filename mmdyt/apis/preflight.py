@@ -94,12 +94,25 @@ class MissingPathsError(SystemExit):
         for m in self.missing:
             lines.append(f'  {m.key:<{width}}  {m.path}  ({m.kind})')
         lines.append(f'Where to get the data and checkpoints, and the '
-                     f'expected layout: {docs}')
+                     f'expected layout: {_shown_path(docs)}')
         lines.append('Point a key elsewhere with --cfg-options KEY=PATH.')
         super().__init__('\n'.join(lines))
 
     def __str__(self) -> str:
         return str(self.code)
+
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _shown_path(rel: str) -> str:
+    """A repo-relative docs path as the user can open it from the cwd:
+    relative below the cwd, else absolute (when the checkout has it)."""
+    path = osp.join(REPO_ROOT, rel)
+    if not osp.exists(path):
+        return rel
+    shown = osp.relpath(path)
+    return path if shown.startswith('..') else shown
 
 
 def docs_page(cfg) -> str:
