@@ -264,8 +264,10 @@ def conclusions(results: SeedResults) -> List[str]:
         if name == DYT:
             continue
         other, ostd = mean_std(rows[name]['top1'])
-        lines.append(f'DyT vs {name.lower()}: {dyt - other:+.2f} points '
-                     f'(± {std:.2f} / ± {ostd:.2f} over seeds)')
+        spread = f' (± {std:.2f} / ± {ostd:.2f} over seeds)' if len(
+            rows[DYT]['top1']) > 1 else ''
+        lines.append(f'DyT vs {name.lower()}: {dyt - other:+.2f} points'
+                     f'{spread}')
     full = rows.get('Full tuning')
     if full is not None:
         ratio = mean_std(rows[DYT]['vs_dense'])[0]

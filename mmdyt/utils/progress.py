@@ -44,6 +44,7 @@ The API (three parts, usable separately)::
 import contextlib
 import io
 import logging
+import shutil
 import sys
 import time
 from typing import IO, Dict, Iterator, List, Optional
@@ -240,7 +241,8 @@ class ProgressBar:
         if not force and now - self._last_draw < self.min_interval:
             return
         self._last_draw = now
-        line = self.render()
+        # one terminal row: a wrapped line would break the in-place redraw
+        line = self.render()[:shutil.get_terminal_size().columns - 1]
         pad = max(self._last_len - len(line), 0)
         self.stream.write('\r' + line + ' ' * pad)
         self.stream.flush()
