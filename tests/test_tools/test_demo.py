@@ -174,7 +174,8 @@ def test_vis_dispatch_on_a_demo_digit(demo_run):
         assert png.size == r['size']
     v = _tiny_vit()
     assert len(r['masks']) == v['L']  # one panel per layer (MLP dispatch)
-    assert all(m.shape == (v['Np'] + 1, ) and m[0] for m in r['masks'])
+    side = int(round(v['Np']**0.5))
+    assert all(tuple(m.shape) == (side, side) for m in r['masks'])
 
 
 def test_mean_std_and_table_against_statistics():
