@@ -85,6 +85,30 @@ def make_ade20k(root, num_images=4, size=48, num_classes=3, seed=0):
     return root
 
 
+def make_coco_stuff(root, num_images=4, size=48, num_classes=3, seed=0):
+    """COCO-Stuff-164k layout (as mmseg's ``coco_stuff164k.py`` converter
+    writes it): ``images/{train2017,val2017}/*.jpg`` and
+    ``annotations/{train2017,val2017}/*_labelTrainIds.png`` (0..N-1 =
+    classes, 255 = ignore)."""
+    rng = _rng(seed)
+    root = str(root)
+    for split in ('train2017', 'val2017'):
+        _mkdir(osp.join(root, 'images', split))
+        _mkdir(osp.join(root, 'annotations', split))
+        for i in range(num_images):
+            seg = rng.integers(0, num_classes, (size // 8, size // 8))
+            seg = np.kron(seg, np.ones((8, 8), np.int64)).astype(np.uint8)
+            img = (seg[..., None] * 60 + 30 + rng.integers(
+                0, 30, (size, size, 3))).astype(np.uint8)
+            seg[:4, :4] = 255  # an ignored corner
+            name = f'{i + 1:012d}'
+            _write_image(osp.join(root, 'images', split, name + '.jpg'), img)
+            _write_image(
+                osp.join(root, 'annotations', split,
+                         name + '_labelTrainIds.png'), seg)
+    return root
+
+
 def make_rawframes(root, num_videos=4, num_frames=8, size=40, num_classes=2,
                    seed=0):
     """Kinetics rawframes layout: ``rawframes/<video>/img_00001.jpg`` and
@@ -132,6 +156,11 @@ def imagenet_root(tmp_path_factory):
 @pytest.fixture(scope='session')
 def ade20k_root(tmp_path_factory):
     return make_ade20k(tmp_path_factory.mktemp('ade20k'))
+
+
+@pytest.fixture(scope='session')
+def coco_stuff_root(tmp_path_factory):
+    return make_coco_stuff(tmp_path_factory.mktemp('coco_stuff'))
 
 
 @pytest.fixture(scope='session')

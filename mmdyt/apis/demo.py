@@ -316,16 +316,16 @@ class DemoSession:
 
     def _run(self, cfg, phase: str, desc: str):
         from mmdyt.apis import build_runner, check_config_paths
-        from mmdyt.utils import register_runner_checkpoint_safe_globals
+        from mmdyt.utils import runner_checkpoint_safe_globals_scope
         check_config_paths(cfg, phase)
-        # as tools/train.py and tools/test.py: Runner checkpoints load under
-        # torch>=2.6's weights_only default
-        register_runner_checkpoint_safe_globals()
         runner = build_runner(cfg)
         hook = ProgressHook(desc)
         runner.register_hook(hook)
         try:
-            out = runner.train() if phase == 'train' else runner.test()
+            # as tools/train.py and tools/test.py: checkpoints of earlier
+            # mmdyt runs load inside the scope
+            with runner_checkpoint_safe_globals_scope():
+                out = runner.train() if phase == 'train' else runner.test()
         except BaseException:
             hook.abort()
             raise

@@ -27,7 +27,13 @@ def load_input(path: str, cfg, model) -> Tuple[torch.Tensor, np.ndarray]:
     if not loader:
         raise KeyError('the config has no test_dataloader or val_dataloader '
                        '(its dataset.pipeline loads the input)')
-    pipeline = Compose(copy.deepcopy(loader['dataset']['pipeline']))
+    # an image without labels: drop the annotation loading of the test
+    # pipeline (mmseg's test pipelines load the seg map), as mmseg's own
+    # inference API does
+    pipeline = Compose([
+        t for t in copy.deepcopy(loader['dataset']['pipeline'])
+        if not str(t.get('type', '')).endswith('LoadAnnotations')
+    ])
     data = pipeline(dict(img_path=path))
     inputs = model.data_preprocessor(pseudo_collate([data]),
                                      False)['inputs']

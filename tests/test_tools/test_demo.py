@@ -126,7 +126,7 @@ def test_frozen_rows_adapt_exactly_the_saved_pretrained_backbone(demo_run):
     for name in ('dyt_vit-tiny-p4_digits5-9', 'vit-tiny-p4_digits5-9_linear'):
         ckpt = (work / name / 'seed0' / 'last_checkpoint').read_text().strip()
         state = torch.load(ckpt, map_location='cpu',
-                           weights_only=False)['state_dict']
+                           weights_only=True)['state_dict']
         for key, value in pre.items():
             assert torch.equal(state['backbone.' + key], value), (name, key)
 

@@ -29,28 +29,11 @@ import os.path as osp
 
 import torch
 
-from mmdyt.utils.ckpt_convert import (timm_swin_to_mmpretrain,
-                                      timm_vit_to_mmpretrain,
-                                      unwrap_state_dict)
+from mmdyt.utils.ckpt_convert import (load_timm_state_dict,
+                                      timm_swin_to_mmpretrain,
+                                      timm_vit_to_mmpretrain)
 
 CONVERTERS = dict(vit=timm_vit_to_mmpretrain, swin=timm_swin_to_mmpretrain)
-
-
-def load_timm_state_dict(path: str, timm_model: str = None) -> dict:
-    if path.endswith('.npz'):
-        if timm_model is None:
-            raise ValueError('--timm-model is required for a .npz checkpoint '
-                             '(e.g. vit_base_patch16_224)')
-        import timm
-        from timm.models.vision_transformer import _load_weights
-        model = timm.create_model(timm_model, pretrained=False)
-        _load_weights(model, path)
-        return model.state_dict()
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return load_file(path)
-    return unwrap_state_dict(
-        torch.load(path, map_location='cpu', weights_only=True))
 
 
 def parse_args(argv=None):

@@ -1,8 +1,9 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 from .mmpretrain_swin import DyTSwinTransformer, SwinBlockOps
 from .mmpretrain_vit import DyTVisionTransformer, MMPretrainLayerOps
+from .mmseg_vit import DyTSegVisionTransformer, MMSegLayerOps
 
 __all__ = [
     'DyTVisionTransformer', 'MMPretrainLayerOps', 'DyTSwinTransformer',
-    'SwinBlockOps'
+    'SwinBlockOps', 'DyTSegVisionTransformer', 'MMSegLayerOps'
 ]

@@ -92,7 +92,7 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
     def forward(self, x: Tensor):
         B = x.shape[0]
         x, patch_resolution = self.patch_embed(x)
-        self._dyt_patch_resolution = tuple(patch_resolution)
+        self.set_dyt_token_grid(patch_resolution)
         if self.cls_token is not None:
             x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
         x = x + resize_pos_embed(
@@ -103,40 +103,20 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
             num_extra_tokens=self.num_extra_tokens)
         x = self.pre_norm(self.drop_after_pos(x))
 
-        outs = []
-        last = len(self.layers) - 1
-
-        def after_layer(i, x):
-            if i == last and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, patch_resolution))
-            return x
-
-        self.run_dyt_layers(x, self._host_ops, after_layer)
-        return tuple(outs)
-
-    def dyt_token_grids(self) -> list:
-        sites = sum(len(layer.sites) for layer in self.dyt_layers)
-        return [self._dyt_patch_resolution] * sites
+        return tuple(self.run_vit_layers(
+            x, self._host_ops, self.out_indices,
+            lambda x: self._format_output(x, patch_resolution),
+            self.ln1 if self.final_norm else None))
 
     def dyt_input_shape(self) -> tuple:
         return (self.patch_embed.projection.in_channels, *self.img_size)
 
     def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
-        conv = self.patch_embed.projection
-        return ViTFlopsSpec(
+        return self.vit_flops_spec(
+            num_tokens, num_classes, self.patch_embed.projection,
             embed_dims=self.embed_dims,
             num_layers=self.num_layers,
             feedforward_channels=self.arch_settings['feedforward_channels'],
-            num_patches=num_tokens - self.num_extra_tokens,
-            num_prefix_tokens=self.num_extra_tokens,
-            patch_size=conv.kernel_size[0],
-            in_channels=conv.in_channels,
             final_norm=self.final_norm,
-            num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
             **extra)

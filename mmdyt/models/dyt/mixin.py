@@ -137,8 +137,23 @@ class DyTBackboneMixin:
         last forward pass, one entry per dispatcher in the order of
         :meth:`dyt_site_masks`: ``(h, w)`` for image patches, ``(t, h,
         w)`` for space-time tokens (visualisation). The grid may change
-        between dispatchers (the stages of a Swin)."""
-        raise NotImplementedError
+        between dispatchers (the stages of a Swin: override this method).
+
+        By default every dispatcher saw the grid that the host integration
+        recorded with :meth:`set_dyt_token_grid` in its forward pass.
+        """
+        grid = getattr(self, '_dyt_token_grid', None)
+        if grid is None:
+            raise NotImplementedError(
+                f'{type(self).__name__} records no token grid (call '
+                'set_dyt_token_grid in its forward or override '
+                'dyt_token_grids)')
+        return [grid] * sum(len(layer.sites) for layer in self.dyt_layers)
+
+    def set_dyt_token_grid(self, grid: Sequence[int]) -> None:
+        """Record the grid of this forward pass's non-prefix tokens, the
+        same for every dispatcher (see :meth:`dyt_token_grids`)."""
+        self._dyt_token_grid = tuple(int(g) for g in grid)
 
     def dyt_input_shape(self) -> tuple:
         """Shape of one input sample at the configured size, e.g.
@@ -234,6 +249,25 @@ class DyTBackboneMixin:
             self._dyt_records.append(self.measure_dyt())
         return x
 
+    def run_vit_layers(self, x: Tensor, ops: Sequence[HostLayerOps],
+                       out_indices: Sequence[int], output,
+                       final_norm: Optional[nn.Module] = None) -> list:
+        """:meth:`run_dyt_layers` for a plain ViT with multi-level outputs:
+        ``final_norm`` (if any) after the last layer, ``output(x)`` of the
+        tokens after every layer in ``out_indices``; returns the outputs."""
+        outs = []
+        last = len(self.dyt_layers) - 1
+
+        def after_layer(i, x):
+            if i == last and final_norm is not None:
+                x = final_norm(x)
+            if i in out_indices:
+                outs.append(output(x))
+            return x
+
+        self.run_dyt_layers(x, ops, after_layer)
+        return outs
+
     # --------------------------------------------------------- measurements
     def dyt_site_masks(self) -> List[Tensor]:
         """Non-prefix masks of the last pass, one ``(B, N_s - P)`` per
@@ -254,8 +288,26 @@ class DyTBackboneMixin:
                        **extra) -> ViTFlopsSpec:
         """FLOPs spec of this backbone (a model spec of
         :mod:`mmdyt.models.dyt.flops`, e.g. :class:`ViTFlopsSpec` or
-        :class:`SwinFlopsSpec`); host integrations fill the shapes."""
+        :class:`SwinFlopsSpec`); host integrations fill the shapes (a
+        plain ViT through :meth:`vit_flops_spec`)."""
         raise NotImplementedError
+
+    def vit_flops_spec(self, num_tokens: int, num_classes: int,
+                       patch_conv: nn.Module, **shapes) -> ViTFlopsSpec:
+        """A :class:`ViTFlopsSpec` with this backbone's DyT settings, prefix
+        tokens and patch embedding (``patch_conv``, a ``Conv2d``); ``shapes``
+        are the host's ``embed_dims``, ``num_layers``,
+        ``feedforward_channels``, ``final_norm`` (and any other field)."""
+        return ViTFlopsSpec(
+            num_patches=num_tokens - self.num_prefix_tokens,
+            num_prefix_tokens=self.num_prefix_tokens,
+            patch_size=patch_conv.kernel_size[0],
+            in_channels=patch_conv.in_channels,
+            num_classes=num_classes,
+            variant=self.dyt_cfg['variant'],
+            bottleneck=self.dyt_cfg['bottleneck'],
+            num_experts=self.dyt_cfg['num_experts'],
+            **shapes)
 
     def dynamic_flops(self, num_classes: int = 0) -> Tensor:
         """Per-sample FLOPs ``(B,)`` of the last forward pass (with a linear

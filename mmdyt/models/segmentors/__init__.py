@@ -1,0 +1,4 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+from .dyt_encoder_decoder import DyTEncoderDecoder
+
+__all__ = ['DyTEncoderDecoder']
