@@ -101,6 +101,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    mmdyt.apis.check_config_paths(cfg, 'test')  # data/ckpts exist
     runner = build_runner(cfg)
     # checkpoints of earlier mmdyt runs (pickled message hub) load inside
     # the scope; those written with mmdyt's checkpoint hook need nothing

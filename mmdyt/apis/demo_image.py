@@ -1,0 +1,279 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""The offline image demo: adapt a frozen pre-trained tiny ViT with DyT.
+
+``tools/demo.py`` (``--task image``, the default) runs, in one process:
+
+1. :func:`write_digits`: scikit-learn's real handwritten digits
+   (``load_digits``, shipped inside the package) as VTAB-1K-style folders,
+   ``pretrain`` (digits 0-4) and ``adapt`` (digits 5-9).
+2. Pre-training of a tiny ViT on digits 0-4 (every weight trains, one run,
+   seed ``--pretrain-seed``); its backbone is saved as the "pre-trained
+   checkpoint" (``<work_dir>/vit-tiny-p4_digits0-4.pth``), the role the
+   paper's IN-21K ViT-B/16 plays.
+3. For each seed: the frozen backbone adapted to digits 5-9 with DyT (MLP
+   dispatch, r = 0.5), and the two dense baselines, full fine-tuning and
+   linear probing, each trained and then tested from its saved checkpoint.
+4. The table: mean ± std over the seeds of top-1, GFLOPs per image (DyT:
+   counted from the tokens each test image kept; dense: the dense ViT on the
+   same images), activation rate, trainable parameters and wall times.
+
+The seeds vary everything of an adaptation run (head and adapter
+initialisation, data order, augmentation, dropout, DyT's Gumbel noise); the
+pre-trained backbone is shared by all of them (``--pretrain-seed`` changes
+it; ``--pretrained PATH`` reuses a saved one and skips step 2).
+"""
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+
+from .demo import Column, SeedResults
+
+TITLE = ('a tiny ViT pre-trained on digits 0-4 (scikit-learn load_digits), '
+         'adapted to digits 5-9: DyT against full tuning and a linear probe')
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CFG_DIR = osp.join(REPO, 'configs', 'dyt', 'demo')
+PRETRAIN_CFG = 'vit-tiny-p4_digits0-4_pretrain.py'
+PRETRAINED_NAME = 'vit-tiny-p4_digits0-4.pth'
+TASKS = {'pretrain': range(0, 5), 'adapt': range(5, 10)}
+
+
+@dataclass
+class Method:
+    """One row of the table: its ``--methods`` key, name and config in
+    ``configs/dyt/demo``."""
+    key: str
+    name: str
+    config: str
+
+
+METHODS = [
+    Method('dyt', 'DyT (r=0.5)', 'dyt_vit-tiny-p4_digits5-9.py'),
+    Method('full', 'Full tuning', 'vit-tiny-p4_digits5-9_full.py'),
+    Method('linear', 'Linear probe', 'vit-tiny-p4_digits5-9_linear.py'),
+]
+DYT = METHODS[0].name
+
+COLUMNS = [
+    Column('top1', 'top-1 %', '.2f'),
+    Column('gflops', 'GFLOPs/img', '.5f'),
+    Column('vs_dense', 'vs dense', '.3f'),
+    Column('act_rate', 'act. rate', '.3f'),
+    Column('trainable', 'trainable', ',d', spread=False),
+    Column('train_s', 'train s', '.1f', spread=False),
+    Column('test_s', 'test s', '.1f', spread=False),
+]
+
+
+def write_digits(out_dir: str, size: int = 16, seed: int = 0,
+                 rotations: int = 4) -> dict:
+    """Write ``load_digits`` as two VTAB-1K-style tasks under ``out_dir``.
+
+    - ``pretrain``: digits 0-4, each image in ``rotations`` copies rotated
+      by ``k * 90`` degrees, label ``rotations * digit + k`` (20 classes by
+      default; ``rotations=1``: the upright digits, labels 0-4);
+    - ``adapt``: digits 5-9, upright, labels 0-4.
+
+    Each task's digits are split by ``seed`` into half training
+    (``train800val200.txt``), half test (``test.txt``, rotated alike for
+    ``pretrain``); ``images/`` holds RGB PNGs upscaled from 8x8 to ``size``
+    (bicubic), rewritten on every call.
+
+    Returns:
+        dict: Task -> list name -> number of images.
+    """
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    if rotations not in (1, 2, 4):
+        raise ValueError(f'rotations must be 1, 2 or 4, got {rotations}')
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    counts = {}
+    for task, classes in TASKS.items():
+        root = osp.join(out_dir, task)
+        os.makedirs(osp.join(root, 'images'), exist_ok=True)
+        idx = rng.permutation(
+            np.flatnonzero(np.isin(digits.target, list(classes))))
+        half = len(idx) // 2
+        splits = {'train800val200.txt': idx[:half], 'test.txt': idx[half:]}
+        turns = range(rotations) if task == 'pretrain' else range(1)
+        counts[task] = {}
+        for list_name, split in splits.items():
+            lines = []
+            for i in sorted(split):
+                label = int(digits.target[i]) - classes[0]
+                for k in turns:
+                    rel = f'images/{i:04d}_r{k * 360 // rotations}.png'
+                    grey = np.rot90(digits.images[i], k) * (255.0 / 16.0)
+                    img = Image.fromarray(grey.round().astype(np.uint8))
+                    img = img.resize((size, size), Image.BICUBIC)
+                    img.convert('RGB').save(osp.join(root, rel))
+                    cls = label * len(turns) + k
+                    lines.append(f'{rel} {cls}')
+            with open(osp.join(root, list_name), 'w') as f:
+                f.write('\n'.join(lines) + '\n')
+            counts[task][list_name] = len(lines)
+    return counts
+
+
+def digits_layout() -> dict:
+    """``size`` and ``rotations`` for :func:`write_digits`, read from the
+    pre-training config (``img_size``, ``num_classes = 5 * rotations``), so
+    the data always matches the configs."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(CFG_DIR, PRETRAIN_CFG))
+    num_classes = cfg.model.head.num_classes
+    if num_classes % len(TASKS['pretrain']):
+        raise ValueError(f'{PRETRAIN_CFG}: model.head.num_classes must be a '
+                         f'multiple of 5 (digits x rotations), got '
+                         f'{num_classes}')
+    return dict(size=cfg.model.backbone.img_size,
+                rotations=num_classes // len(TASKS['pretrain']))
+
+
+def add_args(parser) -> None:
+    parser.add_argument('--data-root', default='data/digits',
+                        help='where the digits folders are written')
+    parser.add_argument('--pretrain-seed', type=int, default=0,
+                        help='seed of the pre-training run (default 0)')
+    parser.add_argument('--pretrained', default=None,
+                        help='use this pre-trained backbone checkpoint '
+                        'instead of pre-training')
+    parser.add_argument('--methods', nargs='+', default=['dyt', 'full',
+                                                         'linear'],
+                        choices=[m.key for m in METHODS],
+                        help='the rows to run (default: all; dyt is needed '
+                        'for the dense FLOPs)')
+
+
+def _data_options(root: str, loaders=('train', 'val', 'test')) -> dict:
+    return {f'{k}_dataloader.dataset.data_root': root for k in loaders}
+
+
+def _trainable(runner) -> dict:
+    model = runner.model
+    return dict(trainable=sum(p.numel() for p in model.parameters()
+                              if p.requires_grad))
+
+
+def pretrain(session, args) -> str:
+    """Stage 2: pre-train and save the backbone.
+
+    Returns:
+        tuple: ``(checkpoint path, top-1 on the pre-training test split,
+        wall seconds, CPU seconds)``.
+    """
+    import torch
+    root = osp.join(args.data_root, 'pretrain')
+    run = session.train(
+        osp.join(CFG_DIR, PRETRAIN_CFG), 'pretrain',
+        'pre-train the tiny ViT on digits 0-4', _data_options(root),
+        seed=args.pretrain_seed)
+    path = osp.join(session.work_dir, PRETRAINED_NAME)
+    torch.save({'state_dict': run.runner.model.backbone.state_dict()}, path)
+    run.runner = None
+    return path, run.val_metrics.get('accuracy/top1'), run.train_s, \
+        run.train_cpu_s
+
+
+def run(session, args) -> dict:
+    """The stages (see the module docstring); returns the results dict
+    (``rows``: the per-seed values and their mean/std, ``pretrain``)."""
+    seeds: List[int] = list(args.seeds)
+    methods = [m for m in METHODS if m.key in args.methods]
+    if methods[0].name != DYT:
+        raise SystemExit('--methods must include dyt (it measures the '
+                         f'dense FLOPs of every row), got {args.methods}')
+    counts = write_digits(args.data_root, **digits_layout())
+    session.plan((0 if args.pretrained else 1) + len(methods) * len(seeds))
+    if args.pretrained:
+        pretrained, pre_top1, pre_s, pre_cpu = args.pretrained, None, 0., 0.
+    else:
+        pretrained, pre_top1, pre_s, pre_cpu = pretrain(session, args)
+
+    adapt = osp.join(args.data_root, 'adapt')
+    options = dict(_data_options(adapt))
+    options['model.backbone.init_cfg.checkpoint'] = pretrained
+    results = SeedResults()
+    for method in methods:
+        for i, seed in enumerate(seeds):
+            stage = session.train_and_test(
+                osp.join(CFG_DIR, method.config),
+                f'{osp.splitext(osp.basename(method.config))[0]}/seed{seed}',
+                f'{method.name} seed {i + 1}/{len(seeds)}',
+                options, seed=seed, keep=_trainable)
+            m = stage.metrics
+            results.add(
+                method.name, seed, top1=m['accuracy/top1'],
+                gflops=m.get('dyt/gflops'),
+                dense_gflops=m.get('dyt/dense_gflops'),
+                act_rate=m.get('dyt/act_rate'),
+                trainable=stage.info['trainable'], train_s=stage.train_s,
+                train_cpu_s=stage.train_cpu_s,
+                test_s=stage.test_s)
+    _fill_dense(results)
+
+    session.print_table(
+        results.table(COLUMNS),
+        f'mmdyt offline demo: mean ± std over seeds {seeds} (test split of '
+        f'digits 5-9, {counts["adapt"]["test.txt"]} images)')
+    if pre_top1 is not None:
+        session.print(f'pre-trained backbone: {pre_top1:.2f}% top-1 on its '
+                      f'own test split (digits 0-4 x 4 rotations, 20 '
+                      f'classes), {pre_s:.0f} s')
+    for line in conclusions(results):
+        session.print(line)
+    out = dict(rows=results.summary(), seeds=seeds,
+               pretrain=dict(top1=pre_top1, train_s=pre_s, train_cpu_s=pre_cpu,
+                             checkpoint=pretrained, seed=args.pretrain_seed),
+               data=counts)
+    session.save_json('demo_results.json', out)
+    return out
+
+
+def _fill_dense(results: SeedResults) -> None:
+    """Dense rows: the dense ViT's GFLOPs on the same test images (measured
+    with the DyT runs: same architecture, same images) and activation rate
+    1 (every token runs), one value each (no spread); every row's ratio to
+    the dense GFLOPs."""
+    dense = results.rows[DYT].get('dense_gflops')
+    if not dense:
+        raise KeyError('the DyT run reported no dyt/dense_gflops; its '
+                       'test_evaluator needs mmdyt.DyTEfficiencyMetric')
+    dense_mean = sum(dense) / len(dense)
+    for name, metrics in results.rows.items():
+        if name == DYT:
+            metrics['vs_dense'] = [
+                g / d for g, d in zip(metrics['gflops'], dense)]
+        else:
+            metrics['gflops'] = [dense_mean]
+            metrics['act_rate'] = [1.0]
+            metrics['vs_dense'] = [1.0]
+
+
+def conclusions(results: SeedResults) -> List[str]:
+    """The comparisons the demo is about, with the seeds' spread."""
+    from .demo import mean_std
+    rows = results.rows
+    dyt, std = mean_std(rows[DYT]['top1'])
+    lines = []
+    for name in rows:
+        if name == DYT:
+            continue
+        other, ostd = mean_std(rows[name]['top1'])
+        spread = f' (± {std:.2f} / ± {ostd:.2f} over seeds)' if len(
+            rows[DYT]['top1']) > 1 else ''
+        lines.append(f'DyT vs {name.lower()}: {dyt - other:+.2f} points'
+                     f'{spread}')
+    full = rows.get('Full tuning')
+    if full is not None:
+        ratio = mean_std(rows[DYT]['vs_dense'])[0]
+        params = results.mean(DYT, 'trainable') / results.mean(
+            'Full tuning', 'trainable')
+        lines.append(f'DyT runs its test pass at {ratio:.3f} of the dense '
+                     f'FLOPs and trains {100 * params:.1f}% of the '
+                     f'parameters of full tuning')
+    return lines
