@@ -31,7 +31,12 @@ class ViTFlopsSpec:
         num_prefix_tokens (int): CLS-like tokens (always active).
         patch_size (int): Patch side.
         in_channels (int): Image channels.
-        final_norm (bool): Whether a LayerNorm follows the last layer.
+        final_norm (bool): Whether a LayerNorm follows the last layer (on
+            every token).
+        tubelet_size (int): Frames per patch (video ViTs with a tubelet
+            embedding, e.g. VideoMAE); 1 for images.
+        pooled_norm (bool): Whether a LayerNorm runs on the mean-pooled
+            token (VideoMAE's ``fc_norm``).
         num_classes (int): Head outputs (0: no head).
         variant (str): DyT dispatch variant, or ``None`` for the dense ViT.
         bottleneck (int): Adapter width.
@@ -45,6 +50,8 @@ class ViTFlopsSpec:
     patch_size: int = 16
     in_channels: int = 3
     final_norm: bool = True
+    tubelet_size: int = 1
+    pooled_norm: bool = False
     num_classes: int = 0
     variant: Optional[str] = 'mlp'
     bottleneck: int = 64
@@ -116,11 +123,14 @@ def layer_flops(spec: ViTFlopsSpec,
 
 
 def base_flops(spec: ViTFlopsSpec) -> float:
-    """Patch embedding, final norm and head."""
+    """Patch embedding, final norm(s) and head."""
     C = spec.embed_dims
-    flops = spec.num_patches * C * spec.in_channels * spec.patch_size**2
+    flops = spec.num_patches * C * spec.in_channels * spec.tubelet_size * \
+        spec.patch_size**2
     if spec.final_norm:
         flops += LN_FLOPS_PER_ELEMENT * spec.num_tokens * C
+    if spec.pooled_norm:
+        flops += LN_FLOPS_PER_ELEMENT * C
     return flops + C * spec.num_classes
 
 
