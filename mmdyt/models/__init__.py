@@ -2,3 +2,5 @@
 """mmdyt models: the task-agnostic DyT core and the host integrations."""
 from .backbones import *  # noqa: F401,F403
 from .classifiers import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .recognizers import *  # noqa: F401,F403
