@@ -115,6 +115,11 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
         per_frame = self.grid_size[0] * self.grid_size[1]
         return self.pos_embed.shape[1] // per_frame * self.tubelet_size
 
+    def dyt_token_grids(self) -> list:
+        """``(T', H', W')`` space-time token grid of every dispatcher."""
+        sites = sum(len(layer.sites) for layer in self.dyt_layers)
+        return [self._dyt_token_grid] * sites
+
     def dyt_input_shape(self) -> tuple:
         return (self.patch_embed.projection.in_channels, self.num_frames,
                 self.grid_size[0] * self.patch_size,
@@ -136,6 +141,7 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
         h //= self.patch_size
         w //= self.patch_size
         x = self.patch_embed(x)[0]
+        self._dyt_token_grid = (x.shape[1] // (h * w), h, w)
         if (h, w) != self.grid_size:
             pos_embed = self.pos_embed.reshape(-1, *self.grid_size,
                                                self.embed_dims)

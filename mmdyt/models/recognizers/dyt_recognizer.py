@@ -1,6 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """mmaction2 recognizer trained with DyT's losses, for both video routes."""
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from mmaction.structures import ActionDataSample
@@ -98,13 +98,19 @@ class DyTRecognizer(DyTAlgorithmMixin, FrameRecognizer):
         self.set_dyt_fields(predictions, stats, num_views=num_views)
         return predictions
 
-    def dyt_example_batch(self, batch_size: int,
-                          seed: int = 0) -> Tuple[Tensor, list]:
-        shape = self.backbone.dyt_input_shape()
+    def dyt_example_batch(self, batch_size: int, seed: int = 0,
+                          shape: Optional[Tuple[int, int]] = None
+                          ) -> Tuple[Tensor, list]:
+        """``batch_size`` synthetic videos of one view each, ``(B, 1, C, T,
+        H, W)`` (``T``: ``num_frames`` of the per-frame route, else the video
+        backbone's), at the configured or the given spatial ``shape``."""
+        sample = self.backbone.dyt_input_shape()
         if self.per_frame:  # (C, H, W) -> (C, T, H, W)
-            shape = (shape[0], self.num_frames, *shape[1:])
+            sample = (sample[0], self.num_frames, *sample[1:])
+        if shape is not None:
+            sample = (*sample[:2], *shape)
         device = next(self.parameters()).device
-        clips = synthetic_inputs(shape, batch_size, seed, device)
+        clips = synthetic_inputs(sample, batch_size, seed, device)
         return clips[:, None], [  # one view per video
             ActionDataSample().set_gt_labels(0) for _ in range(batch_size)
         ]
