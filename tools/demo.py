@@ -16,6 +16,7 @@ standard tools' entry points:
    and wall time, DyT against the dense model.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data-root data/digits]
+    python tools/demo.py --task video [...]   # mmdyt.apis.video_demo
 """
 import argparse
 import os.path as osp
@@ -76,7 +77,20 @@ def parse_args(argv=None):
     return args
 
 
+def _task(argv=None):
+    """``--task image|video`` (default ``image``) and the other arguments;
+    ``--task video`` runs :mod:`mmdyt.apis.video_demo` with them."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument('--task', choices=['image', 'video'], default='image')
+    known, rest = pre.parse_known_args(argv)
+    return known.task, rest
+
+
 def main(argv=None) -> dict:
+    task, argv = _task(argv)
+    if task == 'video':
+        from mmdyt.apis.video_demo import main as video_main
+        return video_main(argv)
     args = parse_args(argv)
     t0 = time.perf_counter()
     torch.manual_seed(0)

@@ -30,7 +30,7 @@ test_dataloader = dict(
     dataset=dict(type='{dataset}', data_root='{root}',
                  ann_file='test_list_{kind}_direction.txt',
                  data_prefix=dict({key}=''), pipeline=test_pipeline,
-                 test_mode=True))
+                 serialize_data=False, test_mode=True))
 """
 MODELS = dict(
     per_frame="""per_frame=True, num_frames=4,

@@ -49,11 +49,13 @@ model = dict(
 LOADERS = """
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(ann_file='train_list_{kind}_digit.txt',
-                                     data_prefix=dict({key}='')))
+                                     data_prefix=dict({key}=''),
+                                     serialize_data=False))
 val_dataloader = dict(batch_size={test_batch}, num_workers=0,
                       persistent_workers=False,
                       dataset=dict(ann_file='test_list_{kind}_digit.txt',
-                                   data_prefix=dict({key}='')))
+                                   data_prefix=dict({key}=''),
+                                   serialize_data=False))
 test_dataloader = val_dataloader
 train_cfg = dict(max_epochs=1, val_interval=1)
 default_hooks = dict(logger=dict(interval=1))

@@ -8,6 +8,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmdyt.evaluation import DyTEfficiencyMetric
 from mmdyt.models.dyt import model_flops
 
+from ..frozen_check import train_and_check_frozen
+
 C, T, IMG = 32, 4, 16
 IMAGE_ARCH = dict(embed_dims=C, num_layers=2, num_heads=4,
                   feedforward_channels=64)
@@ -88,23 +90,13 @@ def test_loss_terms_and_frozen_host_bitwise(route):
     assert model.backbone.stacked_dyt_masks().requires_grad
     rows = 2 * T if route == 'per_frame' else 2
     assert model.backbone.stacked_dyt_masks().shape[0] == rows
-    frozen = {n: p.detach().clone() for n, p in model.named_parameters()
-              if not p.requires_grad}
-    assert frozen and all(n.startswith('backbone.') for n in frozen)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()
-              if p.requires_grad}
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
-    for _ in range(2):
+
+    def loss():
         losses = model.loss(clips(2), samples([0, 2]))
-        loss = sum(v for k, v in losses.items() if k.startswith('loss'))
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-    for n, p in model.named_parameters():
-        if n in frozen:
-            assert torch.equal(p, frozen[n]), n
-    moved = {n for n, p in model.named_parameters()
-             if n in before and not torch.equal(p, before[n])}
+        return sum(v for k, v in losses.items() if k.startswith('loss'))
+
+    frozen, moved = train_and_check_frozen(model, loss)
+    assert frozen and all(n.startswith('backbone.') for n in frozen)
     assert any('.adapters.' in n for n in moved)
     assert any('.dispatchers.' in n for n in moved)
     assert any(n.startswith('cls_head.') for n in moved)
