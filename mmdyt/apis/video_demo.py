@@ -64,7 +64,7 @@ def parse_args(argv=None):
                         choices=list(LABEL_SETS))
     parser.add_argument('--epochs', type=int, default=None,
                         help='epochs of every adaptation (default: the '
-                        "configs' 8)")
+                        "configs' 6)")
     parser.add_argument('--pretrain-epochs', type=int, default=None,
                         help="epochs of the pre-trainings (default: the "
                         "configs' 15)")

@@ -61,7 +61,9 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=True, begin=1, eta_min=1e-5,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=8, val_interval=100)
+# no validation while training (the demo tests each run once at the end)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=6, val_begin=1000,
+                 val_interval=1000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(

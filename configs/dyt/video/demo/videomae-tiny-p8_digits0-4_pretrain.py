@@ -16,4 +16,4 @@ train_dataloader = dict(batch_size=16, dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = test_dataloader
 optim_wrapper = dict(optimizer=dict(lr=3e-3))
-train_cfg = dict(max_epochs=15)  # 54% on digits 0-4 (test split)
+train_cfg = dict(max_epochs=15)

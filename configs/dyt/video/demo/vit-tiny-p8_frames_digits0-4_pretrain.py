@@ -18,4 +18,4 @@ model = dict(
 train_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = test_dataloader
-train_cfg = dict(max_epochs=15)  # 81% on digits 0-4 (test split)
+train_cfg = dict(max_epochs=15)
