@@ -1,8 +1,9 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 from .mmaction_vit import DyTVideoMAEViT, MMActionLayerOps
+from .mmpretrain_swin import DyTSwinTransformer, SwinBlockOps
 from .mmpretrain_vit import DyTVisionTransformer, MMPretrainLayerOps
 
 __all__ = [
-    'DyTVisionTransformer', 'MMPretrainLayerOps', 'DyTVideoMAEViT',
-    'MMActionLayerOps'
+    'DyTVisionTransformer', 'MMPretrainLayerOps', 'DyTSwinTransformer',
+    'SwinBlockOps', 'DyTVideoMAEViT', 'MMActionLayerOps'
 ]
