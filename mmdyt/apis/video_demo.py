@@ -64,7 +64,7 @@ def parse_args(argv=None):
                         choices=list(LABEL_SETS))
     parser.add_argument('--epochs', type=int, default=None,
                         help='epochs of every adaptation (default: the '
-                        "configs' 6)")
+                        "configs' 12)")
     parser.add_argument('--pretrain-epochs', type=int, default=None,
                         help="epochs of the pre-trainings (default: the "
                         "configs' 15)")

@@ -114,16 +114,19 @@ def test_benchmark_backbone_level_videomae_clips(digit_videos, tmp_path):
 
 
 def test_benchmark_runs_the_shipped_per_frame_config_at_small_size():
-    """configs/dyt/video/dyt_vit-b16_8x16x1_k400-video.py (ViT-B/16, 8
-    frames, K400 head) at 32 px (the speed table itself is for 224 px on a
-    quiet machine)."""
+    """configs/dyt/video/dyt_vit-b16_8x16x1_k400-video.py (8 frames, the
+    pooling head, K400's 400 classes) with mmpretrain's DeiT-tiny arch at
+    32 px (the speed table itself is ViT-B at 224 on a quiet machine)."""
     bm = load_tool('analysis_tools/benchmark')
     video = osp.join(REPO_ROOT, 'configs', 'dyt', 'video')
     cfg = osp.join(video, 'dyt_vit-b16_8x16x1_k400-video.py')
     r = bm.main([cfg, '--level', 'model', '--img-size', '32',
                  '--batch-size', '1', '--rate', '0.5', '--repeats', '1',
                  '--warmup', '0', '--calib-batch', '1', '--cfg-options',
-                 'model.backbone.init_cfg=None'])
+                 'model.backbone.init_cfg=None',
+                 'model.backbone.arch=deit-tiny',
+                 'model.cls_head.in_channels=192',
+                 'model.cls_head.num_heads=3'])
     assert r['input_shape'] == [1, 3, 8, 32, 32]
     assert 0.2 < r['act_rate'] < 0.8 and r['flops_bound'] > 1
 

@@ -62,7 +62,7 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 # no validation while training (the demo tests each run once at the end)
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=6, val_begin=1000,
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_begin=1000,
                  val_interval=1000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -14,7 +14,8 @@ model = dict(
     cls_head=dict(type='TimeSformerHead', num_classes=5, in_channels=64,
                   average_clips='prob'),
     data_preprocessor={{_base_.data_preprocessor}})
-optim_wrapper = dict(optimizer=dict(lr=5e-3, weight_decay=1e-4))
+# the frozen video ViT wants a larger step than the per-frame route
+optim_wrapper = dict(optimizer=dict(lr=1e-2, weight_decay=1e-4))
 val_evaluator = [dict(type='AccMetric'), dict(type='mmdyt.DyTEfficiencyMetric')]
 test_evaluator = val_evaluator
 custom_hooks = [dict(type='mmdyt.DyTActivationRateHook', interval=1)]

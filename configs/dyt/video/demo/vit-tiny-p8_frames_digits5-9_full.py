@@ -10,4 +10,4 @@ train_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = test_dataloader
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
-train_cfg = dict(max_epochs=6)
+train_cfg = dict(max_epochs=12)
