@@ -1,4 +1,5 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 from .activation_rate_hook import DyTActivationRateHook
+from .checkpoint_hook import DyTCheckpointHook
 
-__all__ = ['DyTActivationRateHook']
+__all__ = ['DyTActivationRateHook', 'DyTCheckpointHook']
