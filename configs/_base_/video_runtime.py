@@ -1,7 +1,8 @@
 # Runtime of the video configs: mmaction2's default runtime (mmaction2 1.1.0
 # configs/_base_/default_runtime.py, written out here because `mmaction::`
 # bases do not load with mmengine 0.10.7) plus DyT's per-layer
-# activation-rate logging. Source: mmaction2 1.1.0.
+# activation-rate logging and mmdyt's checkpoint hook, as the image runtime
+# (configs/_base_/default_runtime.py). Source: mmaction2 1.1.0.
 default_scope = 'mmaction'
 custom_imports = dict(imports=['mmdyt'], allow_failed_imports=False)
 
@@ -13,7 +14,10 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1,
                     save_best='auto'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    sync_buffers=dict(type='SyncBuffersHook'))
+    sync_buffers=dict(type='SyncBuffersHook'),
+    # weights_only-loadable delta checkpoints with the RNG states (see
+    # configs/_base_/default_runtime.py)
+    dyt_checkpoint=dict(type='mmdyt.DyTCheckpointHook', delta=True))
 custom_hooks = [dict(type='mmdyt.DyTActivationRateHook', interval=1)]
 
 env_cfg = dict(
@@ -26,3 +30,5 @@ visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)
 log_level = 'INFO'
 load_from = None
 resume = False
+# mmdyt's choice, as the image runtime: repeatable runs, exact --resume
+randomness = dict(seed=0, deterministic=False)

@@ -7,5 +7,6 @@ custom_imports = dict(imports=['mmdyt'], allow_failed_imports=False)
 model = dict(
     type='mmdyt.DyTRecognizer',
     backbone=dict(type='mmdyt.DyTVideoMAEViT', dyt=dict(bottleneck=4)))
+default_hooks = dict(dyt_checkpoint=dict(type='mmdyt.DyTCheckpointHook'))
 val_evaluator = [dict(type='AccMetric'), dict(type='mmdyt.DyTEfficiencyMetric')]
 test_evaluator = val_evaluator
