@@ -141,3 +141,74 @@ def predicted_label(model, feats) -> Optional[int]:
         if neck is not None:
             feats = neck(feats)
         return int(head(feats)[0].argmax())
+
+
+# ------------------------------------------------------------------- video
+def is_clip_model(model) -> bool:
+    """Whether ``model`` is an mmdyt video recognizer (its inputs are clips
+    ``(N, V, C, T, H, W)``)."""
+    from mmdyt.models.recognizers import FrameRecognizer
+    return isinstance(model, FrameRecognizer)
+
+
+def load_clip(path: str, cfg, model) -> Tuple[torch.Tensor, np.ndarray]:
+    """``(first view (1, C, T, H, W) for the model, its frames (T, H, W, 3)
+    uint8 RGB for display)`` of a video file (``VideoDataset`` configs) or a
+    folder of frames (``RawframeDataset`` configs, ``filename_tmpl`` of the
+    dataset) through the config's test (else val) pipeline and the model's
+    data preprocessor."""
+    import os
+    import os.path as osp
+
+    from mmcv.transforms import Compose
+    from mmengine.dataset import pseudo_collate
+
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    if not loader:
+        raise KeyError('the config has no test_dataloader or val_dataloader '
+                       '(its dataset.pipeline loads the clip)')
+    dataset = loader['dataset']
+    info = dict(modality='RGB', label=-1)
+    if osp.isdir(path):
+        info.update(frame_dir=path, total_frames=len(os.listdir(path)),
+                    start_index=dataset.get('start_index', 1),
+                    filename_tmpl=dataset.get('filename_tmpl',
+                                              'img_{:05}.jpg'))
+    else:
+        info.update(filename=path, start_index=dataset.get('start_index', 0))
+    data = Compose(copy.deepcopy(dataset['pipeline']))(info)
+    inputs = model.data_preprocessor(pseudo_collate([data]),
+                                     False)['inputs'][:, 0]
+    frames = data['inputs'][0].permute(1, 2, 3, 0).numpy()  # (T, H, W, C)
+    return inputs, np.ascontiguousarray(frames).astype(np.uint8)
+
+
+def clip_dispatch_masks(model, clip: torch.Tensor):
+    """Run the DyT backbone of a video recognizer (gathered) on one clip
+    ``(1, C, T, H, W)``: every frame through the image backbone (the
+    per-frame recipe) or the clip through the video backbone.
+
+    Returns:
+        tuple: ``masks[t][d]``, the bool ``(h, w)`` mask of dispatcher ``d``
+        on frame ``t`` (a VideoMAE tubelet's tokens shown on each of its
+        frames); per dispatcher a label ``'L{i}[ site]'``.
+    """
+    backbone = model.backbone
+    T = clip.shape[2]
+    x = clip[0].transpose(0, 1) if model.per_frame else clip
+    with torch.no_grad(), backbone.dyt_mode('gathered', keep_masks=True):
+        backbone(x)
+    grids = backbone.dyt_token_grids()
+    masks = [[] for _ in range(T)]
+    labels = []
+    for i, per_site in enumerate(backbone.dyt_masks):
+        for site, m in per_site.items():
+            grid = grids[len(labels)]
+            m = m[:, backbone.num_prefix_tokens:].bool().cpu()
+            for t in range(T):
+                if model.per_frame:  # row t = frame t, grid (h, w)
+                    masks[t].append(m[t].reshape(grid))
+                else:  # one clip, grid (T', h, w): frame t in slice t T'/T
+                    masks[t].append(m[0].reshape(grid)[t * grid[0] // T])
+            labels.append(f'L{i}' if len(per_site) == 1 else f'L{i} {site}')
+    return masks, labels

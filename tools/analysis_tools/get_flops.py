@@ -127,8 +127,10 @@ def main(argv=None):
         checkpoint=args.checkpoint,
         input_shape=tuple(inputs.shape[-2:]),
         sample_shape=tuple(inputs.shape[1:]),
-        num_classes=getattr(getattr(model, 'head', None), 'num_classes',
-                            0) or getattr(model, 'num_classes', 0) or 0,
+        num_classes=next((getattr(getattr(model, key), 'num_classes', 0)
+                          for key in ('head', 'cls_head', 'decode_head')
+                          if getattr(model, key, None) is not None),
+                         0) or getattr(model, 'num_classes', 0) or 0,
         dense_gflops=float(static.dense_flops[0]) / 1e9,
         dyt_complete_gflops=float(static.flops[0]) / 1e9,
         params=count_params(model),

@@ -1,10 +1,16 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
-"""Show which patches every DyT dispatcher activates for one image.
+"""Show which patches every DyT dispatcher activates for one image or clip.
 
 ::
 
     python tools/visualizations/vis_dispatch.py IMAGE CONFIG [CHECKPOINT]
         [--out dispatch.png] [--ncols 6] [--alpha 0.7] [--rate R]
+    python tools/visualizations/vis_dispatch.py VIDEO|FRAME_DIR VIDEO_CONFIG ...
+
+For a video config (an mmdyt video recognizer) the clip (its first test
+view) is drawn as one row per frame: the frame, then its active patches in
+every layer (per frame for the per-frame recipe; for VideoMAE the tokens of
+the tubelet that holds the frame).
 
 The image goes through the config's test pipeline and data preprocessor,
 then through the DyT backbone in inference (``'gathered'``) mode. The PNG
@@ -53,8 +59,11 @@ def main(argv=None):
     from mmdyt.apis.visualization import (dispatch_masks, dispatch_panels,
                                           load_input, predicted_label,
                                           resize_display, save_panel_grid)
+    from mmdyt.apis.visualization import is_clip_model
     cfg = load_config(args.config, args.cfg_options)
     model = init_dyt_model(cfg, args.checkpoint)
+    if is_clip_model(model):
+        return draw_clip(args, cfg, model)
     backbone = model.backbone
     inputs, image = load_input(args.img, cfg, model)
     if args.rate is not None:
@@ -71,6 +80,36 @@ def main(argv=None):
         f'{100 * float(mean_rate):.0f}%', args.ncols, args.panel_size)
     print(f'vis_dispatch: wrote {args.out} ({size[0]}x{size[1]} px, '
           f'{len(masks)} dispatchers)')
+    return dict(out=args.out, size=size, masks=masks, titles=titles)
+
+
+def draw_clip(args, cfg, model):
+    """One row per frame: the frame, then one panel per dispatcher."""
+    from mmdyt.apis.analysis import calibrate_rate
+    from mmdyt.apis.visualization import (clip_dispatch_masks,
+                                          dispatch_panels, load_clip,
+                                          resize_display, save_panel_grid)
+    clip, frames = load_clip(args.img, cfg, model)
+    if args.rate is not None:
+        calibrate_rate(model.backbone, lambda: clip_dispatch_masks(
+            model, clip), args.rate)
+    masks, labels = clip_dispatch_masks(model, clip)
+    images, titles = [], []
+    for t, (frame, per_frame) in enumerate(zip(frames, masks)):
+        frame = resize_display(frame, clip.shape[-2:])
+        images += [frame] + dispatch_panels(frame, per_frame, args.alpha)
+        titles += [f'frame {t}'] + [
+            f'{label}: {100 * float(m.float().mean()):.0f}%'
+            for label, m in zip(labels, per_frame)
+        ]
+    mean_rate = torch.stack([m.float().mean() for per in masks
+                             for m in per]).mean()
+    size = save_panel_grid(
+        args.out, images, titles,
+        f'DyT: inactive patches greyed, one row per frame, mean rate '
+        f'{100 * float(mean_rate):.0f}%', 1 + len(labels), args.panel_size)
+    print(f'vis_dispatch: wrote {args.out} ({size[0]}x{size[1]} px, '
+          f'{len(frames)} frames x {len(labels)} dispatchers)')
     return dict(out=args.out, size=size, masks=masks, titles=titles)
 
 

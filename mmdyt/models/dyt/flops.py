@@ -60,7 +60,12 @@ class ViTFlopsSpec(_LayerShapes):
         num_prefix_tokens (int): CLS-like tokens (always active).
         patch_size (int): Patch side.
         in_channels (int): Image channels.
-        final_norm (bool): Whether a LayerNorm follows the last layer.
+        final_norm (bool): Whether a LayerNorm follows the last layer (on
+            every token).
+        tubelet_size (int): Frames per patch (video ViTs with a tubelet
+            embedding, e.g. VideoMAE); 1 for images.
+        pooled_norm (bool): Whether a LayerNorm runs on the mean-pooled
+            token (VideoMAE's ``fc_norm``).
         num_classes (int): Head outputs (0: no head).
         variant (str): DyT dispatch variant, or ``None`` for the dense ViT.
         bottleneck (int): Adapter width.
@@ -78,6 +83,8 @@ class ViTFlopsSpec(_LayerShapes):
     patch_size: int = 16
     in_channels: int = 3
     final_norm: bool = True
+    tubelet_size: int = 1
+    pooled_norm: bool = False
     num_classes: int = 0
     variant: Optional[str] = 'mlp'
     bottleneck: int = 64
@@ -92,11 +99,14 @@ class ViTFlopsSpec(_LayerShapes):
         return [self] * self.num_layers
 
     def base_flops(self) -> float:
-        """Patch embedding, final norm and head."""
+        """Patch (or tubelet) embedding, final norm(s) and head."""
         C = self.embed_dims
-        flops = self.num_patches * C * self.in_channels * self.patch_size**2
+        flops = self.num_patches * C * self.in_channels * \
+            self.tubelet_size * self.patch_size**2
         if self.final_norm:
             flops += LN_FLOPS_PER_ELEMENT * self.num_tokens * C
+        if self.pooled_norm:
+            flops += LN_FLOPS_PER_ELEMENT * C
         return flops + C * self.num_classes
 
 

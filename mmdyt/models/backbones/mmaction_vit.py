@@ -1,0 +1,187 @@
+# Copyright (c) mmdyt contributors. All rights reserved.
+"""DyT on mmaction2's VideoMAE ``VisionTransformer``.
+
+Joint space-time tokens from a tubelet embedding, no prefix (CLS) token:
+every token is dispatched. The host's blocks (``blocks.i``: ``norm1 / attn /
+norm2 / mlp``, ``q_bias`` / ``v_bias``, optional layer scales ``gamma_1`` /
+``gamma_2``) keep their modules and state-dict keys.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmaction.models.backbones.vit_mae import VisionTransformer
+from torch import Tensor
+
+from mmdyt.registry import MODELS
+from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+
+
+class MMActionLayerOps(HostLayerOps):
+    """The parts of an mmaction2 VideoMAE ``Block``.
+
+    The block adds both residuals itself (``x + drop_path(gamma * f(x))``),
+    so the branches here are ``drop_path(gamma_1 * attn(x))`` and
+    ``drop_path(gamma_2 * mlp(x))`` (no gamma without layer scale).
+    """
+
+    def __init__(self, block):
+        self.block = block
+
+    def norm1(self, x: Tensor) -> Tensor:
+        return self.block.norm1(x)
+
+    def norm2(self, x: Tensor) -> Tensor:
+        return self.block.norm2(x)
+
+    def _branch(self, out: Tensor, gamma: str) -> Tensor:
+        if hasattr(self.block, gamma):
+            out = getattr(self.block, gamma) * out
+        return self.block.drop_path(out)
+
+    def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
+        attn = self.block.attn
+        if key_mask is None:
+            return self._branch(attn(x), 'gamma_1')
+        # The host's attention (explicit matmuls, zero k bias) with the
+        # inactive keys masked out of every query's softmax.
+        B, N, C = x.shape
+        if hasattr(attn, 'q_bias'):
+            bias = torch.cat((attn.q_bias, torch.zeros_like(attn.v_bias),
+                              attn.v_bias))
+            qkv = F.linear(x, attn.qkv.weight, bias)
+        else:
+            qkv = attn.qkv(x)
+        q, k, v = qkv.reshape(B, N, 3, attn.num_heads,
+                              -1).permute(2, 0, 3, 1, 4)
+        scores = (q * attn.scale) @ k.transpose(-2, -1)
+        scores = scores.masked_fill(~key_mask[:, None, None, :],
+                                    float('-inf'))
+        out = attn.attn_drop(scores.softmax(dim=-1)) @ v
+        out = attn.proj_drop(attn.proj(out.transpose(1, 2).reshape(B, N, -1)))
+        return self._branch(out, 'gamma_1')
+
+    def mlp(self, x: Tensor) -> Tensor:
+        return self._branch(self.block.mlp(x), 'gamma_2')
+
+
+@MODELS.register_module()
+class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
+    """mmaction2's VideoMAE Vision Transformer with Dynamic Tuning.
+
+    Takes every argument of
+    :class:`mmaction.models.backbones.VisionTransformer` (``img_size``,
+    ``patch_size``, ``embed_dims``, ``depth``, ``num_frames``,
+    ``tubelet_size``, ``init_values``, ``use_mean_pooling``,
+    ``return_feat_map``, ``pretrained``, ``init_cfg``, ...) and builds the
+    same modules with the same state-dict keys, so a VideoMAE checkpoint that
+    loads into mmaction2's ViT loads into this one unchanged. The host
+    weights are frozen; each block gets token dispatchers and adapters
+    (``dyt_layers.i``). There is no CLS token, so every space-time token is
+    dispatched; the attention variants restrict the keys to the active
+    tokens.
+
+    Args:
+        dyt (dict, optional): DyT settings, keys (defaults in brackets):
+            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
+            ``bottleneck`` (64), ``adapter_scale`` (1.0),
+            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
+            adapter), ``tau`` (5.0), ``threshold`` (0.5).
+        **kwargs: Arguments of mmaction2's ``VisionTransformer``.
+
+    Example:
+        >>> backbone = dict(type='mmdyt.DyTVideoMAEViT', img_size=224,
+        ...                 patch_size=16, num_frames=16, tubelet_size=2,
+        ...                 dyt=dict(variant='mlp', bottleneck=64))
+    """
+
+    host_class = VisionTransformer
+
+    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.init_dyt(dyt, self.embed_dims, len(self.blocks), 0,
+                      host_kwargs=kwargs)
+        # Plain Python list: the ops only reference host modules.
+        self._host_ops = [MMActionLayerOps(block) for block in self.blocks]
+
+    # ------------------------------------------------------------- shapes
+    @property
+    def tubelet_size(self) -> int:
+        return self.patch_embed.projection.kernel_size[0]
+
+    @property
+    def num_frames(self) -> int:
+        """Frames of the configured input (from the position embedding)."""
+        per_frame = self.grid_size[0] * self.grid_size[1]
+        return self.pos_embed.shape[1] // per_frame * self.tubelet_size
+
+    def dyt_token_grids(self) -> list:
+        """``(T', H', W')`` space-time token grid of every dispatcher."""
+        sites = sum(len(layer.sites) for layer in self.dyt_layers)
+        return [self._dyt_token_grid] * sites
+
+    def dyt_input_shape(self) -> tuple:
+        return (self.patch_embed.projection.in_channels, self.num_frames,
+                self.grid_size[0] * self.patch_size,
+                self.grid_size[1] * self.patch_size)
+
+    # ------------------------------------------------------------ forward
+    def forward(self, x: Tensor) -> Tensor:
+        """The host's forward with the blocks run under DyT.
+
+        Args:
+            x (Tensor): Clips ``(B, C, T, H, W)``.
+
+        Returns:
+            Tensor: ``fc_norm`` of the mean token ``(B, C)`` with
+            ``use_mean_pooling``, the feature map ``(B, C, T', H', W')`` with
+            ``return_feat_map``, else the first token, as the host.
+        """
+        b, _, _, h, w = x.shape
+        h //= self.patch_size
+        w //= self.patch_size
+        x = self.patch_embed(x)[0]
+        self._dyt_token_grid = (x.shape[1] // (h * w), h, w)
+        if (h, w) != self.grid_size:
+            pos_embed = self.pos_embed.reshape(-1, *self.grid_size,
+                                               self.embed_dims)
+            pos_embed = F.interpolate(
+                pos_embed.permute(0, 3, 1, 2), size=(h, w), mode='bicubic',
+                align_corners=False)
+            pos_embed = pos_embed.permute(0, 2, 3, 1).reshape(
+                1, -1, self.embed_dims)
+        else:
+            pos_embed = self.pos_embed
+        x = self.pos_drop(x + pos_embed)
+
+        x = self.norm(self.run_dyt_layers(x, self._host_ops))
+
+        if self.return_feat_map:
+            return x.reshape(b, -1, h, w, self.embed_dims).permute(
+                0, 4, 1, 2, 3)
+        if self.fc_norm is not None:
+            return self.fc_norm(x.mean(1))
+        return x[:, 0]
+
+    # -------------------------------------------------------------- FLOPs
+    def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
+                       **extra) -> ViTFlopsSpec:
+        block = self.blocks[0]
+        conv = self.patch_embed.projection
+        pooled = self.fc_norm is not None and not self.return_feat_map
+        return ViTFlopsSpec(
+            embed_dims=self.embed_dims,
+            num_layers=len(self.blocks),
+            feedforward_channels=block.mlp.feedforward_channels,
+            num_patches=num_tokens,
+            num_prefix_tokens=0,
+            patch_size=conv.kernel_size[1],
+            tubelet_size=conv.kernel_size[0],
+            in_channels=conv.in_channels,
+            final_norm=self.fc_norm is None,
+            pooled_norm=pooled,
+            num_classes=num_classes,
+            variant=self.dyt_cfg['variant'],
+            bottleneck=self.dyt_cfg['bottleneck'],
+            num_experts=self.dyt_cfg['num_experts'],
+            **extra)
