@@ -1,4 +1,5 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 from .activation_rate_hook import DyTActivationRateHook
+from .temperature_hook import DyTTemperatureHook
 
-__all__ = ['DyTActivationRateHook']
+__all__ = ['DyTActivationRateHook', 'DyTTemperatureHook']
