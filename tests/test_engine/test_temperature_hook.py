@@ -180,3 +180,20 @@ def test_straight_through_gradient_follows_tau(cosine_run):
                 td.proj.weight.grad[0],
                 torch.einsum('bn,bnc->c', dl, x[:, 1:]), rtol=1e-5,
                 atol=1e-7)
+
+
+def test_table9_config_builds_the_schedule():
+    from mmengine.config import Config
+    from mmengine.registry import HOOKS
+
+    from ..conftest import REPO_ROOT
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'dyt', 'image',
+        'dyt_vit-b16_cifar100_tau5-0.1.py'))
+    hooks = [HOOKS.build(h) for h in cfg.custom_hooks]
+    hook = next(h for h in hooks if isinstance(h, DyTTemperatureHook))
+    assert (hook.tau_start, hook.tau_end) == (5.0, 0.1)
+    assert hook.tau_at(0, 1000) == 5.0
+    assert hook.tau_at(1000, 1000) == pytest.approx(0.1)
+    assert cfg.model.backbone.dyt.tau == 5.0  # the hook's start
+    assert any(type(h).__name__ == 'DyTActivationRateHook' for h in hooks)

@@ -255,6 +255,16 @@ def retarget_rate(backbone: nn.Module,
     if cap is not None and rate > cap:
         raise ValueError(f'rate {rate} is above the per-sample cap '
                          f'max_rate={cap}; lower the rate or raise the cap')
+    if cap is not None and rule == 'global' and 0.0 < rate < 1.0:
+        # the cap rounds down per sample: the most it lets through
+        for td in dispatchers:
+            td.set_logit_offset_(math.inf)
+        most = float(measure_rates(backbone, calls).mean())
+        if rate > most + tol:
+            raise ValueError(
+                f'rate {rate} is above what max_rate={cap} lets through '
+                f'(at most {most:.4f} of the tokens here: floor(max_rate * '
+                'tokens) per sample); lower the rate or raise the cap')
     passes = 0
     if rate in (0.0, 1.0) or rule == 'per_layer' and len(calls) == 1:
         # exact in closed form (0, 1) or in one pass (a single call: each
