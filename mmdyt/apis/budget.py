@@ -402,7 +402,7 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
     sweep = sorted((r for r in rows if r['point'] == 'retargeted'),
                    key=lambda r: r['gflops'])
     trained = [r for r in rows if r['point'] == 'trained']
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
     if sweep:
         ax.plot([r['gflops'] for r in sweep], [r['metric'] for r in sweep],
                 'o-', color='tab:blue',
@@ -427,10 +427,12 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
     ax.set_title(title or 'DyT: one checkpoint, many budgets\n' +
                  osp.basename(str(summary.get('config', ''))), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc='lower right')
-    fig.text(0.01, 0.01, 'labels: target rate, speedup over the dense host '
-             '(backbone, interleaved timing)', fontsize=6, color='0.4')
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    ax.margins(x=0.12, y=0.18)
+    ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.16),
+              ncol=2, frameon=False,
+              title='point labels: target rate, backbone speedup over the '
+              'dense host (interleaved timing)', title_fontsize=7)
+    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
