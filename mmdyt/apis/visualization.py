@@ -125,9 +125,13 @@ def save_panel_grid(path: str, images: Sequence[np.ndarray],
 
 
 def predicted_label(model, feats) -> Optional[int]:
-    """The top class of a classifier head on ``feats``, else None."""
+    """The top class of a classifier head on the backbone's ``feats``
+    (through the model's neck, e.g. a Swin's global pooling), else None."""
     head = getattr(model, 'head', None)
     if head is None:
         return None
+    neck = getattr(model, 'neck', None)
     with torch.no_grad():
+        if neck is not None:
+            feats = neck(feats)
         return int(head(feats)[0].argmax())

@@ -2,7 +2,7 @@
 """Checkpoint key conversion between ViT implementations."""
 import re
 from collections import OrderedDict
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from torch import Tensor
 
@@ -61,4 +61,134 @@ def timm_vit_to_mmpretrain(state_dict: Dict[str, Tensor],
             raise KeyError(f'cannot convert timm key {key!r} to mmpretrain; '
                            'supported: plain ViTs with cls_token, pos_embed, '
                            'patch_embed, blocks.i.{norm1,attn,norm2,mlp}, norm')
+    return out
+
+
+# ------------------------------------------------------------ timm Swin
+#: timm Swin key pattern (inside ``layers.i.``) -> mmpretrain key (inside
+#: ``stages.i.``); ``None`` drops the key (buffers mmpretrain makes itself).
+_TIMM_SWIN_BLOCK: Tuple[Tuple[str, Optional[str]], ...] = (
+    (r'^blocks\.(\d+)\.norm([12])\.', r'blocks.\1.norm\2.'),
+    (r'^blocks\.(\d+)\.attn\.(qkv|proj)\.', r'blocks.\1.attn.w_msa.\2.'),
+    (r'^blocks\.(\d+)\.attn\.relative_position_bias_table$',
+     r'blocks.\1.attn.w_msa.relative_position_bias_table'),
+    (r'^blocks\.(\d+)\.attn\.relative_position_index$', None),
+    (r'^blocks\.(\d+)\.attn_mask$', None),
+    (r'^blocks\.(\d+)\.mlp\.fc1\.', r'blocks.\1.ffn.layers.0.0.'),
+    (r'^blocks\.(\d+)\.mlp\.fc2\.', r'blocks.\1.ffn.layers.1.'),
+)
+_TIMM_SWIN_LAYER = re.compile(r'^layers\.(\d+)\.(.*)$')
+_TIMM_SWIN_HEAD = re.compile(r'^head(\.fc)?\.')
+
+
+def _merging_reduction_to_mmcv(weight: Tensor) -> Tensor:
+    """Patch-merging reduction ``(C', 4C)`` from timm / the official Swin
+    (the 2x2 neighbours concatenated, position-major in the order (0,0),
+    (1,0), (0,1), (1,1)) to mmcv's ``nn.Unfold`` order (channel-major,
+    then row, then column)."""
+    out_channels, in_channels = weight.shape
+    weight = weight.reshape(out_channels, 4, in_channels // 4)
+    return weight[:, [0, 2, 1, 3], :].transpose(1, 2).reshape(
+        out_channels, in_channels)
+
+
+def _merging_norm_to_mmcv(weight: Tensor) -> Tensor:
+    """The patch-merging LayerNorm ``(4C,)`` in mmcv's ``Unfold`` order."""
+    in_channels = weight.shape[0]
+    weight = weight.reshape(4, in_channels // 4)
+    return weight[[0, 2, 1, 3], :].transpose(0, 1).reshape(in_channels)
+
+
+def _swin_relative_position_index(table: Tensor) -> Tensor:
+    """mmpretrain's ``relative_position_index`` buffer for the square
+    window of a ``((2w - 1) ** 2, heads)`` relative position table."""
+    from mmpretrain.models.utils.attention import WindowMSA
+    side = int(round(table.shape[0]**0.5))
+    if side * side != table.shape[0]:
+        raise ValueError('expected the relative position table of a square '
+                         f'window, got {tuple(table.shape)}')
+    w = (side + 1) // 2
+    coords = WindowMSA.double_step_seq(2 * w - 1, w, 1, w)
+    return (coords + coords.T).flip(1).contiguous()
+
+
+def timm_swin_to_mmpretrain(state_dict: Dict[str, Tensor],
+                            prefix: str = '') -> 'OrderedDict[str, Tensor]':
+    """Convert a timm (or official Microsoft) Swin Transformer state dict to
+    mmpretrain ``SwinTransformer`` keys.
+
+    Both layouts of patch merging are read: timm >= 0.9 keeps it at the
+    start of the next stage (``layers.{i+1}.downsample``), the official code
+    and older timm at the end of a stage (``layers.i.downsample``); mmpretrain
+    keeps it at the end (``stages.i.downsample``) with mmcv's ``Unfold``
+    channel order, so its weights are permuted. The final ``norm`` becomes
+    ``norm{last stage}``, the head is dropped, the ``attn_mask`` buffers are
+    dropped and each ``relative_position_index`` is written in mmpretrain's
+    own form (mmpretrain needs it to resize the tables for another window
+    size).
+
+    Args:
+        state_dict (dict): timm keys.
+        prefix (str): Prepended to every output key (``'backbone.'`` for a
+            classifier checkpoint). Defaults to ''.
+
+    Raises:
+        KeyError: On a key this converter does not know (e.g. Swin V2's
+            ``cpb_mlp``), naming it.
+    """
+    stages = sorted({int(m.group(1)) for m in map(_TIMM_SWIN_LAYER.match,
+                                                  state_dict) if m})
+    if not stages:
+        raise KeyError('no timm Swin key (layers.i.blocks.j...) found')
+    downsample_at = {int(m.group(1)) for m in map(_TIMM_SWIN_LAYER.match,
+                                                  state_dict)
+                     if m and m.group(2).startswith('downsample.')}
+    # official / old timm: merging ends stages 0..n-2; timm >= 0.9: it
+    # starts stages 1..n-1
+    shift = 1 if downsample_at and 0 not in downsample_at else 0
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if _TIMM_SWIN_HEAD.match(key):
+            continue
+        new = None
+        if key.startswith('patch_embed.proj.'):
+            new = key.replace('patch_embed.proj.', 'patch_embed.projection.')
+        elif key.startswith('patch_embed.norm.') or \
+                key == 'absolute_pos_embed':
+            new = key
+        elif key.startswith('norm.'):
+            new = f'norm{stages[-1]}.' + key[len('norm.'):]
+        elif _TIMM_SWIN_LAYER.match(key):
+            stage, rest = _TIMM_SWIN_LAYER.match(key).groups()
+            stage = int(stage)
+            if rest.startswith('downsample.'):
+                part = rest[len('downsample.'):]
+                if part.startswith('reduction.'):
+                    value = _merging_reduction_to_mmcv(value)
+                elif part.startswith('norm.'):
+                    value = _merging_norm_to_mmcv(value)
+                else:
+                    raise KeyError(f'cannot convert timm Swin key {key!r}')
+                new = f'stages.{stage - shift}.downsample.{part}'
+            else:
+                for pattern, repl in _TIMM_SWIN_BLOCK:
+                    if re.match(pattern, rest):
+                        if repl is None:
+                            new = ''
+                        else:
+                            new = f'stages.{stage}.' + re.sub(
+                                pattern, repl, rest)
+                        break
+        if new is None:
+            raise KeyError(
+                f'cannot convert timm Swin key {key!r} to mmpretrain; '
+                'supported: Swin V1 with patch_embed, layers.i.blocks.j.'
+                '{norm1,attn,norm2,mlp}, layers.i.downsample, norm, '
+                'absolute_pos_embed')
+        if not new:  # a buffer mmpretrain builds itself
+            continue
+        out[prefix + new] = value
+        if new.endswith('relative_position_bias_table'):
+            out[prefix + new.replace('bias_table', 'index')] = \
+                _swin_relative_position_index(value)
     return out

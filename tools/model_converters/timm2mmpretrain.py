@@ -1,5 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
-"""Convert a timm (or Google JAX ``.npz``) ViT checkpoint to mmpretrain keys.
+"""Convert a timm (or Google JAX ``.npz``) ViT or Swin checkpoint to
+mmpretrain keys.
 
 The paper's backbone, ``jx_vit_base_patch16_224_in21k-e5005f0a.pth``, is a
 timm state dict::
@@ -12,6 +13,15 @@ The output loads into ``mmdyt.DyTVisionTransformer`` (and mmpretrain's
 ``VisionTransformer``) with ``init_cfg=dict(type='Pretrained',
 checkpoint=...)``. A JAX ``.npz`` is read through timm's own loader (needs
 ``--timm-model``, e.g. ``vit_base_patch16_224``).
+
+A Swin Transformer checkpoint (timm's ``swin_base_patch4_window7_224
+.ms_in22k``, or Microsoft's ``swin_base_patch4_window7_224_22k.pth``) is
+recognised by its ``layers.i.blocks.j`` keys (or ``--arch swin``) and loads
+into ``mmdyt.DyTSwinTransformer`` and mmpretrain's ``SwinTransformer``::
+
+    python tools/model_converters/timm2mmpretrain.py \\
+        swin_base_patch4_window7_224_22k.pth \\
+        checkpoints/swin-b_w7_in22k_mmpretrain.pth
 """
 import argparse
 import os
@@ -19,7 +29,11 @@ import os.path as osp
 
 import torch
 
-from mmdyt.utils.ckpt_convert import timm_vit_to_mmpretrain, unwrap_state_dict
+from mmdyt.utils.ckpt_convert import (timm_swin_to_mmpretrain,
+                                      timm_vit_to_mmpretrain,
+                                      unwrap_state_dict)
+
+CONVERTERS = dict(vit=timm_vit_to_mmpretrain, swin=timm_swin_to_mmpretrain)
 
 
 def load_timm_state_dict(path: str, timm_model: str = None) -> dict:
@@ -48,17 +62,29 @@ def parse_args(argv=None):
         help="prefix of every output key, e.g. 'backbone.'")
     parser.add_argument(
         '--timm-model', default=None, help='timm model name for a .npz source')
+    parser.add_argument(
+        '--arch', default='auto', choices=['auto', *CONVERTERS],
+        help='source architecture (default auto: swin when the keys have '
+        'layers.i.blocks.j, else vit)')
     return parser.parse_args(argv)
+
+
+def detect_arch(state_dict: dict) -> str:
+    """``'swin'`` for timm / official Swin keys, else ``'vit'``."""
+    if any(k.startswith('layers.') and '.blocks.' in k for k in state_dict):
+        return 'swin'
+    return 'vit'
 
 
 def main(argv=None) -> str:
     args = parse_args(argv)
-    state_dict = timm_vit_to_mmpretrain(
-        load_timm_state_dict(args.src, args.timm_model), args.prefix)
+    source = load_timm_state_dict(args.src, args.timm_model)
+    arch = detect_arch(source) if args.arch == 'auto' else args.arch
+    state_dict = CONVERTERS[arch](source, args.prefix)
     if osp.dirname(args.dst):
         os.makedirs(osp.dirname(args.dst), exist_ok=True)
     torch.save({'state_dict': state_dict}, args.dst)
-    print(f'converted {len(state_dict)} tensors -> {args.dst}')
+    print(f'converted {len(state_dict)} tensors ({arch}) -> {args.dst}')
     return args.dst
 
 

@@ -3,10 +3,12 @@
 from .adapter import Adapter, MoEAdapter, build_adapter
 from .algorithm import DyTAlgorithmMixin, check_dyt_loss_weights
 from .dispatcher import TokenDispatcher
-from .flops import (ViTFlopsSpec, base_flops, dynamic_flops, layer_flops,
-                    linear_module_flops, model_flops)
+from .flops import (LayerFlopsSpec, SwinFlopsSpec, ViTFlopsSpec, base_flops,
+                    dynamic_flops, layer_flops, linear_module_flops,
+                    model_flops)
 from .layer import (MODES, VARIANT_SITES, DyTLayer, HostLayerOps,
-                    PackedTokens, check_mode, check_variant, stack_masks)
+                    PackedTokens, check_mode, check_variant, masks_rates,
+                    site_masks, stack_masks, stack_site_masks)
 from .mixin import DYT_DEFAULTS, DyTBackboneMixin, parse_dyt_cfg
 from .losses import activation_rate, distill_loss, rate_loss
 from .stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD,
@@ -15,7 +17,9 @@ from .stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD,
 __all__ = [
     'Adapter', 'MoEAdapter', 'build_adapter', 'TokenDispatcher', 'DyTLayer',
     'HostLayerOps', 'PackedTokens', 'MODES', 'VARIANT_SITES', 'check_mode',
-    'check_variant', 'stack_masks', 'ViTFlopsSpec', 'base_flops',
+    'check_variant', 'stack_masks', 'site_masks', 'stack_site_masks',
+    'masks_rates', 'ViTFlopsSpec', 'SwinFlopsSpec', 'LayerFlopsSpec',
+    'base_flops',
     'dynamic_flops', 'layer_flops', 'model_flops', 'activation_rate',
     'distill_loss', 'rate_loss', 'DYT_DEFAULTS', 'DyTBackboneMixin',
     'parse_dyt_cfg', 'DyTAlgorithmMixin', 'check_dyt_loss_weights',

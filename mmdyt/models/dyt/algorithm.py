@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch.nn as nn
 from torch import Tensor
 
-from .losses import distill_loss, rate_loss
+from .losses import activation_rate, distill_loss, rate_loss
 from .mixin import DyTBackboneMixin
 from .stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD,
                     DyTStats)
@@ -82,10 +82,10 @@ class DyTAlgorithmMixin:
             class_dim (int): Class dimension of the logits (1 for dense
                 ``(B, K, H, W)`` logits).
         """
-        masks = self.backbone.stacked_dyt_masks()
+        masks = self.backbone.dyt_site_masks()
         losses['loss_rate'] = self.rate_loss_weight * rate_loss(
             masks, self.target_rate)
-        losses['act_rate'] = masks.detach().float().mean()
+        losses['act_rate'] = activation_rate(masks).detach()
         if not self.needs_complete_pass:
             return losses
         if complete_score is None or score is None:

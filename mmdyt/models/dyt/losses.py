@@ -1,21 +1,38 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT's losses: activation-rate loss and self-distillation loss."""
+from typing import Sequence, Union
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .layer import stack_site_masks
 
-def activation_rate(masks: Tensor) -> Tensor:
+
+def activation_rate(masks: Union[Tensor, Sequence[Tensor]]) -> Tensor:
     """Mean of the (straight-through) masks over every element.
 
-    ``masks`` holds the non-prefix masks, e.g. ``(B, S, N)`` from
-    :func:`~mmdyt.models.dyt.layer.stack_masks`, so the mean runs over batch,
-    layers (dispatchers) and tokens, as in the paper's code.
+    ``masks`` holds the non-prefix masks: ``(B, S, N)`` from
+    :func:`~mmdyt.models.dyt.layer.stack_masks`, or one ``(B, N_s)`` mask
+    per dispatcher from :func:`~mmdyt.models.dyt.layer.site_masks`. The
+    mean runs over batch, layers (dispatchers) and tokens, as in the paper's
+    code: ``1 / (L N) sum_l sum_n M^l_n``. When ``N_s`` differs between
+    dispatchers (the stages of a Swin) ``L N`` becomes ``sum_l N_l``: every
+    token weighs the same, so a stage with more tokens weighs more (the
+    literal reading of the paper's formula; the per-dispatcher rates stay
+    available from :func:`~mmdyt.models.dyt.layer.masks_rates`).
     """
-    return masks.float().mean()
+    if isinstance(masks, Tensor):
+        return masks.float().mean()
+    if len({m.shape[1] for m in masks}) == 1:
+        return stack_site_masks(list(masks)).float().mean()
+    return torch.cat([m.float().reshape(-1) for m in masks]).mean()
 
 
-def rate_loss(masks: Tensor, target: float) -> Tensor:
-    """``(mean(M) - r) ** 2`` over batch x layers x non-prefix tokens."""
+def rate_loss(masks: Union[Tensor, Sequence[Tensor]],
+              target: float) -> Tensor:
+    """``(mean(M) - r) ** 2`` over batch x layers x non-prefix tokens
+    (:func:`activation_rate`)."""
     if not 0.0 <= target <= 1.0:
         raise ValueError(f'target_rate must be in [0, 1], got {target}')
     return (activation_rate(masks) - target)**2

@@ -1,14 +1,15 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """What every DyT backbone shares, whatever its host codebase."""
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
 
 from .flops import ViTFlopsSpec, dynamic_flops, model_flops
-from .layer import DyTLayer, HostLayerOps, check_mode, stack_masks
+from .layer import (DyTLayer, HostLayerOps, check_mode, masks_rates,
+                    site_masks, stack_masks)
 from .stats import DyTStats
 
 #: keys of the ``dyt`` config dict and their defaults (paper defaults).
@@ -54,21 +55,24 @@ class DyTBackboneMixin:
     A host integration sets :attr:`host_class` (the host backbone class it
     subclasses) and passes its host arguments to :meth:`init_dyt`, which
     makes :meth:`build_dense_twin` work; it implements
-    :meth:`dyt_flops_spec` (or :meth:`dynamic_flops` and :meth:`dense_flops`
-    for a backbone that :class:`ViTFlopsSpec` cannot describe) and
-    :meth:`dyt_input_shape`.
+    :meth:`dyt_flops_spec` (a :class:`ViTFlopsSpec`, a
+    :class:`~mmdyt.models.dyt.flops.SwinFlopsSpec` or any model spec of
+    :mod:`~mmdyt.models.dyt.flops`), :meth:`dyt_input_shape` and
+    :meth:`dyt_token_grids`.
     """
     #: the host backbone class (e.g. mmpretrain's ``VisionTransformer``).
     host_class: Optional[type] = None
 
-    def init_dyt(self, dyt: Optional[dict], embed_dims: int, num_layers: int,
-                 num_prefix_tokens: int,
+    def init_dyt(self, dyt: Optional[dict], embed_dims: Union[int,
+                                                              Sequence[int]],
+                 num_layers: int, num_prefix_tokens: int,
                  host_kwargs: Optional[dict] = None) -> None:
         """Build the dispatchers and adapters and freeze the host.
 
         Args:
             dyt (dict, optional): The ``dyt`` config block.
-            embed_dims (int): Channels of the tokens.
+            embed_dims (int | list[int]): Channels of the tokens, or of each
+                layer's tokens (hierarchical backbones such as Swin).
             num_layers (int): Layers that get a :class:`DyTLayer`.
             num_prefix_tokens (int): Always-active leading tokens (CLS).
             host_kwargs (dict, optional): The arguments the host class was
@@ -77,9 +81,14 @@ class DyTBackboneMixin:
         self.dyt_cfg = parse_dyt_cfg(dyt)
         self._host_kwargs = dict(host_kwargs or {})
         self.num_prefix_tokens = num_prefix_tokens
+        dims = [embed_dims] * num_layers if isinstance(embed_dims, int) \
+            else list(embed_dims)
+        if len(dims) != num_layers:
+            raise ValueError(f'embed_dims has {len(dims)} entries for '
+                             f'{num_layers} layers')
         self.dyt_layers = nn.ModuleList([
-            DyTLayer(embed_dims, num_prefix_tokens=num_prefix_tokens,
-                     **self.dyt_cfg) for _ in range(num_layers)
+            DyTLayer(c, num_prefix_tokens=num_prefix_tokens, **self.dyt_cfg)
+            for c in dims
         ])
         self._dyt_mode: Optional[str] = None
         self._dyt_forced_masks: Optional[List[Dict[str, Tensor]]] = None
@@ -127,8 +136,9 @@ class DyTBackboneMixin:
     def dyt_token_grids(self) -> List[tuple]:
         """Spatial grid of the non-prefix tokens each dispatcher saw in the
         last forward pass, one entry per dispatcher in the order of
-        :meth:`stacked_dyt_masks`: ``(h, w)`` for image patches, ``(t, h,
-        w)`` for space-time tokens (visualisation)."""
+        :meth:`dyt_site_masks`: ``(h, w)`` for image patches, ``(t, h,
+        w)`` for space-time tokens (visualisation). The grid may change
+        between dispatchers (the stages of a Swin)."""
         raise NotImplementedError
 
     def dyt_input_shape(self) -> tuple:
@@ -226,17 +236,26 @@ class DyTBackboneMixin:
         return x
 
     # --------------------------------------------------------- measurements
+    def dyt_site_masks(self) -> List[Tensor]:
+        """Non-prefix masks of the last pass, one ``(B, N_s - P)`` per
+        dispatcher (layers x sites, in forward order); ``N_s`` may differ
+        between dispatchers (the stages of a Swin)."""
+        return site_masks(self.dyt_masks, self.num_prefix_tokens)
+
     def stacked_dyt_masks(self) -> Tensor:
-        """Non-prefix masks of the last pass, ``(B, layers x sites, N - P)``."""
+        """Non-prefix masks of the last pass, ``(B, layers x sites, N - P)``
+        (every dispatcher must have seen the same number of tokens)."""
         return stack_masks(self.dyt_masks, self.num_prefix_tokens)
 
     def layer_activation_rates(self) -> Tensor:
         """Per-sample, per-dispatcher rates ``(B, layers x sites)``."""
-        return self.stacked_dyt_masks().detach().float().mean(dim=-1)
+        return masks_rates([m.detach() for m in self.dyt_site_masks()])
 
     def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
-        """FLOPs spec of this backbone; host integrations fill the shapes."""
+        """FLOPs spec of this backbone (a model spec of
+        :mod:`mmdyt.models.dyt.flops`, e.g. :class:`ViTFlopsSpec` or
+        :class:`SwinFlopsSpec`); host integrations fill the shapes."""
         raise NotImplementedError
 
     def dynamic_flops(self, num_classes: int = 0) -> Tensor:
@@ -257,5 +276,6 @@ class DyTBackboneMixin:
         """:class:`DyTStats` of the last forward pass: backbone FLOPs (no
         head), the dense host's FLOPs, and active / seen tokens of every row
         at every dispatcher."""
-        return DyTStats.from_masks(self.stacked_dyt_masks(),
+        return DyTStats.from_masks(self.dyt_site_masks(),
                                    self.dynamic_flops(), self.dense_flops())
+

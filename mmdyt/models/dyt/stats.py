@@ -57,14 +57,28 @@ class DyTStats:
                 f'{tuple(self.dense_flops.shape)}')
 
     @classmethod
-    def from_masks(cls, masks: Tensor, flops: Tensor,
+    def from_masks(cls, masks: Union[Tensor, Sequence[Tensor]], flops: Tensor,
                    dense_flops: Union[float, Tensor]) -> 'DyTStats':
-        """From the stacked non-prefix masks ``(R, S, N)`` of one call, the
-        FLOPs of each row and the dense model's FLOPs per row."""
-        masks = masks.detach()
-        active = masks.double().sum(dim=-1) if masks.numel() else \
-            masks.new_zeros(masks.shape[:2], dtype=torch.float64)
-        tokens = torch.full_like(active, float(masks.shape[-1]))
+        """From the non-prefix masks of one call, the FLOPs of each row and
+        the dense model's FLOPs per row.
+
+        Args:
+            masks (Tensor | list[Tensor]): Stacked ``(R, S, N)`` masks, or
+                one ``(R, N_s)`` mask per dispatcher (``N_s`` may differ:
+                the stages of a Swin).
+        """
+        if isinstance(masks, Tensor):
+            masks = masks.detach()
+            active = masks.double().sum(dim=-1) if masks.numel() else \
+                masks.new_zeros(masks.shape[:2], dtype=torch.float64)
+            tokens = torch.full_like(active, float(masks.shape[-1]))
+        else:
+            active = torch.stack(
+                [m.detach().double().sum(dim=-1) for m in masks], dim=1)
+            tokens = torch.stack([
+                torch.full_like(a, float(m.shape[-1]))
+                for a, m in zip(active.unbind(1), masks)
+            ], dim=1)
         flops = flops.detach().double().reshape(-1)
         dense = torch.as_tensor(dense_flops, dtype=torch.float64,
                                 device=flops.device).expand_as(flops).clone()

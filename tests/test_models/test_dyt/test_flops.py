@@ -90,3 +90,34 @@ def test_dynamic_flops_from_masks_per_sample():
     assert flops[1] == pytest.approx(model_flops(spec, [{'mlp': 1}] * 12))
     with pytest.raises(ValueError, match='12 layers'):
         dynamic_flops(spec, masks[:3])
+
+
+def test_vit_and_swin_specs_equal_closed_forms():
+    """Hand-written closed forms (fvcore convention: LN 5 per element)."""
+    C, L, N, H = 1024, 24, 197, 4096
+    vit = ViTFlopsSpec(embed_dims=C, num_layers=L, feedforward_channels=H,
+                       variant=None)
+    per_layer = 2 * 5 * N * C + 4 * N * C * C + 2 * N * N * C + 2 * N * C * H
+    assert model_flops(vit) == 196 * C * 3 * 256 + 5 * N * C + L * per_layer
+
+    from mmdyt.models.dyt import SwinFlopsSpec
+    swin = SwinFlopsSpec(variant=None, num_classes=10)
+    total, grid, dims = 56 * 56 * 128 * 3 * 16 + 5 * 56 * 56 * 128, 56, 128
+    for stage, depth in enumerate((2, 2, 18, 2)):
+        n, windows = grid * grid, (grid // 7)**2
+        block = 2 * 5 * n * dims + 4 * n * dims**2 + \
+            2 * windows * 49 * 49 * dims + 8 * n * dims**2
+        total += depth * block
+        if stage < 3:  # patch merging: LN(4C) + Linear(4C, 2C) per token
+            grid //= 2
+            total += 5 * grid * grid * 4 * dims + grid * grid * 8 * dims**2
+            dims *= 2
+    total += 5 * 49 * 1024 + 1024 * 10
+    assert model_flops(swin) == total
+    half = [{'mlp': n // 2} for n in [3136] * 2 + [784] * 2 + [196] * 18 +
+            [49] * 2]
+    dyt = SwinFlopsSpec(variant='mlp', bottleneck=64)
+    saved = sum((n - h['mlp']) * (5 * C_ + 8 * C_**2) for n, h, C_ in zip(
+        [3136] * 2 + [784] * 2 + [196] * 18 + [49] * 2, half,
+        [128] * 2 + [256] * 2 + [512] * 18 + [1024] * 2))
+    assert model_flops(dyt) - model_flops(dyt, half) == saved

@@ -48,3 +48,20 @@ def test_distill_over_a_class_dim_is_the_mean_kl_per_pixel():
     per_pixel = (p * (p.log() - F.log_softmax(student, 1))).sum(1)  # (B,H,W)
     torch.testing.assert_close(
         distill_loss(student, teacher, class_dim=1), per_pixel.mean())
+
+
+def test_rate_of_ragged_masks_is_the_mean_of_every_token():
+    from mmdyt.models.dyt import activation_rate, site_masks
+    soft = torch.rand(2, 16, requires_grad=True)
+    hard = (torch.rand(2, 4) > 0.5)
+    masks = site_masks([{'mlp': soft}, {'mlp': hard}], 0)
+    # 1 / (sum_l N_l) sum_l sum_n M: the 40 entries of the batch alike
+    expected = (soft.sum() + hard.float().sum()) / 40
+    torch.testing.assert_close(activation_rate(masks), expected)
+    rate_loss(masks, 0.1).backward()
+    torch.testing.assert_close(
+        soft.grad, torch.full_like(soft, 2 * (expected.item() - .1) / 40))
+    # equal lengths: exactly the stacked mean (the ViT's loss, bit for bit)
+    same = [torch.rand(3, 5), torch.rand(3, 5) > 0.5]
+    stacked = stack_masks([{'mlp': same[0]}, {'mlp': same[1]}], 0)
+    assert torch.equal(activation_rate(same), stacked.float().mean())

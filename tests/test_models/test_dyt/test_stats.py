@@ -106,3 +106,18 @@ def test_recording_keeps_every_call_and_groups_into_samples():
                                rows.flops.view(3, 2).sum(1))
     torch.testing.assert_close(
         videos.rates, rows.active.view(3, 2, -1).sum(1) / 16)
+
+
+def test_from_masks_of_dispatchers_with_different_token_counts():
+    masks = [torch.tensor([[1., 0., 1., 1.], [0., 0., 0., 0.]]),
+             torch.tensor([[True], [True]])]
+    stats = DyTStats.from_masks(masks, torch.tensor([1., 2.]), 3.)
+    assert stats.active.tolist() == [[3., 1.], [0., 1.]]
+    assert stats.tokens.tolist() == [[4., 1.], [4., 1.]]
+    assert stats.rates.tolist() == [[0.75, 1.], [0., 1.]]
+    stacked = DyTStats.from_masks(torch.stack([masks[0]] * 2, 1),
+                                  torch.tensor([1., 2.]), 3.)
+    listed = DyTStats.from_masks([masks[0]] * 2, torch.tensor([1., 2.]), 3.)
+    assert torch.equal(stacked.active, listed.active)
+    assert torch.equal(stacked.tokens, listed.tokens)
+

@@ -1,0 +1,10 @@
+# cifar100 at 224 for the full-image recipe (100 classes).
+# Source: DyT paper Table 14 and the official main_image.py (pipelines in
+# full_image_224.py). Set model.head.num_classes and
+# data_preprocessor.num_classes = 100 in the config that uses it.
+_base_ = ['./full_image_224.py']
+train_dataloader = dict(
+    dataset=dict(type='CIFAR100', data_root='data/cifar100', split='train', pipeline={{_base_.train_pipeline}}))
+val_dataloader = dict(
+    dataset=dict(type='CIFAR100', data_root='data/cifar100', split='test', pipeline={{_base_.test_pipeline}}))
+test_dataloader = val_dataloader
