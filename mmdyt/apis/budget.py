@@ -284,7 +284,7 @@ def rate_sweep(cfg: Config,
                checkpoint: str,
                rates: Sequence[float],
                out_dir: str,
-               rule: str = 'global',
+               rules: Sequence[str] = ('global', ),
                max_rate: Optional[float] = None,
                calib_batches: int = 8,
                calib_batch_size: Optional[int] = None,
@@ -297,7 +297,8 @@ def rate_sweep(cfg: Config,
 
     The first point is the checkpoint as it is (``point='trained'``), then
     one per rate (``point='retargeted'``). Writes ``sweep.csv``,
-    ``sweep.json`` and ``sweep.png`` to ``out_dir``. ``progress`` draws a
+    ``sweep.json`` and ``sweep.png`` to ``out_dir``. Every rule of
+    ``rules`` gives one curve. ``progress`` draws a
     bar over the rates (:class:`mmdyt.utils.progress.ProgressBar`) on the
     terminal (:func:`~mmdyt.utils.progress.console`).
 
@@ -311,7 +312,10 @@ def rate_sweep(cfg: Config,
     from mmdyt.apis import build_runner
     from mmdyt.utils import register_runner_checkpoint_safe_globals
     from mmdyt.utils.progress import ProgressBar
-    check_rule(rule)
+    if isinstance(rules, str):
+        rules = [rules]
+    for rule in rules:
+        check_rule(rule)
     for rate in rates:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f'--rates must lie in [0, 1], got {rate}')
@@ -343,9 +347,10 @@ def rate_sweep(cfg: Config,
     rows = [_row('trained', None, None, None, metrics, key,
                  measure_speedup(backbone, dense, calls[0], **speed),
                  trained_cap)]
-    bar = ProgressBar(len(rates), f'rate sweep ({rule})') if progress \
+    bar = ProgressBar(len(rates) * len(rules),
+                      f'rate sweep ({", ".join(rules)})') if progress \
         else None
-    for rate in rates:
+    for rule, rate in itertools.product(rules, rates):
         result = retarget_rate(backbone, calls, rate, rule=rule,
                                max_rate=max_rate)
         metrics = runner.test_loop.run()
@@ -353,13 +358,13 @@ def rate_sweep(cfg: Config,
                          key, measure_speedup(backbone, dense, calls[0],
                                               **speed), result.max_rate))
         if bar is not None:
-            bar.update(1, rate=f'{rate:g}', act=f"{rows[-1]['act_rate']:.3f}",
+            bar.update(1, rule=rule, rate=f'{rate:g}', act=f"{rows[-1]['act_rate']:.3f}",
                        metric=f"{rows[-1]['metric']:.2f}")
     if bar is not None:
         bar.close()
     os.makedirs(out_dir, exist_ok=True)
     summary = dict(
-        config=cfg.filename, checkpoint=checkpoint, metric=key, rule=rule,
+        config=cfg.filename, checkpoint=checkpoint, metric=key, rules=list(rules),
         trained_target_rate=getattr(model, 'target_rate', None),
         calib_batches=calib_batches, calib_samples=samples,
         timing=dict(speed, level='backbone forward (no head)',
@@ -399,20 +404,22 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     rows: List[dict] = summary['rows']
-    sweep = sorted((r for r in rows if r['point'] == 'retargeted'),
-                   key=lambda r: r['gflops'])
     trained = [r for r in rows if r['point'] == 'trained']
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
-    if sweep:
+    styles = {'global': ('o-', 'tab:blue', (4, -22)),
+              'per_layer': ('s--', 'tab:green', (4, 8))}
+    for rule in summary['rules']:
+        sweep = sorted((r for r in rows if r['point'] == 'retargeted'
+                        and r['rule'] == rule), key=lambda r: r['gflops'])
+        if not sweep:
+            continue
+        fmt, color, offset = styles[rule]
         ax.plot([r['gflops'] for r in sweep], [r['metric'] for r in sweep],
-                'o-', color='tab:blue',
-                label=f"retargeted ({summary['rule']} rule), "
-                "r' = target rate")
+                fmt, color=color, label=f"retargeted, {rule} rule")
         for r in sweep:
-            ax.annotate(f"r'={r['rate_target']:g}\n"
-                        f"{r['speedup']:.2f}x",
+            ax.annotate(f"r'={r['rate_target']:g}\n{r['speedup']:.2f}x",
                         (r['gflops'], r['metric']), textcoords='offset points',
-                        xytext=(4, -22), fontsize=7, color='tab:blue')
+                        xytext=offset, fontsize=7, color=color)
     for r in trained:
         target = summary.get('trained_target_rate')
         ax.plot(r['gflops'], r['metric'], '*', color='tab:red', ms=14,
@@ -421,7 +428,7 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
                 'as trained')
     dense = rows[0]['dense_gflops']
     ax.axvline(dense, color='0.4', ls='--', lw=1,
-               label=f'dense host ViT: {dense:.4g} GFLOPs')
+               label=f'dense host: {dense:.4g} GFLOPs')
     ax.set_xlabel('GFLOPs per sample (test-set mean, counted from the masks)')
     ax.set_ylabel(_metric_label(summary['metric']))
     ax.set_title(title or 'DyT: one checkpoint, many budgets\n' +

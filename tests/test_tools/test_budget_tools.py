@@ -169,11 +169,14 @@ def test_rate_sweep_tool(setup):
     sweep = load_tool('analysis_tools/rate_sweep')
     out = str(setup['tmp'] / 'sweep')
     s = sweep.main([setup['cfg_path'], setup['ckpt'], '--rates', '0.3',
-                    '1.0', '--calib-batches', '2', '--repeats', '1',
+                    '1.0', '--rule', 'global', 'per_layer',
+                    '--calib-batches', '2', '--repeats', '1',
                     '--warmup', '0', '--out', out])
     rows = s['rows']
-    assert [r['point'] for r in rows] == ['trained', 'retargeted',
-                                          'retargeted']
+    assert [(r['point'], r['rule'], r['rate_target']) for r in rows] == [
+        ('trained', None, None), ('retargeted', 'global', 0.3),
+        ('retargeted', 'global', 1.0), ('retargeted', 'per_layer', 0.3),
+        ('retargeted', 'per_layer', 1.0)]
     assert s['metric'] == 'accuracy/top1' and s['trained_target_rate'] == 0.5
     # the trained point is what tools/test.py reports for the checkpoint
     test = load_tool('test').main([setup['cfg_path'], setup['ckpt'],
@@ -181,14 +184,18 @@ def test_rate_sweep_tool(setup):
     assert rows[0]['metric'] == test['accuracy/top1']
     assert rows[0]['gflops'] == pytest.approx(test['dyt/gflops'])
     assert rows[0]['act_rate'] == pytest.approx(test['dyt/act_rate'])
-    # r' = 1: every token, and the complete model's FLOPs
-    assert rows[2]['act_rate'] == 1.0 and rows[2]['calib_rate'] == 1.0
+    # r' = 1: every token, and the complete model's FLOPs, for both rules
+    for full in (rows[2], rows[4]):
+        assert full['act_rate'] == 1.0 and full['calib_rate'] == 1.0
+        assert full['gflops'] == rows[2]['gflops']
     assert rows[2]['gflops'] > rows[2]['dense_gflops'] > rows[1]['gflops']
     assert abs(rows[1]['calib_rate'] - 0.3) <= 0.02
+    assert abs(rows[3]['calib_rate'] - 0.3) <= 0.02
     assert all(r['speedup'] > 0 for r in rows)
     with open(s['files']['csv']) as f:
         table = list(csv.DictReader(f))
-    assert len(table) == 3 and float(table[1]['rate_target']) == 0.3
+    assert len(table) == 5 and float(table[1]['rate_target']) == 0.3
+    assert table[3]['rule'] == 'per_layer'
     with open(s['files']['json']) as f:
         assert json.load(f)['rows'][1]['metric'] == rows[1]['metric']
     import matplotlib.image as mpimg

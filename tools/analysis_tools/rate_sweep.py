@@ -7,7 +7,7 @@ config's test loop and times the backbone against its dense twin as the
 benchmark does (interleaved, median of per-repetition ratios)::
 
     python tools/analysis_tools/rate_sweep.py CONFIG CHECKPOINT
-        --rates 0.1 0.3 0.5 0.7 0.9 1.0 [--rule global|per_layer]
+        --rates 0.1 0.3 0.5 0.7 0.9 1.0 [--rule global [per_layer]]
         [--max-rate M] [--calib-batches 8] [--metric accuracy/top1]
         [--repeats 10] [--out DIR] [--verbose] [--cfg-options ...]
 
@@ -37,7 +37,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='trained checkpoint')
     parser.add_argument('--rates', type=float, nargs='+',
                         default=[0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
-    parser.add_argument('--rule', default='global', choices=RETARGET_RULES)
+    parser.add_argument('--rule', nargs='+', default=['global'],
+                        choices=RETARGET_RULES,
+                        help='one curve per rule (default: global)')
     parser.add_argument('--max-rate', type=float, default=None,
                         help='per-sample cap of the active fraction, (0, 1]')
     parser.add_argument('--calib-batches', type=int, default=8)
@@ -68,16 +70,16 @@ def parse_args(argv=None):
 
 def print_table(summary, stream):
     print(f'\nrate sweep: {summary["config"]} + {summary["checkpoint"]} '
-          f'(rule {summary["rule"]}, calibrated on '
+          f'(rules {", ".join(summary["rules"])}, calibrated on '
           f'{summary["calib_samples"]} training samples)', file=stream)
     key, rp = summary['metric'], "r'"
-    print(f'{"point":<12}{rp:>6}{"calib":>8}{"act":>8}{key:>16}'
+    print(f'{"point":<12}{"rule":<10}{rp:>6}{"calib":>8}{"act":>8}{key:>16}'
           f'{"GFLOPs":>10}{"vs dense":>10}{"speedup":>9}{"bound":>7}',
           file=stream)
     for r in summary['rows']:
         target = '-' if r['rate_target'] is None else f'{r["rate_target"]:g}'
         calib = '-' if r['calib_rate'] is None else f'{r["calib_rate"]:.3f}'
-        print(f'{r["point"]:<12}{target:>6}{calib:>8}{r["act_rate"]:>8.3f}'
+        print(f'{r["point"]:<12}{r["rule"] or "-":<10}{target:>6}{calib:>8}{r["act_rate"]:>8.3f}'
               f'{r["metric"]:>16.2f}{r["gflops"]:>10.5f}'
               f'{r["flops_ratio"]:>10.3f}{r["speedup"]:>9.2f}'
               f'{r["flops_bound"]:>7.2f}', file=stream)
@@ -94,7 +96,7 @@ def main(argv=None) -> dict:
     os.makedirs(args.out, exist_ok=True)
     with quiet_logs(osp.join(args.out, 'sweep.log'), verbose=args.verbose):
         summary = rate_sweep(
-            cfg, args.checkpoint, args.rates, args.out, rule=args.rule,
+            cfg, args.checkpoint, args.rates, args.out, rules=args.rule,
             max_rate=args.max_rate, calib_batches=args.calib_batches,
             calib_batch_size=args.calib_batch_size, metric=args.metric,
             repeats=args.repeats, warmup=args.warmup, seed=args.seed,

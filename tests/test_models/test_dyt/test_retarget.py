@@ -289,3 +289,67 @@ def test_config_cap_takes_precedence_over_the_checkpoint(inputs):
         dyt_dispatchers(capped), dyt_dispatchers(src)))
     with pytest.raises(ValueError, match=r'dyt\.max_rate=0\.25'):
         retarget_rate(capped, inputs, 0.2, max_rate=0.5)
+
+
+# ------------------------------------------------------- other backbones
+def build_swin(seed=0, **dyt):
+    """A tiny DyT Swin (no prefix token; 8x8, 4x4, 2x2, 1x1 token grids)."""
+    torch.manual_seed(seed)
+    model = MODELS.build(dict(
+        type='mmdyt.DyTSwinTransformer',
+        arch=dict(embed_dims=16, depths=[2, 2, 2, 2],
+                  num_heads=[1, 2, 4, 8]),
+        img_size=32, patch_size=4, window_size=4, drop_path_rate=0.0,
+        pad_small_map=True,
+        dyt=dict(bottleneck=4, **dyt)))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if 'dispatchers' in name:
+                torch.nn.init.normal_(p, std=0.5)
+            elif 'dyt_layers' in name:
+                torch.nn.init.normal_(p, std=0.2)
+            elif p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.2)
+    model.eval()
+    return model
+
+
+@pytest.mark.parametrize('rule', ['global', 'per_layer'])
+def test_retarget_a_swin_backbone(rule, inputs):
+    model = build_swin()
+    retarget_rate(model, inputs[:2], 0.4, rule=rule)
+    rates = []
+    with torch.no_grad():
+        for x in inputs[:2]:
+            model(x)
+            rates.append(model.layer_activation_rates())
+    rates = torch.cat(rates).mean(0)  # 8 dispatchers, 64 down to 1 token
+    assert rates.numel() == 8
+    if rule == 'per_layer':  # the 2x2 and 1x1 stages cannot hit 0.4 exactly
+        assert (rates[:4] - 0.4).abs().max() <= 0.02
+    else:
+        assert abs(float(rates.mean()) - 0.4) <= 0.02
+    x = inputs[0]
+    with torch.no_grad(), model.dyt_mode('complete'):
+        complete = model(x)
+    retarget_rate(model, inputs[:2], 1.0, rule=rule)
+    with torch.no_grad():
+        out = model(x)
+    assert all(torch.equal(a, b) for a, b in zip(out, complete))
+
+
+def test_cap_on_swin_bounds_each_stage():
+    model = build_swin(max_rate=0.3)
+    x = calib_inputs(1, 4, seed=7)[0]
+    for td in dyt_dispatchers(model):
+        td.set_logit_offset_(math.inf)  # every token above threshold
+    with torch.no_grad():
+        model(x)
+        masks = model.dyt_site_masks()
+        gathered = model(x)
+        with model.dyt_mode('masked', masks=model.dyt_masks):
+            masked = model(x)
+    for m in masks:
+        assert (m.sum(1) == int(0.3 * m.shape[1] + 1e-6)).all()
+    for a, b in zip(gathered, masked):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
