@@ -217,34 +217,37 @@ def retarget_checkpoint(cfg: Config,
 # ------------------------------------------------------------------ speed
 @torch.no_grad()
 def measure_speedup(backbone: nn.Module, dense: nn.Module,
-                    call, repeats: int = 10, warmup: int = 2) -> dict:
+                    calls: Sequence, repeats: int = 10,
+                    warmup: int = 2) -> dict:
     """The benchmark's speedup of ``backbone`` (gathered) over its dense
-    twin on one real calibration call: interleaved timing and the median of
-    the per-repetition ratios (:mod:`mmdyt.apis.analysis`), and the FLOPs
-    bound of the masks of that call."""
-    from .analysis import (measured_from_backbone, median_speedup,
-                           time_interleaved)
-    args, kwargs = call
+    twin on real calibration calls: interleaved timing (each repetition runs
+    every call of ``calls``) and the median of the per-repetition ratios
+    (:mod:`mmdyt.apis.analysis`), and the FLOPs bound of the masks of those
+    calls."""
+    from mmdyt.models.dyt import DyTStats
+    from .analysis import median_speedup, time_interleaved
     device = next(backbone.parameters()).device
 
     def run_dyt():
-        with torch.inference_mode(), backbone.dyt_mode('gathered',
-                                                       keep_masks=True):
-            return backbone(*args, **kwargs)
+        with torch.inference_mode(), backbone.dyt_mode('gathered'):
+            for args, kwargs in calls:
+                backbone(*args, **kwargs)
 
     def run_dense():
         with torch.inference_mode():
-            return dense(*args, **kwargs)
+            for args, kwargs in calls:
+                dense(*args, **kwargs)
 
     times = time_interleaved(dict(dense=run_dense, dyt=run_dyt), repeats,
                              warmup, device)
-    run_dyt()
-    measured = measured_from_backbone(backbone).summary()
+    with torch.inference_mode(), backbone.dyt_recording() as records:
+        run_dyt()
+    stats = DyTStats.cat(records)
     return dict(
         speedup=median_speedup(times['dense'], times['dyt']),
-        flops_bound=measured['gflops_dense'] / measured['gflops'],
-        timed_act_rate=measured['act_rate'],
-        timed_samples=len(measured_from_backbone(backbone).flops))
+        flops_bound=float(stats.dense_flops.sum() / stats.flops.sum()),
+        timed_act_rate=float(stats.rates.float().mean()),
+        timed_samples=len(stats))
 
 
 # ------------------------------------------------------------------ sweep
@@ -262,7 +265,7 @@ def main_metric_key(metrics: dict, key: Optional[str] = None) -> str:
     raise KeyError('the test loop reports no task metric besides dyt/*')
 
 
-SWEEP_COLUMNS = ('point', 'rule', 'rate_target', 'calib_rate', 'act_rate',
+SWEEP_COLUMNS = ('point', 'checkpoint', 'rule', 'rate_target', 'calib_rate', 'act_rate',
                  'metric', 'gflops', 'dense_gflops', 'flops_ratio',
                  'speedup', 'flops_bound', 'timed_act_rate', 'max_rate')
 
@@ -292,13 +295,17 @@ def rate_sweep(cfg: Config,
                repeats: int = 10,
                warmup: int = 2,
                seed: int = 0,
-               progress: bool = False) -> dict:
+               progress: bool = False,
+               compare: Sequence[str] = (),
+               time_batches: int = 1) -> dict:
     """Retarget ``checkpoint`` to every rate and run the config's test loop.
 
     The first point is the checkpoint as it is (``point='trained'``), then
     one per rate (``point='retargeted'``). Writes ``sweep.csv``,
     ``sweep.json`` and ``sweep.png`` to ``out_dir``. Every rule of
-    ``rules`` gives one curve. ``progress`` draws a
+    ``rules`` gives one curve. Each checkpoint of ``compare`` (e.g. the
+    same recipe trained at other rates) is tested as it is, after the sweep
+    (``point='compare'``). ``progress`` draws a
     bar over the rates (:class:`mmdyt.utils.progress.ProgressBar`) on the
     terminal (:func:`~mmdyt.utils.progress.console`).
 
@@ -342,11 +349,14 @@ def rate_sweep(cfg: Config,
             calibration_dataloader_cfg(cfg, calib_batch_size, seed),
             seed=seed), calib_batches)
     dense = backbone.build_dense_twin()
+    if time_batches < 1:
+        raise ValueError(f'--time-batches must be >= 1, got {time_batches}')
+    timed = calls[:time_batches]
     speed = dict(repeats=repeats, warmup=warmup)
     trained_cap = _cap_of(backbone)
-    rows = [_row('trained', None, None, None, metrics, key,
-                 measure_speedup(backbone, dense, calls[0], **speed),
-                 trained_cap)]
+    rows = [dict(_row('trained', None, None, None, metrics, key,
+                      measure_speedup(backbone, dense, timed, **speed),
+                      trained_cap), checkpoint=checkpoint)]
     bar = ProgressBar(len(rates) * len(rules),
                       f'rate sweep ({", ".join(rules)})') if progress \
         else None
@@ -355,20 +365,30 @@ def rate_sweep(cfg: Config,
                                max_rate=max_rate)
         metrics = runner.test_loop.run()
         rows.append(_row('retargeted', rule, rate, result.reached, metrics,
-                         key, measure_speedup(backbone, dense, calls[0],
+                         key, measure_speedup(backbone, dense, timed,
                                               **speed), result.max_rate))
         if bar is not None:
             bar.update(1, rule=rule, rate=f'{rate:g}', act=f"{rows[-1]['act_rate']:.3f}",
                        metric=f"{rows[-1]['metric']:.2f}")
     if bar is not None:
         bar.close()
+    for path in compare:
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(model, path, map_location='cpu', strict=False,
+                        logger='silent')
+        metrics = runner.test_loop.run()
+        rows.append(dict(_row('compare', None, None, None, metrics, key,
+                              measure_speedup(backbone, dense, timed,
+                                              **speed), _cap_of(backbone)),
+                         checkpoint=path))
     os.makedirs(out_dir, exist_ok=True)
     summary = dict(
         config=cfg.filename, checkpoint=checkpoint, metric=key, rules=list(rules),
         trained_target_rate=getattr(model, 'target_rate', None),
         calib_batches=calib_batches, calib_samples=samples,
         timing=dict(speed, level='backbone forward (no head)',
-                    inputs='first calibration batch'),
+                    inputs=f'first {len(timed)} calibration batch(es), '
+                    f'{rows[0]["timed_samples"]} backbone rows'),
         rows=rows)
     files = dict(csv=osp.join(out_dir, 'sweep.csv'),
                  json=osp.join(out_dir, 'sweep.json'),
@@ -406,20 +426,30 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
     rows: List[dict] = summary['rows']
     trained = [r for r in rows if r['point'] == 'trained']
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
-    styles = {'global': ('o-', 'tab:blue', (4, -22)),
-              'per_layer': ('s--', 'tab:green', (4, 8))}
-    for rule in summary['rules']:
+    styles = {'global': ('o-', 'tab:blue'), 'per_layer': ('s--', 'tab:green')}
+    for k, rule in enumerate(summary['rules']):
         sweep = sorted((r for r in rows if r['point'] == 'retargeted'
                         and r['rule'] == rule), key=lambda r: r['gflops'])
         if not sweep:
             continue
-        fmt, color, offset = styles[rule]
+        fmt, color = styles[rule]
         ax.plot([r['gflops'] for r in sweep], [r['metric'] for r in sweep],
                 fmt, color=color, label=f"retargeted, {rule} rule")
-        for r in sweep:
-            ax.annotate(f"r'={r['rate_target']:g}\n{r['speedup']:.2f}x",
-                        (r['gflops'], r['metric']), textcoords='offset points',
-                        xytext=offset, fontsize=7, color=color)
+        if k == 0:  # the same rate has the same FLOPs under every rule
+            for r in sweep:
+                ax.annotate(f"r'={r['rate_target']:g}",
+                            (r['gflops'], r['metric']),
+                            textcoords='offset points', xytext=(3, -13),
+                            fontsize=7, color=color)
+    others = sorted((r for r in rows if r['point'] == 'compare'),
+                    key=lambda r: r['gflops'])
+    for i, r in enumerate(others):
+        ax.plot(r['gflops'], r['metric'], 'D', color='tab:orange', ms=7,
+                label='other checkpoints as trained (label: act. rate)'
+                if i == 0 else None)
+        ax.annotate(f"act. {r['act_rate']:.2f}", (r['gflops'], r['metric']),
+                    textcoords='offset points', xytext=(-14, 8), fontsize=7,
+                    color='tab:orange')
     for r in trained:
         target = summary.get('trained_target_rate')
         ax.plot(r['gflops'], r['metric'], '*', color='tab:red', ms=14,
@@ -437,8 +467,8 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
     ax.margins(x=0.12, y=0.18)
     ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.16),
               ncol=2, frameon=False,
-              title='point labels: target rate, backbone speedup over the '
-              'dense host (interleaved timing)', title_fontsize=7)
+              title="point labels: target rate r' (speedups: sweep.csv)",
+              title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

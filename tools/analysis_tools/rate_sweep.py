@@ -8,8 +8,9 @@ benchmark does (interleaved, median of per-repetition ratios)::
 
     python tools/analysis_tools/rate_sweep.py CONFIG CHECKPOINT
         --rates 0.1 0.3 0.5 0.7 0.9 1.0 [--rule global [per_layer]]
-        [--max-rate M] [--calib-batches 8] [--metric accuracy/top1]
-        [--repeats 10] [--out DIR] [--verbose] [--cfg-options ...]
+        [--max-rate M] [--calib-batches 8] [--compare CKPT ...]
+        [--metric accuracy/top1]
+        [--repeats 10] [--time-batches 1] [--out DIR] [--verbose] [--cfg-options ...]
 
 Writes ``DIR/sweep.csv``, ``DIR/sweep.json`` (rate reached on the
 calibration data and on the test set, the task metric, GFLOPs per sample,
@@ -44,11 +45,17 @@ def parse_args(argv=None):
                         help='per-sample cap of the active fraction, (0, 1]')
     parser.add_argument('--calib-batches', type=int, default=8)
     parser.add_argument('--calib-batch-size', type=int, default=None)
+    parser.add_argument('--compare', nargs='+', default=[],
+                        help='further checkpoints of the config (e.g. trained '
+                        'at other rates) to test and plot as they are')
     parser.add_argument('--metric', default=None,
                         help='metric to plot (default: the first task metric)')
     parser.add_argument('--repeats', type=int, default=10,
                         help='timed repetitions per point (default 10)')
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--time-batches', type=int, default=1,
+                        help='calibration batches per timed repetition '
+                        '(default 1)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default='work_dirs/rate_sweep',
                         help='output folder (default work_dirs/rate_sweep)')
@@ -62,9 +69,10 @@ def parse_args(argv=None):
         parser.error(f'--rates must lie in [0, 1], got {bad}')
     if args.max_rate is not None and not 0.0 < args.max_rate <= 1.0:
         parser.error(f'--max-rate must be in (0, 1], got {args.max_rate}')
-    if args.repeats < 1 or args.warmup < 0 or args.calib_batches < 1:
-        parser.error('--repeats and --calib-batches must be >= 1, '
-                     '--warmup >= 0')
+    if args.repeats < 1 or args.warmup < 0 or args.calib_batches < 1 or \
+            args.time_batches < 1:
+        parser.error('--repeats, --calib-batches and --time-batches must be '
+                     '>= 1, --warmup >= 0')
     return args
 
 
@@ -85,7 +93,7 @@ def print_table(summary, stream):
               f'{r["flops_bound"]:>7.2f}', file=stream)
     print(f'dense host: {summary["rows"][0]["dense_gflops"]:.5f} GFLOPs; '
           'speedup = backbone, DyT gathered vs dense twin, median of '
-          'interleaved ratios on one calibration batch; files: '
+          f'interleaved ratios on {summary["timing"]["inputs"]}; files: '
           f'{summary["files"]["csv"]}, {summary["files"]["json"]}, '
           f'{summary["files"]["png"]}', file=stream)
 
@@ -100,7 +108,8 @@ def main(argv=None) -> dict:
             max_rate=args.max_rate, calib_batches=args.calib_batches,
             calib_batch_size=args.calib_batch_size, metric=args.metric,
             repeats=args.repeats, warmup=args.warmup, seed=args.seed,
-            progress=True)
+            progress=True, compare=args.compare,
+            time_batches=args.time_batches)
         print_table(summary, console())
     return summary
 
