@@ -208,8 +208,7 @@ def set_max_rate(backbone: nn.Module, max_rate: Optional[float]) -> None:
 
 
 def _current_cap(dispatchers) -> Optional[float]:
-    caps = {td._max_rate for td in dispatchers}
-    cap = min(caps)
+    cap = min(td._max_rate for td in dispatchers)
     return None if cap >= 1.0 else cap
 
 
@@ -265,8 +264,13 @@ def retarget_rate(backbone: nn.Module,
                 f'rate {rate} is above what max_rate={cap} lets through '
                 f'(at most {most:.4f} of the tokens here: floor(max_rate * '
                 'tokens) per sample); lower the rate or raise the cap')
+        at_cap = rate >= most  # within tol of it: all the cap allows
+    else:
+        at_cap = False
     passes = 0
-    if rate in (0.0, 1.0) or rule == 'per_layer' and len(calls) == 1:
+    if at_cap:  # the offsets stay +inf: every token the cap lets through
+        passes = 1
+    elif rate in (0.0, 1.0) or rule == 'per_layer' and len(calls) == 1:
         # exact in closed form (0, 1) or in one pass (a single call: each
         # dispatcher is set on its input, after the earlier ones)
         def hook(module, args):

@@ -353,3 +353,10 @@ def test_cap_on_swin_bounds_each_stage():
         assert (m.sum(1) == int(0.3 * m.shape[1] + 1e-6)).all()
     for a, b in zip(gathered, masked):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_rate_at_what_the_cap_allows(inputs):
+    model = build('mlp')
+    result = retarget_rate(model, inputs, 0.1875, max_rate=0.2)  # 12 / 64
+    assert result.passes == 2 and result.reached == 0.1875
+    assert all(o == math.inf for o in result.offsets)
