@@ -2,7 +2,9 @@
 # Training on a Slurm cluster with srun (mmengine launcher=slurm), one task per GPU.
 #   [GPUS=8] bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py args...]
 # Environment: GPUS (8), GPUS_PER_NODE (min(GPUS, 8)), CPUS_PER_TASK (5),
-#              SRUN_ARGS (""), PYTHON (python): the interpreter of the mmdyt venv.
+#              SRUN_ARGS (""), PYTHON (python): the interpreter of the mmdyt venv,
+#              GRES (gpu:GPUS_PER_NODE; empty: no --gres, CPU-only partitions,
+#              where mmdyt runs the gloo backend).
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
@@ -22,6 +24,11 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-$((GPUS < 8 ? GPUS : 8))}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
+GRES=${GRES-gpu:$GPUS_PER_NODE}
+GRES_ARGS=()
+if [[ -n "$GRES" ]]; then
+  GRES_ARGS=(--gres="$GRES")
+fi
 PYTHON=${PYTHON:-python}
 TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export MASTER_PORT=${MASTER_PORT:-$((12000 + RANDOM % 20000))}
@@ -31,7 +38,7 @@ set -x
 PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}" \
 srun -p "$PARTITION" \
     --job-name="$JOB_NAME" \
-    --gres=gpu:"$GPUS_PER_NODE" \
+    "${GRES_ARGS[@]}" \
     --ntasks="$GPUS" \
     --ntasks-per-node="$GPUS_PER_NODE" \
     --cpus-per-task="$CPUS_PER_TASK" \

@@ -2,8 +2,10 @@
 """Test (evaluate) a checkpoint with a config of any host codebase.
 
 The config's ``default_scope`` picks the host (mmpretrain, mmseg, mmaction2);
-``runner_type`` picks a custom runner. ``mmdyt`` is imported first, and Runner
-checkpoints load under ``torch>=2.6``::
+``runner_type`` picks a custom runner. ``mmdyt`` is imported first. The
+checkpoint may be full, delta (its frozen base is rebuilt from the config's
+``init_cfg``) or from an earlier mmdyt run; an unreadable one stops with a
+message naming it::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
@@ -16,7 +18,7 @@ import os
 import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
 import mmengine
 from mmdyt.apis import build_runner, set_launcher_and_work_dir
-from mmdyt.utils import register_runner_checkpoint_safe_globals
+from mmdyt.utils import runner_checkpoint_safe_globals_scope
 from mmengine.config import Config, ConfigDict, DictAction
 
 
@@ -97,13 +99,13 @@ def merge_args(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    # full Runner checkpoints must load under torch>=2.6's weights_only
-    register_runner_checkpoint_safe_globals()
-
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     runner = build_runner(cfg)
-    metrics = runner.test()
+    # checkpoints of earlier mmdyt runs (pickled message hub) load inside
+    # the scope; those written with mmdyt's checkpoint hook need nothing
+    with runner_checkpoint_safe_globals_scope():
+        metrics = runner.test()
 
     if args.out is not None and args.out_item == 'metrics':
         mmengine.dump(metrics, args.out)

@@ -3,7 +3,9 @@
 
 The config's ``default_scope`` picks the host; ``runner_type`` picks a custom
 runner. ``mmdyt`` is imported first, so ``type='mmdyt.X'`` resolves from any
-host config, and Runner checkpoints load under ``torch>=2.6`` (``--resume``)::
+host config. Distributed runs (``--launcher pytorch|slurm|mpi``) also run
+without GPUs (gloo, :mod:`mmdyt.apis.dist`); ``--resume`` without a path
+resumes from the newest readable checkpoint of the work dir::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
@@ -15,7 +17,7 @@ import os
 
 import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
 from mmdyt.apis import build_runner, set_launcher_and_work_dir
-from mmdyt.utils import register_runner_checkpoint_safe_globals
+from mmdyt.utils import runner_checkpoint_safe_globals_scope
 from mmengine.config import Config, DictAction
 
 
@@ -115,14 +117,13 @@ def merge_args(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    # Runner checkpoints (message hub, numpy scalars) must load under
-    # torch>=2.6's weights_only default, for --resume and load_from.
-    register_runner_checkpoint_safe_globals()
-
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     runner = build_runner(cfg)
-    runner.train()
+    # checkpoints of earlier mmdyt runs (pickled message hub) load inside
+    # the scope; those written with mmdyt's checkpoint hook need nothing
+    with runner_checkpoint_safe_globals_scope():
+        runner.train()
     return runner
 
 

@@ -24,11 +24,16 @@ def init_dyt_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
 
     The model is built in the config's ``default_scope`` (mmpretrain by
     default) and, as mmengine's Runner does, takes the config's top-level
-    ``data_preprocessor`` (normalisation) unless ``model`` sets its own; a
-    Runner checkpoint loads under torch >= 2.6 (safe globals).
+    ``data_preprocessor`` (normalisation) unless ``model`` sets its own.
+    ``checkpoint`` may be a full, a delta (its frozen base is rebuilt from the
+    config's ``init_cfg``, or the recorded one, and checked against the
+    recorded hash) or a legacy mmdyt Runner checkpoint
+    (:func:`mmdyt.utils.load_dyt_checkpoint`).
 
     Raises:
         TypeError: If ``model.backbone`` is no DyT backbone.
+        mmdyt.utils.CheckpointError: If ``checkpoint`` is unreadable, or a
+            delta's base is missing or differs (names the files).
     """
     from mmengine.registry import MODELS, init_default_scope
 
@@ -40,12 +45,8 @@ def init_dyt_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
                              copy.deepcopy(cfg.data_preprocessor))
     model = MODELS.build(model_cfg)
     if checkpoint:
-        from mmengine.runner import load_checkpoint
-
-        from mmdyt.utils import register_runner_checkpoint_safe_globals
-        register_runner_checkpoint_safe_globals()
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=False,
-                        logger='silent')
+        from mmdyt.utils import load_dyt_checkpoint
+        load_dyt_checkpoint(model, checkpoint)
     backbone = getattr(model, 'backbone', model)
     if not isinstance(backbone, DyTBackboneMixin):
         raise TypeError('model.backbone must be a DyT backbone such as '

@@ -1,9 +1,8 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """tools/dist_*.sh and tools/slurm_*.sh: syntax and the command lines they run.
 
-mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device`` even for the
-gloo backend, so a real torchrun run needs a GPU; here ``PYTHON`` and ``srun``
-are stand-ins that record their arguments (no torch start-up, milliseconds).
+Here ``PYTHON`` and ``srun`` are stand-ins that record their arguments (no
+torch start-up, milliseconds); test_dist.py runs the scripts for real (gloo).
 """
 import glob
 import json
@@ -89,3 +88,12 @@ def test_slurm_test_runs_srun_with_slurm_launcher(tmp_path):
     assert argv[i + 1:] == [
         '-u', osp.join(TOOLS, 'test.py'), 'cfg.py', 'c.pth', '--launcher=slurm'
     ]
+
+
+def test_slurm_without_gres_for_cpu_partitions(tmp_path):
+    _stub(tmp_path, 'srun')
+    env = dict(PATH=f'{tmp_path}:{os.environ["PATH"]}', GPUS='4',
+               PYTHON='mypython', GRES='')
+    argv = _run('slurm_train.sh', ['part', 'job', 'cfg.py'], env)
+    assert not any(a.startswith('--gres') for a in argv)
+    assert '--ntasks=4' in argv
