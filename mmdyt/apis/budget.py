@@ -149,19 +149,16 @@ def save_retargeted_checkpoint(model: nn.Module, source: str, out: str,
     """Write ``source`` with ``model``'s dispatcher buffers (offsets, caps)
     and ``meta`` under ``meta['dyt_retarget']`` to ``out``.
 
-    Everything else of the source checkpoint is kept (so a checkpoint that
-    holds only the trained parameters stays one), except the training state
-    (optimizer, schedulers, message hub): a retargeted checkpoint is for
-    inference.
+    Everything else of the source checkpoint is kept (a delta checkpoint
+    stays a delta with the same frozen-base record), except the training
+    state (optimizer, schedulers, message hub): a retargeted checkpoint is
+    for inference. The file loads with ``torch.load(weights_only=True)``.
 
     Raises:
         KeyError: If ``source`` does not hold this model's dispatchers.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint
-
-    from mmdyt.utils import register_runner_checkpoint_safe_globals
-    register_runner_checkpoint_safe_globals()
-    ckpt = _load_checkpoint(source, map_location='cpu')
+    from mmdyt.utils import load_checkpoint_file, to_plain
+    ckpt = load_checkpoint_file(source)
     if 'state_dict' not in ckpt:
         ckpt = dict(state_dict=ckpt)
     state = ckpt['state_dict']
@@ -179,7 +176,7 @@ def save_retargeted_checkpoint(model: nn.Module, source: str, out: str,
     ckpt['meta'] = dict(ckpt['meta'] or {})
     ckpt['meta'][RETARGET_META_KEY] = meta
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    torch.save(ckpt, out)
+    torch.save(to_plain(ckpt), out)
     return out
 
 
@@ -317,7 +314,8 @@ def rate_sweep(cfg: Config,
     from mmengine.model import is_model_wrapper
 
     from mmdyt.apis import build_runner
-    from mmdyt.utils import register_runner_checkpoint_safe_globals
+    from mmdyt.utils import (load_dyt_checkpoint,
+                             runner_checkpoint_safe_globals_scope)
     from mmdyt.utils.progress import ProgressBar
     if isinstance(rules, str):
         rules = [rules]
@@ -326,7 +324,6 @@ def rate_sweep(cfg: Config,
     for rate in rates:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f'--rates must lie in [0, 1], got {rate}')
-    register_runner_checkpoint_safe_globals()
     run_cfg = copy.deepcopy(cfg)  # a test-only runner
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
                 'param_scheduler', 'val_dataloader', 'val_cfg',
@@ -337,7 +334,8 @@ def rate_sweep(cfg: Config,
     run_cfg.launcher = 'none'
     run_cfg.work_dir = osp.join(out_dir, 'runner')
     runner = build_runner(run_cfg)
-    metrics = runner.test()  # loads the checkpoint; its own point
+    with runner_checkpoint_safe_globals_scope():  # legacy checkpoints
+        metrics = runner.test()  # loads the checkpoint; its own point
     model = runner.model.module if is_model_wrapper(runner.model) else \
         runner.model
     model.eval()
@@ -373,9 +371,7 @@ def rate_sweep(cfg: Config,
     if bar is not None:
         bar.close()
     for path in compare:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, path, map_location='cpu', strict=False,
-                        logger='silent')
+        load_dyt_checkpoint(model, path)  # full or delta
         metrics = runner.test_loop.run()
         rows.append(dict(_row('compare', None, None, None, metrics, key,
                               measure_speedup(backbone, dense, timed,

@@ -202,3 +202,34 @@ def test_rate_sweep_tool(setup):
     img = mpimg.imread(s['files']['png'])
     assert img.shape[0] > 300 and img.shape[1] > 400
     assert osp.exists(osp.join(out, 'sweep.log'))
+
+
+def test_retarget_a_delta_checkpoint_keeps_it_a_delta(tmp_path):
+    """A demo-config run writes delta checkpoints (trained tensors + a
+    record of the frozen base); the retargeted file stays a delta, loads
+    into the unchanged config (with or without a config cap) and reaches
+    r'."""
+    from mmdyt.utils import is_delta_checkpoint, load_checkpoint_file
+    from .dyt_runs import make_base, make_digits, write_config
+    data = make_digits(tmp_path / 'digits')
+    base = make_base(tmp_path / 'base.pth')
+    cfg_path = write_config(tmp_path / 'dyt.py', data, base, epochs=2)
+    load_tool('train').main([cfg_path, '--work-dir', str(tmp_path / 'w')])
+    ckpt = str(tmp_path / 'w' / 'epoch_2.pth')
+    assert is_delta_checkpoint(load_checkpoint_file(ckpt))
+    out = str(tmp_path / 'r04.pth')
+    res = load_tool('analysis_tools/retarget').main(
+        [cfg_path, ckpt, '--rate', '0.4', '--calib-batches', '2', '--out',
+         out])
+    written = torch.load(out, map_location='cpu', weights_only=True)
+    assert is_delta_checkpoint(written)
+    assert not any(k.startswith('backbone.layers.')
+                   for k in written['state_dict'])  # no frozen weights
+    for opts in ([], ['model.backbone.dyt.max_rate=0.9']):
+        cfg = load_config(cfg_path, opts)
+        model = init_dyt_model(cfg, out)
+        offsets = [td._offset for td in dyt_dispatchers(model.backbone)]
+        assert offsets == pytest.approx(res['offsets'])
+    rates = calib_eval_rates(init_dyt_model(load_config(cfg_path), out),
+                             load_config(cfg_path), batches=2)
+    assert abs(float(rates.mean()) - 0.4) <= 0.02

@@ -48,9 +48,10 @@ class TokenDispatcher(nn.Module):
         num_prefix_tokens (int): Leading tokens that are always active.
             Defaults to 1.
         max_rate (float, optional): The config's cap (``dyt.max_rate``), in
-            (0, 1]. When set it takes precedence over the ``max_rate`` a
-            loaded checkpoint holds; ``None`` (default) keeps the
-            checkpoint's (no cap unless the checkpoint was given one).
+            (0, 1]. When set it is the cap in force, whatever the
+            ``max_rate`` buffer (the cap a checkpoint holds) says; ``None``
+            (default) uses the buffer (no cap unless a checkpoint was given
+            one).
     """
 
     def __init__(self,
@@ -77,10 +78,10 @@ class TokenDispatcher(nn.Module):
         # exactly on the float32 logits.
         self.register_buffer('logit_offset',
                              torch.zeros((), dtype=torch.float64))
-        self.register_buffer(
-            'max_rate',
-            torch.tensor(1.0 if max_rate is None else float(max_rate),
-                         dtype=torch.float64))
+        # the checkpoint's cap; the config's (config_max_rate), when set,
+        # is the one in force and is never written here, so a fresh model's
+        # state is the same with or without a config cap
+        self.register_buffer('max_rate', torch.ones((), dtype=torch.float64))
         self._refresh_budget()
         self.reset_parameters()
 
@@ -111,7 +112,8 @@ class TokenDispatcher(nn.Module):
         if self.logit_offset.is_meta:
             return
         self._offset = float(self.logit_offset)
-        self._max_rate = float(self.max_rate)
+        self._max_rate = float(self.max_rate) if self.config_max_rate is None \
+            else self.config_max_rate
 
     def set_logit_offset_(self, offset: float) -> None:
         """Set the eval-mode logit offset (``+-inf`` allowed)."""
@@ -218,8 +220,6 @@ class TokenDispatcher(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        if self.config_max_rate is not None:
-            self.max_rate.fill_(self.config_max_rate)
         self._refresh_budget()
 
     def _with_prefix(self, m: Tensor) -> Tensor:
