@@ -23,6 +23,7 @@ sliding windows).
 """
 import copy
 import os
+import statistics
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -49,32 +50,20 @@ def check_level(level: str) -> str:
 @torch.no_grad()
 def calibrate_rate(backbone: nn.Module, run: Callable[[], object],
                    rate: float) -> List[float]:
-    """Calibrate every dispatcher of ``backbone`` to ``rate`` during one call
-    of ``run`` (a forward pass of the model that holds it).
+    """Calibrate every dispatcher of ``backbone`` to ``rate`` on the
+    backbone calls of one call of ``run`` (a forward pass of the model that
+    holds it).
 
-    Each dispatcher is calibrated on the first input it sees
-    (:meth:`~mmdyt.models.dyt.TokenDispatcher.calibrate_rate_`), after the
-    dispatchers before it have been, so every layer meets ``rate`` on its
-    actual input. Returns the rates reached, one per dispatcher.
+    Each dispatcher is calibrated on its actual inputs, after the
+    dispatchers before it have been (the ``per_layer`` rule of
+    :func:`~mmdyt.models.dyt.retarget.retarget_rate`, over every backbone
+    call of ``run``: crops, views), so every layer meets ``rate``. Returns
+    the rates reached, one per dispatcher.
     """
-    from mmdyt.models.dyt import TokenDispatcher
-    reached: List[float] = []
-    handles = {}
-
-    def hook(module, args):
-        reached.append(module.calibrate_rate_(args[0], rate))
-        handles.pop(module).remove()  # first input only (crops, views)
-
-    for module in backbone.dyt_layers.modules():
-        if isinstance(module, TokenDispatcher):
-            handles[module] = module.register_forward_pre_hook(hook)
-    try:
-        with backbone.dyt_mode('gathered'):
-            run()
-    finally:
-        for handle in handles.values():
-            handle.remove()
-    return reached
+    from mmdyt.models.dyt.retarget import (capture_backbone_calls,
+                                           retarget_rate)
+    calls = capture_backbone_calls(backbone, run)
+    return retarget_rate(backbone, calls, rate, rule='per_layer').layer_rates
 
 
 def copy_dispatchers(src: nn.Module, dst: nn.Module) -> bool:
@@ -139,6 +128,13 @@ def time_interleaved(runners: Dict[str, Callable[[], object]], repeats: int,
             _sync(device)
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def median_speedup(dense_times: Sequence[float],
+                   times: Sequence[float]) -> float:
+    """The benchmark's speedup: the median of the per-repetition
+    ``dense / DyT`` time ratios of an interleaved run."""
+    return statistics.median(d / t for d, t in zip(dense_times, times))
 
 
 # ------------------------------------------------------------------ targets

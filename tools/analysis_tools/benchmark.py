@@ -27,8 +27,8 @@ FLOPs of both models (analytic, from the actual masks, see
 as a fraction of that bound.
 
 ``--rate R`` calibrates every dispatcher on a separate calibration batch
-(layer by layer, in one forward pass): its bias is shifted so that a fraction
-``R`` of the tokens is active, the weights are kept, so the active tokens and
+(layer by layer, each on its actual input): its logit offset is set so that a
+fraction ``R`` of the tokens is active, the weights are kept, so the active tokens and
 their number still depend on each sample. Without ``--rate`` and without a
 checkpoint, fresh dispatchers activate about half of the tokens by chance
 (as in the official speed test).
@@ -53,7 +53,7 @@ import mmdyt  # noqa: F401  (registers the mmdyt scope)
 from mmdyt.apis import init_dyt_model, load_config
 from mmdyt.apis.analysis import (LEVELS, allocator_name, build_target,
                                  copy_dispatchers, host_state,
-                                 time_interleaved)
+                                 median_speedup, time_interleaved)
 
 
 def parse_args(argv=None):
@@ -172,10 +172,9 @@ def main(argv=None):
     )
     for name, t in targets.items():
         med = statistics.median(times[name])
-        ratios = [d / x for d, x in zip(times['dense'], times[name])]
         measured = t.measure().summary()
         bound = measured['gflops_dense'] / measured['gflops']
-        speedup = statistics.median(ratios)
+        speedup = median_speedup(times['dense'], times[name])
         result['models'][name] = dict(
             img_s=B / med,
             speedup=speedup,

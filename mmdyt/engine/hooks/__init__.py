@@ -1,5 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 from .activation_rate_hook import DyTActivationRateHook
 from .checkpoint_hook import DyTCheckpointHook
+from .temperature_hook import DyTTemperatureHook
 
-__all__ = ['DyTActivationRateHook', 'DyTCheckpointHook']
+__all__ = ['DyTActivationRateHook', 'DyTCheckpointHook', 'DyTTemperatureHook']

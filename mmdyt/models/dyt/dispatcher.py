@@ -1,6 +1,7 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """Token dispatcher: decides which tokens go through a frozen block."""
 import math
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -21,6 +22,24 @@ class TokenDispatcher(nn.Module):
 
     The first ``num_prefix_tokens`` tokens (CLS) are always active.
 
+    Inference budget (eval mode only; training is unchanged): two buffers,
+    saved in the state dict, move a trained dispatcher to another budget
+    without retraining (see :mod:`mmdyt.models.dyt.retarget`):
+
+    - ``logit_offset`` (default 0): the eval mask is
+      ``logits + logit_offset > logit(threshold)``; ``+inf`` keeps every
+      token (the layer then runs its complete path, bit for bit), ``-inf``
+      none.
+    - ``max_rate`` (default 1, no cap): per sample, at most
+      ``floor(max_rate * (N - P))`` non-prefix tokens stay active, the
+      highest-scoring of those above the threshold.
+
+    Set them with :meth:`set_logit_offset_` and :meth:`set_max_rate_` (the
+    eval forward reads Python copies of the buffers, refreshed by those
+    methods, by ``load_state_dict`` and by ``train()`` / ``eval()``, so it
+    adds no host-device sync). A state dict from before these buffers
+    existed loads as offset 0 and no cap.
+
     Args:
         embed_dims (int): Channels ``C`` of the tokens.
         tau (float): Gumbel-sigmoid temperature. Defaults to 5.0.
@@ -28,13 +47,19 @@ class TokenDispatcher(nn.Module):
             (0, 1). Defaults to 0.5.
         num_prefix_tokens (int): Leading tokens that are always active.
             Defaults to 1.
+        max_rate (float, optional): The config's cap (``dyt.max_rate``), in
+            (0, 1]. When set it is the cap in force, whatever the
+            ``max_rate`` buffer (the cap a checkpoint holds) says; ``None``
+            (default) uses the buffer (no cap unless a checkpoint was given
+            one).
     """
 
     def __init__(self,
                  embed_dims: int,
                  tau: float = 5.0,
                  threshold: float = 0.5,
-                 num_prefix_tokens: int = 1):
+                 num_prefix_tokens: int = 1,
+                 max_rate: Optional[float] = None):
         super().__init__()
         if tau <= 0:
             raise ValueError(f'dyt.tau must be > 0, got {tau}')
@@ -48,6 +73,16 @@ class TokenDispatcher(nn.Module):
         self.tau = float(tau)
         self.threshold = float(threshold)
         self.num_prefix_tokens = num_prefix_tokens
+        self.config_max_rate = check_max_rate(max_rate, 'dyt.max_rate')
+        # float64: an offset set from a calibration cut reproduces that cut
+        # exactly on the float32 logits.
+        self.register_buffer('logit_offset',
+                             torch.zeros((), dtype=torch.float64))
+        # the checkpoint's cap; the config's (config_max_rate), when set,
+        # is the one in force and is never written here, so a fresh model's
+        # state is the same with or without a config cap
+        self.register_buffer('max_rate', torch.ones((), dtype=torch.float64))
+        self._refresh_budget()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -72,27 +107,120 @@ class TokenDispatcher(nn.Module):
         out = torch.bmm(tokens, weight.expand(tokens.shape[0], -1, -1))
         return out.squeeze(-1) + self.proj.bias
 
+    # ---------------------------------------------------- inference budget
+    def _refresh_budget(self) -> None:
+        if self.logit_offset.is_meta:
+            return
+        self._offset = float(self.logit_offset)
+        self._max_rate = float(self.max_rate) if self.config_max_rate is None \
+            else self.config_max_rate
+
+    def set_logit_offset_(self, offset: float) -> None:
+        """Set the eval-mode logit offset (``+-inf`` allowed)."""
+        offset = float(offset)
+        if math.isnan(offset):
+            raise ValueError('logit_offset must not be NaN')
+        self.logit_offset.fill_(offset)
+        self._refresh_budget()
+
+    def set_max_rate_(self, max_rate: Optional[float]) -> None:
+        """Set the per-sample cap (``None`` or 1: no cap).
+
+        Raises:
+            ValueError: If the config's ``dyt.max_rate`` is set to another
+                value (it would replace this one when the model is loaded).
+        """
+        max_rate = check_max_rate(max_rate, 'max_rate')
+        value = 1.0 if max_rate is None else max_rate
+        if self.config_max_rate is not None and \
+                value != self.config_max_rate:
+            raise ValueError(
+                f'the config sets dyt.max_rate={self.config_max_rate}, which '
+                f'takes precedence over a checkpoint\'s cap; remove it from '
+                f'the config to set max_rate={max_rate}')
+        self.max_rate.fill_(value)
+        self._refresh_budget()
+
+    @property
+    def keeps_all_tokens(self) -> bool:
+        """True in eval mode when every token is active for any input
+        (offset ``+inf``, no cap): the layer runs its complete path."""
+        return (not self.training and self._offset == math.inf
+                and self._max_rate >= 1.0)
+
+    def max_active(self, num_tokens: int) -> int:
+        """Most non-prefix tokens a sample may keep out of ``num_tokens``."""
+        return min(num_tokens, int(math.floor(self._max_rate * num_tokens +
+                                              1e-6)))
+
+    def eval_mask(self, logits: Tensor) -> Tensor:
+        """Eval-mode decision on non-prefix ``logits`` ``(B, N - P)``:
+        threshold with the offset, then the per-sample cap (bool)."""
+        # offset 0 gives the cut logit(threshold) itself, bit for bit
+        hard = logits > (self.logit_threshold - self._offset)
+        k = self.max_active(logits.shape[1])
+        if k < logits.shape[1]:
+            top = logits.topk(k, dim=1).indices
+            keep = torch.zeros_like(hard).scatter_(1, top, True)
+            hard = hard & keep
+        return hard
+
+    def offset_for_rate(self, logits: Sequence[Tensor], rate: float) -> float:
+        """The logit offset whose eval mask (cap included) keeps the fraction
+        of the non-prefix tokens closest to ``rate`` on ``logits``.
+
+        Args:
+            logits (list[Tensor]): Non-prefix logits ``(B_i, N_i)`` of one
+                or several inputs of this dispatcher (e.g. the calls of a
+                calibration set); the rate is token-weighted over them.
+            rate (float): Target in [0, 1]; 1 gives ``+inf`` and 0 ``-inf``.
+
+        Returns:
+            float: The offset (not applied).
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f'rate must be in [0, 1], got {rate}')
+        if rate >= 1.0:
+            return math.inf
+        if rate <= 0.0:
+            return -math.inf
+        rows = [t.detach().float() for t in logits if t.numel()]
+        caps = [self.max_active(t.shape[1]) for t in rows]
+        return self.logit_threshold - rate_cut(rows, rate, caps)
+
     @torch.no_grad()
     def calibrate_rate_(self, x: Tensor, rate: float) -> float:
-        """Shift the bias so that about ``rate`` of the non-prefix tokens of
-        ``x`` are active in eval mode; return the rate reached on ``x``.
+        """Set the logit offset so that about ``rate`` of the non-prefix
+        tokens of ``x`` are active in eval mode; return the rate reached on
+        ``x``.
 
         The weights are kept, so which tokens are active (and how many per
         sample) still depends on the tokens: benchmarks without a trained
         checkpoint get a realistic, per-sample varying dispatch at a chosen
         mean rate.
         """
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f'rate must be in [0, 1], got {rate}')
-        logits = self.logits(x).detach().float().flatten()
-        if rate >= 1.0:  # far below every logit: all tokens, any input
-            cut = logits.min() - 1e4
-        elif rate <= 0.0:
-            cut = logits.max() + 1e4
-        else:
-            cut = torch.quantile(logits.cpu(), 1.0 - rate).to(logits.device)
-        self.proj.bias.add_(self.logit_threshold - cut.to(self.proj.bias))
-        return float((self.logits(x) > self.logit_threshold).float().mean())
+        logits = self.logits(x)
+        self.set_logit_offset_(self.offset_for_rate([logits], rate))
+        return float(self.eval_mask(logits).float().mean())
+
+    def train(self, mode: bool = True):
+        self._refresh_budget()
+        return super().train(mode)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # A checkpoint that holds this dispatcher but predates the budget
+        # buffers means "offset 0, no cap", exactly.
+        if prefix + 'proj.weight' in state_dict:
+            state_dict.setdefault(prefix + 'logit_offset',
+                                  torch.zeros((), dtype=torch.float64))
+            state_dict.setdefault(prefix + 'max_rate',
+                                  torch.ones((), dtype=torch.float64))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        self._refresh_budget()
 
     def _with_prefix(self, m: Tensor) -> Tensor:
         if self.num_prefix_tokens == 0:
@@ -115,4 +243,62 @@ class TokenDispatcher(nn.Module):
             soft = torch.sigmoid((logits + gumbel[0] - gumbel[1]) / self.tau)
             hard = (soft > self.threshold).to(soft.dtype)
             return self._with_prefix(hard - soft.detach() + soft)
-        return self._with_prefix(logits > self.logit_threshold)
+        return self._with_prefix(self.eval_mask(logits))
+
+
+def rate_cut(logits: Sequence[Tensor],
+             rate: float,
+             caps: Optional[Sequence[int]] = None) -> float:
+    """The cut ``c`` for which the mask ``logits > c`` (each row keeping at
+    most ``caps[i]`` tokens, the highest) keeps the fraction of all tokens
+    closest to ``rate``.
+
+    Args:
+        logits (list[Tensor]): ``(B_i, N_i)`` float logits.
+        rate (float): Target fraction in [0, 1].
+        caps (list[int], optional): Most tokens a row of ``logits[i]`` may
+            keep; None: no cap.
+
+    Returns:
+        float: A logit value (or one below the smallest), so the cut is
+        exact in the logits' own dtype.
+    """
+    rows = [t for t in logits if t.numel()]
+    if not rows:
+        raise ValueError('rate_cut needs at least one logit')
+    caps = [t.shape[1] for t in rows] if caps is None else \
+        [k for t, k in zip(logits, caps) if t.numel()]
+    total = sum(t.numel() for t in rows)
+
+    def reached(cut: float) -> float:
+        return sum(
+            float((t > cut).sum(1).clamp_max(k).sum())
+            for t, k in zip(rows, caps)) / total
+
+    values = torch.cat([t.flatten() for t in rows]).unique()  # ascending
+    # Candidate cuts, rate non-decreasing along them: the largest value
+    # (nothing above it), each value (every larger one is active), and below
+    # the smallest (everything active).
+    cuts = values.flip(0).tolist() + [float(values[0]) - 1.0]
+    lo, hi = 0, len(cuts) - 1  # binary search: first cut reaching the rate
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if reached(cuts[mid]) >= rate:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > 0 and abs(reached(cuts[lo - 1]) - rate) < \
+            abs(reached(cuts[lo]) - rate):
+        return cuts[lo - 1]
+    return cuts[lo]
+
+
+def check_max_rate(max_rate: Optional[float], key: str) -> Optional[float]:
+    """``None`` or a float in (0, 1]; the error names ``key``."""
+    if max_rate is None:
+        return None
+    if isinstance(max_rate, bool) or not isinstance(max_rate, (int, float)) \
+            or not 0.0 < max_rate <= 1.0:
+        raise ValueError(f'{key} must be None (no cap) or a float in (0, 1], '
+                         f'got {max_rate!r}')
+    return float(max_rate)

@@ -148,6 +148,9 @@ class DyTLayer(nn.Module):
         tau (float): Gumbel-sigmoid temperature. Defaults to 5.0.
         threshold (float): Activation threshold. Defaults to 0.5.
         num_prefix_tokens (int): Always-active leading tokens (CLS).
+        max_rate (float, optional): Per-sample cap of the active fraction at
+            inference (``dyt.max_rate``, see :class:`TokenDispatcher`).
+            Defaults to None (the checkpoint's cap; none by default).
     """
 
     def __init__(self,
@@ -159,14 +162,15 @@ class DyTLayer(nn.Module):
                  num_experts: int = 1,
                  tau: float = 5.0,
                  threshold: float = 0.5,
-                 num_prefix_tokens: int = 1):
+                 num_prefix_tokens: int = 1,
+                 max_rate: Optional[float] = None):
         super().__init__()
         self.variant = check_variant(variant)
         self.sites = VARIANT_SITES[variant]
         self.num_prefix_tokens = num_prefix_tokens
         self.dispatchers = nn.ModuleDict({
             site: TokenDispatcher(embed_dims, tau, threshold,
-                                  num_prefix_tokens)
+                                  num_prefix_tokens, max_rate)
             for site in self.sites
         })
         self.adapters = nn.ModuleDict({
@@ -182,7 +186,10 @@ class DyTLayer(nn.Module):
             return None
         if masks is not None and site in masks:
             return masks[site]
-        return self.dispatchers[site](x)
+        dispatcher = self.dispatchers[site]
+        if dispatcher.keeps_all_tokens:  # retargeted to rate 1: complete
+            return None
+        return dispatcher(x)
 
     @staticmethod
     def _layer_delta(x: Tensor, ops: HostLayerOps,

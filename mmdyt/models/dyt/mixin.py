@@ -21,6 +21,7 @@ DYT_DEFAULTS = dict(
     num_experts=1,
     tau=5.0,
     threshold=0.5,
+    max_rate=None,  # inference cap per sample and dispatcher, (0, 1]
 )
 
 
