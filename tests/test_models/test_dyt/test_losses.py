@@ -48,3 +48,18 @@ def test_distill_over_a_class_dim_is_the_mean_kl_per_pixel():
     per_pixel = (p * (p.log() - F.log_softmax(student, 1))).sum(1)  # (B,H,W)
     torch.testing.assert_close(
         distill_loss(student, teacher, class_dim=1), per_pixel.mean())
+
+
+def test_distill_direction_on_hand_computed_values():
+    """Teacher p = (0.9, 0.05, 0.05), student q uniform:
+    KL(p || q) = 0.9 ln 2.7 + 0.1 ln 0.15 = 0.704215...,
+    KL(q || p) = (ln(1/2.7) + 2 ln(1/0.15)) / 3 = 0.933663... (the wrong
+    direction). Two rows (batchmean): the second row has teacher = student,
+    KL 0, so the loss is half the first row's."""
+    teacher = torch.log(torch.tensor([[0.9, 0.05, 0.05], [0.2, 0.3, 0.5]]))
+    student = torch.log(torch.tensor([[1 / 3, 1 / 3, 1 / 3],
+                                      [0.2, 0.3, 0.5]]))
+    kl_pq = 0.9 * math.log(2.7) + 0.1 * math.log(0.15)
+    assert kl_pq == pytest.approx(0.704215, abs=1e-6)
+    loss = distill_loss(student + 1.0, teacher - 2.0)  # logits: any shift
+    assert loss.item() == pytest.approx(kl_pq / 2, abs=1e-6)
