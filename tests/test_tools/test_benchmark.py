@@ -99,19 +99,35 @@ def test_moe_timed_beside_plain_adapter_with_same_dispatch(bm, tmp_path,
     assert m4['gflops'] > plain['gflops']  # routing and merging
 
 
-def test_dense_twin_has_the_dyt_backbone_weights(bm, tiny_cfg):
-    cfg = bm.load_config(tiny_cfg)
-    dyt = bm.build_dyt_backbone(cfg)
-    dense = bm.build_dense_twin(cfg, dyt)
-    x = bm.synthetic_images(2, 32, 0, 'cpu')
+def test_dense_twin_has_the_dyt_backbone_weights(tiny_cfg):
+    from mmdyt.apis import init_dyt_model, load_config
+    from mmdyt.utils.synthetic import synthetic_inputs
+    dyt = init_dyt_model(load_config(tiny_cfg)).backbone
+    dense = dyt.build_dense_twin()
+    x = synthetic_inputs((3, 32, 32), 2, 0)
     with torch.no_grad(), dyt.dyt_mode('complete'):
         torch.testing.assert_close(dyt(x)[0], dense(x)[0])
+
+
+def test_model_level_times_predict_of_classifier_and_dense_twin(bm,
+                                                                 tiny_cfg):
+    r = bm.main([tiny_cfg, '--level', 'model', '--batch-size', '2',
+                 '--rate', '0.5', '--repeats', '2', '--warmup', '0'])
+    assert r['timed'].startswith('model predict')
+    # the head's FLOPs (32 x 3) are counted on both sides at model level
+    b = bm.main([tiny_cfg, '--batch-size', '2', '--rate', '0.5',
+                 '--repeats', '1', '--warmup', '0'])
+    assert r['gflops_dense'] * 1e9 == pytest.approx(
+        b['gflops_dense'] * 1e9 + 32 * 3)
+    assert r['act_rate'] == pytest.approx(b['act_rate'])
 
 
 def test_checkpoint_is_loaded(bm, tmp_path, tiny_cfg):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
-    cfg = bm.load_config(tiny_cfg)
+
+    from mmdyt.apis import load_config
+    cfg = load_config(tiny_cfg)
     init_default_scope('mmpretrain')
     model = MODELS.build(cfg.model)
     for td in model.backbone.dyt_layers[0].dispatchers.values():
@@ -121,7 +137,8 @@ def test_checkpoint_is_loaded(bm, tmp_path, tiny_cfg):
     r = bm.main([tiny_cfg, '--checkpoint', str(ckpt), '--batch-size', '2',
                  '--repeats', '1', '--warmup', '0'])
     assert r['checkpoint'] == str(ckpt)
-    backbone = bm.build_dyt_backbone(cfg, str(ckpt))
+    from mmdyt.apis import init_dyt_model
+    backbone = init_dyt_model(cfg, str(ckpt)).backbone
     assert backbone.dyt_layers[0].dispatchers['mlp'].proj.bias.item() == 7.0
 
 

@@ -61,9 +61,11 @@ def test_synthetic_shape_and_moe_params(gf, tmp_path):
         4 * 2 * (32 * 8 + 8 + 8 * 32 + 32) + p['moe_routers']
 
 
-def test_missing_dataset_falls_back_to_synthetic(gf, tmp_path):
-    cfg = write_tiny_config(tmp_path / 'tiny.py',
-                            data_root=str(tmp_path / 'absent'))
-    r = gf.main([cfg, '--num-batches', '1'])
-    assert r['dynamic_source'].startswith('synthetic')
+def test_missing_dataset_is_an_error_unless_synthetic(gf, tmp_path):
+    absent = str(tmp_path / 'absent')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data_root=absent)
+    with pytest.raises(RuntimeError, match='test_dataloader.*--synthetic'):
+        gf.main([cfg, '--num-batches', '1'])
+    r = gf.main([cfg, '--num-batches', '1', '--synthetic'])
+    assert r['dynamic_source'] == 'synthetic 32x32'
     assert r['dense_gflops'] > 0

@@ -1,17 +1,23 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
-"""Inference speed of a DyT ViT against its dense host ViT, in one process.
+"""Inference speed of a DyT model against its dense host, in one process.
 
-Builds the DyT backbone of an mmpretrain config (``mmdyt.DyTVisionTransformer``)
-and the dense host ``VisionTransformer`` with the same weights (the DyT
-backbone's state dict minus ``dyt_layers``), then times the *backbone forward*
-of both (heads excluded, the DyT backbone in its ``'gathered'`` inference
-mode) on the same input batch, interleaved (the order alternates every
-repetition), and reports medians::
+Builds the DyT model of a config of any host (mmpretrain, mmseg, mmaction2)
+and its dense twin with the same weights (the host backbone, or at
+``--level model`` the host algorithm with the host backbone), then times both
+on the same inputs, interleaved (the order alternates every repetition), and
+reports medians::
 
     python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT]
-        [--batch-size 32] [--device cpu|cuda] [--amp] [--rate 0.5]
-        [--repeats 20] [--warmup 3] [--threads N] [--also CONFIG2 ...]
-        [--out results.json]
+        [--level backbone|model] [--batch-size 32] [--device cpu|cuda]
+        [--amp] [--rate 0.5] [--repeats 20] [--warmup 3] [--threads N]
+        [--also CONFIG2 ...] [--out results.json]
+
+``--level backbone`` (default) times the backbone forward alone (DyT in its
+``'gathered'`` inference mode) on a batch of synthetic inputs of the
+backbone's input shape; ``--level model`` times the algorithm's ``predict``
+(heads, necks, every view of a video, every crop of a sliding-window
+segmentation) on its synthetic test samples. The logic lives in
+:mod:`mmdyt.apis.analysis`.
 
 Printed and returned (``main(argv)`` returns a dict): img/s of the dense and
 the DyT model, the speedup (median of the per-repetition dense/DyT time
@@ -31,33 +37,35 @@ checkpoint, fresh dispatchers activate about half of the tokens by chance
 with the same host weights and, when the dispatch variant matches, the same
 dispatchers as the main one (so the same tokens are active).
 
-Inputs are synthetic images (smooth random structure plus noise, different
-per sample). Timings on shared or small machines are noisy; only the ratios
+Inputs are synthetic (smooth random structure plus noise, different per
+sample, see :func:`mmdyt.utils.synthetic.synthetic_inputs`). Timings on shared or small machines are noisy; only the ratios
 of interleaved runs in one process mean much. The allocator (glibc malloc or
 a preloaded jemalloc/tcmalloc) and the thread count are reported. ``--amp``
 runs under ``torch.autocast`` (float16 on CUDA, bfloat16 on CPU).
 """
 import argparse
-import copy
-import os
 import os.path as osp
 import statistics
-import time
-from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
 from mmdyt.apis import init_dyt_model, load_config
+from mmdyt.apis.analysis import (LEVELS, allocator_name, build_target,
+                                 copy_dispatchers, host_state,
+                                 time_interleaved)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Time a DyT ViT against its dense host ViT (same weights, '
+        description='Time a DyT model against its dense host (same weights, '
         'same process, interleaved)')
-    parser.add_argument('config', help='mmpretrain config with a DyT backbone')
+    parser.add_argument('config', help='config with a DyT model')
     parser.add_argument('--checkpoint', help='checkpoint to load (optional)')
+    parser.add_argument(
+        '--level', default='backbone', choices=LEVELS,
+        help='time the backbone alone (default) or the whole model\'s '
+        'predict (heads, views, sliding windows)')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument(
@@ -77,8 +85,9 @@ def parse_args(argv=None):
         help='untimed forward passes per model first (default 3)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: torch default)')
-    parser.add_argument('--img-size', type=int, default=None,
-                        help='input side (default: the backbone img_size)')
+    parser.add_argument(
+        '--img-size', type=int, nargs='+', default=None,
+        help='input size H [W] (default: the configured size)')
     parser.add_argument(
         '--also', nargs='+', default=[],
         help='further DyT configs to time in the same loop (e.g. MoE)')
@@ -92,143 +101,9 @@ def parse_args(argv=None):
         parser.error(f'--rate must be in [0, 1], got {args.rate}')
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error('--batch-size and --repeats must be >= 1, --warmup >= 0')
+    if args.img_size is not None and len(args.img_size) not in (1, 2):
+        parser.error('--img-size takes H or H W')
     return args
-
-
-# ---------------------------------------------------------------- building
-def build_dyt_backbone(cfg, checkpoint=None):
-    """The config's (classifier's) DyT backbone, weights from ``checkpoint``,
-    in eval mode with gradients off."""
-    backbone = getattr(init_dyt_model(cfg, checkpoint), 'backbone')
-    backbone.requires_grad_(False)
-    return backbone
-
-
-def build_dense_twin(cfg, dyt_backbone):
-    """mmpretrain's ``VisionTransformer`` with the DyT backbone's host weights."""
-    from mmpretrain.models import VisionTransformer
-    kwargs = copy.deepcopy(dict(cfg.model.backbone))
-    kwargs.pop('type')
-    kwargs.pop('dyt', None)
-    kwargs.pop('init_cfg', None)
-    dense = VisionTransformer(**kwargs)
-    state = {
-        k: v
-        for k, v in dyt_backbone.state_dict().items()
-        if not k.startswith('dyt_layers.')
-    }
-    dense.load_state_dict(state, strict=True)
-    dense.eval()
-    dense.requires_grad_(False)
-    return dense
-
-
-def synthetic_images(batch, size, seed, device):
-    """Normalised images with per-sample structure (smooth colour fields of
-    random scale plus pixel noise), so tokens and dispatch differ by sample."""
-    g = torch.Generator().manual_seed(seed)
-    imgs = []
-    for _ in range(batch):
-        cells = int(torch.randint(2, 9, (1, ), generator=g))
-        low = torch.randn(1, 3, cells, cells, generator=g)
-        img = F.interpolate(low, size=(size, size), mode='bilinear',
-                            align_corners=False)
-        contrast = float(torch.rand(1, generator=g)) * 1.5 + 0.25
-        img = img * contrast + 0.3 * torch.randn(1, 3, size, size, generator=g)
-        imgs.append(img)
-    return torch.cat(imgs).to(device)
-
-
-@torch.no_grad()
-def calibrate_rate(backbone, images, rate):
-    """Calibrate every dispatcher to ``rate`` on ``images`` (one gathered
-    forward pass; each dispatcher is calibrated on its actual input, after the
-    earlier layers have been calibrated). Returns the reached rates."""
-    from mmdyt.models.dyt import TokenDispatcher
-    reached = []
-    hooks = []
-
-    def hook(module, args):
-        reached.append(module.calibrate_rate_(args[0], rate))
-
-    for module in backbone.dyt_layers.modules():
-        if isinstance(module, TokenDispatcher):
-            hooks.append(module.register_forward_pre_hook(hook))
-    try:
-        with backbone.dyt_mode('gathered'):
-            backbone(images)
-    finally:
-        for h in hooks:
-            h.remove()
-    return reached
-
-
-def copy_dispatchers(src, dst):
-    """Give ``dst`` the dispatchers of ``src`` (same variant and shapes)."""
-    state = {
-        k: v
-        for k, v in src.state_dict().items()
-        if k.startswith('dyt_layers.') and '.dispatchers.' in k
-    }
-    dst_state = dst.state_dict()
-    if set(state) - set(dst_state) or any(
-            dst_state[k].shape != v.shape for k, v in state.items()):
-        return False
-    dst.load_state_dict(state, strict=False)
-    return True
-
-
-def allocator_name():
-    """Allocator of this process: a preloaded jemalloc / tcmalloc, or glibc."""
-    try:
-        with open('/proc/self/maps') as f:
-            maps = f.read()
-    except OSError:
-        maps = os.environ.get('LD_PRELOAD', '')
-    for name in ('jemalloc', 'tcmalloc', 'mimalloc'):
-        if name in maps:
-            conf = os.environ.get('MALLOC_CONF', '')
-            return name + (f' (MALLOC_CONF={conf})' if conf else '')
-    return 'glibc malloc'
-
-
-# ------------------------------------------------------------------ timing
-def _sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def time_interleaved(runners, repeats, warmup, device):
-    """Seconds per call of every runner, interleaved, order alternating."""
-    names = list(runners)
-    for _ in range(warmup):
-        for name in names:
-            runners[name]()
-    _sync(device)
-    times = {name: [] for name in names}
-    for rep in range(repeats):
-        order = names if rep % 2 == 0 else names[::-1]
-        for name in order:
-            _sync(device)
-            start = time.perf_counter()
-            runners[name]()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def _dyt_flops(backbone):
-    from mmdyt.models.dyt import model_flops
-    per_sample = backbone.dynamic_flops()
-    num_tokens = next(iter(backbone.dyt_masks[0].values())).shape[1]
-    spec = backbone.dyt_flops_spec(num_tokens)
-    return float(per_sample.mean()), float(model_flops(spec.dense()))
-
-
-def _rates(backbone):
-    per_sample = backbone.layer_activation_rates().mean(dim=1)
-    return (float(per_sample.mean()), float(per_sample.min()),
-            float(per_sample.max()))
 
 
 def main(argv=None):
@@ -240,57 +115,36 @@ def main(argv=None):
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError('--device cuda, but CUDA is not available')
     amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
+    shape = None if args.img_size is None else \
+        (args.img_size[0], args.img_size[-1])
 
-    cfg = load_config(args.config, args.cfg_options)
-    models = {'dyt': build_dyt_backbone(cfg, args.checkpoint)}
-    main_dyt = models['dyt']
-    img_size = args.img_size or cfg.model.backbone.get('img_size', 224)
-    if isinstance(img_size, (tuple, list)):
-        img_size = img_size[0]
-    dense = build_dense_twin(cfg, main_dyt)
+    def target(name, model, dense=None):
+        return build_target(
+            name, model.to(device), args.level, args.batch_size, args.seed,
+            args.calib_batch, shape, amp_dtype if args.amp else None, dense)
 
-    extra_names = []
+    main_target = target('dyt', init_dyt_model(
+        load_config(args.config, args.cfg_options), args.checkpoint))
+    targets = {'dyt': main_target}
     for path in args.also:
         name = osp.splitext(osp.basename(path))[0]
-        if name in models or name == 'dense':
-            name = f'{name}_{len(extra_names)}'
-        extra = build_dyt_backbone(load_config(path), None)
-        host = {k: v for k, v in main_dyt.state_dict().items()
-                if not k.startswith('dyt_layers.')}
-        extra.load_state_dict(host, strict=False)
-        models[name] = extra
-        extra_names.append(name)
+        if name in targets or name == 'dense':
+            name = f'{name}_{len(targets)}'
+        model = init_dyt_model(load_config(path))
+        model.backbone.load_state_dict(host_state(main_target.backbone),
+                                       strict=False)
+        targets[name] = target(name, model)
 
-    for m in [dense, *models.values()]:
-        m.to(device)
     calib = {}
-    if args.rate is not None:
-        calib_imgs = synthetic_images(args.calib_batch, img_size,
-                                      args.seed + 1, device)
-        reached = calibrate_rate(main_dyt, calib_imgs, args.rate)
-        calib['dyt'] = sum(reached) / len(reached)
-    for name in extra_names:
-        if not copy_dispatchers(main_dyt, models[name]) \
-                and args.rate is not None:
-            reached = calibrate_rate(models[name], calib_imgs, args.rate)
+    for name, t in targets.items():
+        same = name != 'dyt' and copy_dispatchers(main_target.backbone,
+                                                  t.backbone)
+        if args.rate is not None and not same:
+            reached = t.calibrate(args.rate)
             calib[name] = sum(reached) / len(reached)
 
-    images = synthetic_images(args.batch_size, img_size, args.seed, device)
-
-    def runner(model):
-
-        def run():
-            with torch.inference_mode(), (torch.autocast(
-                    device.type, dtype=amp_dtype)
-                                          if args.amp else nullcontext()):
-                return model(images)
-
-        return run
-
-    for m in models.values():
-        m._dyt_mode = 'gathered'  # plain inference mode, stated explicitly
-    runners = {'dense': runner(dense)}
-    runners.update({name: runner(m) for name, m in models.items()})
+    runners = {'dense': main_target.run_dense}
+    runners.update({name: t.run for name, t in targets.items()})
     times = time_interleaved(runners, args.repeats, args.warmup, device)
 
     B = args.batch_size
@@ -298,45 +152,41 @@ def main(argv=None):
     result = dict(
         config=args.config,
         checkpoint=args.checkpoint,
+        level=args.level,
         device=args.device,
         device_name=(torch.cuda.get_device_name(device)
                      if device.type == 'cuda' else 'cpu'),
         amp=(str(amp_dtype).replace('torch.', '') if args.amp else None),
         batch_size=B,
-        img_size=img_size,
+        input_shape=list(main_target.input_shape),
         threads=torch.get_num_threads(),
         allocator=allocator_name(),
         repeats=args.repeats,
         warmup=args.warmup,
-        timed='backbone forward (no head)',
+        timed=('backbone forward (no head)' if args.level == 'backbone'
+               else 'model predict (heads, views, sliding windows)'),
         rate_target=args.rate,
         img_s_dense=B / dense_med,
         times_dense=times['dense'],
         models={},
     )
-    for name, model in models.items():
+    for name, t in targets.items():
         med = statistics.median(times[name])
-        ratios = [d / t for d, t in zip(times['dense'], times[name])]
-        rate, rate_min, rate_max = _rates(model)
-        flops, dense_flops = _dyt_flops(model)
-        bound = dense_flops / flops
+        ratios = [d / x for d, x in zip(times['dense'], times[name])]
+        measured = t.measure().summary()
+        bound = measured['gflops_dense'] / measured['gflops']
         speedup = statistics.median(ratios)
         result['models'][name] = dict(
             img_s=B / med,
             speedup=speedup,
             speedup_of_medians=dense_med / med,
-            act_rate=rate,
-            act_rate_min=rate_min,
-            act_rate_max=rate_max,
             calib_rate=calib.get(name),
-            gflops=flops / 1e9,
-            gflops_dense=dense_flops / 1e9,
             flops_bound=bound,
             fraction_of_bound=speedup / bound,
             times=times[name],
-            num_experts=model.dyt_cfg['num_experts'],
-            variant=model.dyt_cfg['variant'],
-        )
+            num_experts=t.backbone.dyt_cfg['num_experts'],
+            variant=t.backbone.dyt_cfg['variant'],
+            **measured)
     main_res = result['models']['dyt']
     result['img_s_dyt'] = main_res['img_s']
     for key in ('speedup', 'act_rate', 'flops_bound', 'fraction_of_bound',
@@ -354,7 +204,7 @@ def print_report(r):
     print(f'\nDyT benchmark: {r["config"]}'
           f'{" + " + r["checkpoint"] if r["checkpoint"] else ""}')
     print(f'  device {r["device_name"]}, amp {r["amp"] or "off (fp32)"}, '
-          f'batch {r["batch_size"]}, {r["img_size"]}px, '
+          f'batch {r["batch_size"]}, input {r["input_shape"]}, '
           f'{r["threads"]} threads, allocator: {r["allocator"]}')
     print(f'  timed: {r["timed"]}, DyT in gathered mode; {r["warmup"]} '
           f'warm-up + {r["repeats"]} interleaved repetitions, medians')
@@ -362,10 +212,10 @@ def print_report(r):
         print(f'  dispatchers calibrated to rate {r["rate_target"]}')
     labels = {name: f'{name} ({m["variant"]}, N={m["num_experts"]})'
               for name, m in r['models'].items()}
-    w = max([len('dense host ViT')] + [len(v) for v in labels.values()]) + 2
+    w = max([len('dense host')] + [len(v) for v in labels.values()]) + 2
     print(f'  {"model":<{w}}{"img/s":>9}{"speedup":>9}{"act rate":>10}'
           f'{"(min-max)":>13}{"GFLOPs":>8}{"bound":>7}{"of bound":>9}')
-    print(f'  {"dense host ViT":<{w}}{r["img_s_dense"]:>9.2f}{1.0:>9.3f}'
+    print(f'  {"dense host":<{w}}{r["img_s_dense"]:>9.2f}{1.0:>9.3f}'
           f'{1.0:>10.3f}{"":>13}{r["gflops_dense"]:>8.2f}')
     for name, m in r['models'].items():
         print(f'  {labels[name]:<{w}}{m["img_s"]:>9.2f}{m["speedup"]:>9.3f}'

@@ -4,12 +4,18 @@
 ::
 
     python tools/analysis_tools/get_flops.py CONFIG [--checkpoint CKPT]
-        [--num-batches 3] [--batch-size N] [--shape 224 [224]] [--traced]
-        [--cfg-options k=v ...]
+        [--num-batches 3] [--batch-size N] [--synthetic] [--shape 224 [224]]
+        [--traced] [--cfg-options k=v ...]
 
-- **Static**: FLOPs of the dense host ViT (one multiply-add = one FLOP, the
-  paper's convention; ViT-B/16 at 224 = 17.58 G) and of the DyT model with
-  every token active, counted analytically (``mmdyt.models.dyt.flops``).
+Works for a DyT model of any host (mmpretrain, mmseg, mmaction2): every
+count comes from the model's own ``predict`` (a sample's FLOPs summed over
+every backbone call it needs: views, frames, sliding-window crops; heads and
+necks included), see :mod:`mmdyt.apis.analysis`.
+
+- **Static**: FLOPs per sample of the dense host model (one multiply-add = one
+  FLOP, the paper's convention; ViT-B/16 at 224 = 17.58 G) and of the DyT
+  model with every token active, counted analytically
+  (``mmdyt.models.dyt.flops``) on one synthetic sample.
   ``--traced`` adds mmengine's traced count of the dense host backbone, once
   as is and once with the attention products written as explicit matmuls:
   the tracer does not see PyTorch's fused ``scaled_dot_product_attention``
@@ -17,47 +23,38 @@
   analytic count.
 - **Dynamic**: the DyT model's per-sample FLOPs counted from the actual
   number of active tokens in every layer, averaged over ``--num-batches``
-  batches of the config's test (or val) dataset; with ``--shape``, or when
-  the dataset cannot be built, over synthetic images of that shape.
+  batches of the config's test (or val) dataset, or, with ``--synthetic``
+  or ``--shape``, of synthetic samples. A dataset that cannot be read is an
+  error (pass ``--synthetic`` to count without it).
 - **Parameters**: total, frozen, trainable, and the paper's "Params (M)":
   adapters only (MoE routers included, dispatchers and head excluded).
 
-Counts include the head (a linear classifier of ``num_classes`` outputs).
 ``main(argv)`` returns everything as a dict.
 """
 import argparse
 import copy
-import importlib.util
-import os.path as osp
 
 import torch
 
 import mmdyt  # noqa: F401
 
 
-def _benchmark_module():
-    """Helpers shared with ``benchmark.py`` (``tools`` is no package)."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark.py')
-    spec = importlib.util.spec_from_file_location('mmdyt_tools_benchmark',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Static and dynamic FLOPs and parameters of a DyT model')
-    parser.add_argument('config', help='config with a DyT backbone')
+    parser.add_argument('config', help='config with a DyT model')
     parser.add_argument('--checkpoint', help='checkpoint to load (optional)')
     parser.add_argument('--num-batches', type=int, default=3,
                         help='batches for the dynamic FLOPs (default 3)')
     parser.add_argument('--batch-size', type=int, default=None,
                         help='batch size (default: the dataloader\'s, or 8)')
     parser.add_argument(
+        '--synthetic', action='store_true',
+        help='count on synthetic samples instead of the config\'s dataset')
+    parser.add_argument(
         '--shape', type=int, nargs='+', default=None,
-        help='use synthetic inputs of this size (H [W]) instead of the '
-        'config\'s dataset')
+        help='synthetic samples of this spatial size (H [W]); implies '
+        '--synthetic')
     parser.add_argument(
         '--traced', action='store_true',
         help='also count the dense backbone with mmengine\'s FlopAnalyzer')
@@ -72,162 +69,106 @@ def parse_args(argv=None):
     return args
 
 
-def count_params(model):
-    """Total / frozen / trainable parameters, and the DyT parts."""
-    counts = dict(total=0, frozen=0, trainable=0, adapters=0,
-                  dispatchers=0, moe_routers=0, head=0)
-    for name, p in model.named_parameters():
-        n = p.numel()
-        counts['total'] += n
-        counts['trainable' if p.requires_grad else 'frozen'] += n
-        if '.adapters.' in name:
-            counts['adapters'] += n
-            if '.router.' in name:
-                counts['moe_routers'] += n
-        elif '.dispatchers.' in name:
-            counts['dispatchers'] += n
-        if name.startswith('head.'):
-            counts['head'] += n
-    counts['paper_params'] = counts['adapters']  # "Params (M)" in the paper
-    return counts
-
-
-def _explicit_attention(query, key, value, attn_mask=None, dropout_p=0.,
-                        **kwargs):
-    """Scaled dot-product attention as matmuls (FLOP tracers see these)."""
-    scores = query @ key.transpose(-2, -1) * query.shape[-1]**-0.5
-    if attn_mask is not None:
-        scores = scores.masked_fill(~attn_mask, float('-inf')) \
-            if attn_mask.dtype == torch.bool else scores + attn_mask
-    return scores.softmax(dim=-1) @ value
-
-
-def traced_flops(backbone, shape):
-    """mmengine's traced FLOPs of ``backbone`` for one input of ``shape``:
-    ``(fused SDPA as is, attention as explicit matmuls)``."""
-    from mmengine.analysis import FlopAnalyzer
-    x = torch.zeros(1, 3, *shape)
-
-    def count():
-        return FlopAnalyzer(backbone, (x, )).unsupported_ops_warnings(
-            False).uncalled_modules_warnings(False).total()
-
-    fused = count()
-    attns = [m for m in backbone.modules()
-             if hasattr(m, 'scaled_dot_product_attention')]
-    saved = [m.scaled_dot_product_attention for m in attns]
-    try:
-        for m in attns:
-            m.scaled_dot_product_attention = _explicit_attention
-        explicit = count()
-    finally:
-        for m, f in zip(attns, saved):
-            m.scaled_dot_product_attention = f
-    return fused, explicit
-
-
-def _data_batches(cfg, args, shape, bm):
-    """Yield ``(inputs, source)`` batches: the config's dataset, else synthetic
-    images."""
-    if args.shape is None:
-        from mmengine.runner import Runner
-        for key in ('test_dataloader', 'val_dataloader'):
-            loader_cfg = cfg.get(key)
-            if not loader_cfg:
-                continue
-            loader_cfg = copy.deepcopy(loader_cfg)
-            loader_cfg['num_workers'] = 0
-            loader_cfg['persistent_workers'] = False
-            if args.batch_size:
-                loader_cfg['batch_size'] = args.batch_size
-            try:
-                loader = Runner.build_dataloader(loader_cfg, seed=args.seed)
-                iterator = iter(loader)
-                first = next(iterator)
-            except Exception as e:  # noqa: BLE001  (missing data: fall back)
-                print(f'get_flops: cannot read {key} ({type(e).__name__}: '
-                      f'{e}); using synthetic images of {shape}')
-                break
-            source = f'{key} ({type(loader.dataset).__name__})'
-            yield first, source
-            for i, batch in enumerate(iterator):
-                if i + 2 > args.num_batches:
-                    return
-                yield batch, source
-            return
-    for i in range(args.num_batches):
-        imgs = bm.synthetic_images(args.batch_size or 8, shape[0],
-                                   args.seed + i, 'cpu')
-        if shape[1] != shape[0]:
-            imgs = torch.nn.functional.interpolate(imgs, size=tuple(shape))
-        yield imgs, f'synthetic {shape[0]}x{shape[1]}'
+def dataset_batches(cfg, num_batches, batch_size=None, seed=0):
+    """Yield ``(data_batch, source)`` from the config's test (else val)
+    dataloader; raises ``RuntimeError`` naming the key when it cannot be
+    read."""
+    from mmengine.runner import Runner
+    for key in ('test_dataloader', 'val_dataloader'):
+        loader_cfg = cfg.get(key)
+        if not loader_cfg:
+            continue
+        loader_cfg = copy.deepcopy(loader_cfg)
+        loader_cfg['num_workers'] = 0
+        loader_cfg['persistent_workers'] = False
+        if batch_size:
+            loader_cfg['batch_size'] = batch_size
+        try:
+            loader = Runner.build_dataloader(loader_cfg, seed=seed)
+            iterator = iter(loader)
+            first = next(iterator)
+        except Exception as e:  # noqa: BLE001  (re-raised with the key)
+            raise RuntimeError(
+                f'get_flops: cannot read {key}.dataset ({type(e).__name__}: '
+                f'{e}); fix the data paths (--cfg-options '
+                f'{key}.dataset.data_root=...) or count on synthetic '
+                'samples with --synthetic') from e
+        source = f'{key} ({type(loader.dataset).__name__})'
+        yield first, source
+        for i, batch in enumerate(iterator):
+            if i + 2 > num_batches:
+                return
+            yield batch, source
+        return
+    raise RuntimeError('get_flops: the config has no test_dataloader or '
+                       'val_dataloader; use --synthetic')
 
 
 def main(argv=None):
     args = parse_args(argv)
-    bm = _benchmark_module()
     from mmdyt.apis import init_dyt_model, load_config
-    from mmdyt.models.dyt import model_flops
+    from mmdyt.apis.analysis import (Measured, count_params, example_batch,
+                                     measured_from_predictions, traced_flops)
 
     cfg = load_config(args.config, args.cfg_options)
     model = init_dyt_model(cfg, args.checkpoint)
     backbone = model.backbone
-    num_classes = getattr(getattr(model, 'head', None), 'num_classes', 0) \
-        or 0
-    img_size = backbone.img_size if hasattr(backbone, 'img_size') else 224
-    if args.shape is not None:
-        shape = (args.shape[0], args.shape[-1])
-    else:
-        shape = tuple(img_size) if isinstance(img_size, (tuple, list)) \
-            else (img_size, img_size)
+    shape = None if args.shape is None else (args.shape[0], args.shape[-1])
 
-    # ---- static
-    patch = backbone.patch_embed.projection.kernel_size
-    num_tokens = (shape[0] // patch[0]) * (shape[1] // patch[1]) + \
-        backbone.num_extra_tokens
-    spec = backbone.dyt_flops_spec(num_tokens, num_classes)
-    dense_spec = spec.dense()
+    # ---- static: one synthetic sample, every token active
+    inputs, samples = example_batch(model, 'model', 1, args.seed, shape)
+    with torch.no_grad(), backbone.dyt_mode('complete'):
+        static = measured_from_predictions(model.predict(inputs, samples))
     result = dict(
         config=args.config,
         checkpoint=args.checkpoint,
-        input_shape=shape,
-        num_classes=num_classes,
-        dense_gflops=model_flops(dense_spec) / 1e9,
-        dyt_complete_gflops=model_flops(spec) / 1e9,
+        input_shape=tuple(inputs.shape[-2:]),
+        sample_shape=tuple(inputs.shape[1:]),
+        num_classes=getattr(getattr(model, 'head', None), 'num_classes',
+                            0) or 0,
+        dense_gflops=float(static.dense_flops[0]) / 1e9,
+        dyt_complete_gflops=float(static.flops[0]) / 1e9,
         params=count_params(model),
     )
     if args.traced:
-        dense = bm.build_dense_twin(cfg, backbone)
-        fused, explicit = traced_flops(dense, shape)
-        result['traced_dense_backbone_gflops_sdpa'] = fused / 1e9
-        result['traced_dense_backbone_gflops_explicit'] = explicit / 1e9
-        result['analytic_dense_backbone_gflops'] = model_flops(
-            spec.dense(num_classes=0)) / 1e9
+        x, _ = example_batch(model, 'backbone', 1, args.seed, shape)
+        traced = traced_flops(backbone.build_dense_twin(), x)
+        with torch.no_grad(), backbone.dyt_mode('complete', keep_masks=True):
+            backbone(x)
+        result['traced_dense_backbone_gflops_sdpa'] = traced['fused'] / 1e9
+        result['traced_dense_backbone_gflops_explicit'] = \
+            traced['explicit'] / 1e9
+        result['analytic_dense_backbone_gflops'] = \
+            backbone.dense_flops() / 1e9
 
     # ---- dynamic
-    flops, rates, source = [], [], None
-    with torch.no_grad(), backbone.dyt_mode('gathered', keep_masks=True):
-        for i, (batch, source) in enumerate(
-                _data_batches(cfg, args, shape, bm)):
-            if i >= args.num_batches:
-                break
+    if args.synthetic or shape is not None:
+        bs = args.batch_size or 8
+        hw = result['input_shape']
+        batches = ((example_batch(model, 'model', bs, args.seed + i, shape),
+                    f'synthetic {hw[0]}x{hw[1]}')
+                   for i in range(args.num_batches))
+    else:
+        batches = dataset_batches(cfg, args.num_batches, args.batch_size,
+                                  args.seed)
+    parts, source = [], None
+    with torch.no_grad(), backbone.dyt_mode('gathered'):
+        for batch, source in batches:
             if isinstance(batch, dict):
-                inputs = model.data_preprocessor(batch, False)['inputs']
+                preds = model.test_step(batch)
             else:
-                inputs = batch
-            backbone(inputs)
-            flops.append(backbone.dynamic_flops(num_classes))
-            rates.append(backbone.layer_activation_rates())
-    flops = torch.cat(flops)
-    rates = torch.cat(rates)
+                preds = model.predict(*batch)
+            parts.append(measured_from_predictions(preds))
+    dyn = Measured.cat(parts)
+    summary = dyn.summary()
     result.update(
         dynamic_source=source,
-        num_samples=int(flops.numel()),
-        dyt_gflops=float(flops.mean()) / 1e9,
-        dyt_gflops_min=float(flops.min()) / 1e9,
-        dyt_gflops_max=float(flops.max()) / 1e9,
-        act_rate=float(rates.mean()),
-        layer_act_rates=[round(float(r), 4) for r in rates.mean(dim=0)],
+        num_samples=int(dyn.flops.numel()),
+        dyt_gflops=summary['gflops'],
+        dyt_gflops_min=float(dyn.flops.min()) / 1e9,
+        dyt_gflops_max=float(dyn.flops.max()) / 1e9,
+        act_rate=summary['act_rate'],
+        layer_act_rates=[round(r, 4) for r in summary['layer_act_rates']],
     )
     result['dyt_over_dense'] = result['dyt_gflops'] / result['dense_gflops']
     print_report(result)
@@ -239,9 +180,10 @@ def print_report(r):
     lines = [
         f'Config: {r["config"]}' +
         (f' + {r["checkpoint"]}' if r['checkpoint'] else ''),
-        f'Input: {r["input_shape"][0]}x{r["input_shape"][1]}, head: '
-        f'{r["num_classes"]} classes; 1 multiply-add = 1 FLOP',
-        f'Static  dense host ViT      : {r["dense_gflops"]:.3f} GFLOPs',
+        f'Input: {r["input_shape"][0]}x{r["input_shape"][1]} (sample '
+        f'{r["sample_shape"]}), head: {r["num_classes"]} classes; 1 '
+        'multiply-add = 1 FLOP; per sample, heads included',
+        f'Static  dense host model    : {r["dense_gflops"]:.3f} GFLOPs',
         f'Static  DyT, all tokens     : {r["dyt_complete_gflops"]:.3f} GFLOPs',
     ]
     if 'traced_dense_backbone_gflops_sdpa' in r:

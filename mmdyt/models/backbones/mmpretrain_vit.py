@@ -92,6 +92,7 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
     def forward(self, x: Tensor):
         B = x.shape[0]
         x, patch_resolution = self.patch_embed(x)
+        self._dyt_patch_resolution = tuple(patch_resolution)
         if self.cls_token is not None:
             x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
         x = x + resize_pos_embed(
@@ -114,6 +115,10 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
 
         self.run_dyt_layers(x, self._host_ops, after_layer)
         return tuple(outs)
+
+    def dyt_token_grids(self) -> list:
+        sites = sum(len(layer.sites) for layer in self.dyt_layers)
+        return [self._dyt_patch_resolution] * sites
 
     def dyt_input_shape(self) -> tuple:
         return (self.patch_embed.projection.in_channels, *self.img_size)

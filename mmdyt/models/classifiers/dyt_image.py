@@ -73,9 +73,10 @@ class DyTImageClassifier(DyTAlgorithmMixin, ImageClassifier):
         self.set_dyt_fields(predictions, stats)
         return predictions
 
-    def dyt_example_batch(self, batch_size: int,
-                          seed: int = 0) -> Tuple[torch.Tensor, list]:
-        device = next(self.parameters()).device
-        inputs = synthetic_inputs(self.backbone.dyt_input_shape(), batch_size,
-                                  seed, device)
+    def dyt_example_batch(self, batch_size: int, seed: int = 0,
+                          shape: Optional[Tuple[int, int]] = None
+                          ) -> Tuple[torch.Tensor, list]:
+        C, H, W = self.backbone.dyt_input_shape()
+        inputs = synthetic_inputs((C, *(shape or (H, W))), batch_size, seed,
+                                  next(self.parameters()).device)
         return inputs, [DataSample() for _ in range(batch_size)]

@@ -120,11 +120,18 @@ class DyTAlgorithmMixin:
         twin.requires_grad_(False)
         return twin
 
-    def dyt_example_batch(self, batch_size: int,
-                          seed: int = 0) -> Tuple[Tensor, List]:
-        """``(inputs, data_samples)`` of synthetic test samples at the
-        configured input size, ready for :meth:`predict` (benchmarks, FLOPs
-        counts without a data set)."""
+    def dyt_example_batch(self, batch_size: int, seed: int = 0,
+                          shape: Optional[Tuple[int, int]] = None
+                          ) -> Tuple[Tensor, List]:
+        """``(inputs, data_samples)`` of synthetic test samples, ready for
+        :meth:`predict` (benchmarks, FLOPs counts without a data set).
+
+        Args:
+            batch_size (int): Samples.
+            seed (int): Seed of the synthetic inputs.
+            shape (tuple, optional): Spatial size ``(H, W)``; the configured
+                input size when None.
+        """
         raise NotImplementedError
 
     @staticmethod

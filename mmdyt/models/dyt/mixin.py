@@ -123,6 +123,13 @@ class DyTBackboneMixin:
         dense.requires_grad_(False)
         return dense
 
+    def dyt_token_grids(self) -> List[tuple]:
+        """Spatial grid of the non-prefix tokens each dispatcher saw in the
+        last forward pass, one entry per dispatcher in the order of
+        :meth:`stacked_dyt_masks`: ``(h, w)`` for image patches, ``(t, h,
+        w)`` for space-time tokens (visualisation)."""
+        raise NotImplementedError
+
     def dyt_input_shape(self) -> tuple:
         """Shape of one input sample at the configured size, e.g.
         ``(3, 224, 224)`` (images) or ``(3, 16, 224, 224)`` (clips)."""
