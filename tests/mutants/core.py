@@ -6,6 +6,17 @@ DYT = 'mmdyt/models/dyt/'
 T = 'tests/test_models/test_dyt/'
 CLS = 'tests/test_models/test_classifiers/test_dyt_image.py'
 VIT = 'tests/test_models/test_backbones/test_mmpretrain_vit.py'
+LOSS_TERMS = CLS + '::test_each_loss_term_equals_its_hand_computed_value'
+PREDICT = CLS + '::test_predict_reports_hand_computed_flops_and_rates_to_' \
+    'the_metric'
+TRACE = CLS + '::test_flops_by_term_equal_a_trace_of_the_explicit_matmul_model'
+FROZEN = CLS + '::test_only_adapters_dispatchers_head_train_and_frozen_stay_' \
+    'bitwise'
+PAPER_LAYER = T + 'test_layer.py::test_layer_equals_paper_formula_with_' \
+    'random_norms_and_adapters'
+PAPER_VIT = VIT + '::test_dyt_vit_equals_paper_formula_with_random_host_' \
+    'weights'
+INIT = VIT + '::test_only_dyt_parameters_train_and_init_keeps_zero_adapters'
 
 MUTANTS = [
     # ------------------------------------------------------------ dispatcher
@@ -99,7 +110,7 @@ MUTANTS = [
          file=DYT + 'layer.py',
          find='adapter_out = self.adapters[site](x)',
          replace='adapter_out = self.adapters[site](ops.norm2(x))',
-         tests=[T + 'test_layer.py', VIT],
+         tests=[PAPER_LAYER, PAPER_VIT],
          why='adapter sees LN2(x) instead of the un-normalised x'),
     dict(name='core.layer.mask_on_identity',
          file=DYT + 'layer.py',
@@ -144,7 +155,8 @@ MUTANTS = [
          file=DYT + 'layer.py',
          find='        used = {}\n        check_mode(mode)\n',
          replace='        used = {}\n',
-         tests=[T + 'test_layer.py'],
+         tests=[T + 'test_layer.py::test_bad_variant_and_mode_name_the_'
+                'allowed_values'],
          why='DyTLayer.forward accepts any mode (runs gathered)'),
     # ---------------------------------------------------------------- losses
     dict(name='core.losses.rate_not_squared',
@@ -186,38 +198,38 @@ MUTANTS = [
               'class_dim=class_dim)',
          replace='distill_loss(\n                complete, score, '
                  'class_dim=class_dim)',
-         tests=[CLS],
+         tests=[LOSS_TERMS],
          why='KL(student || teacher): the classifier passes the complete '
              'logits as student'),
     dict(name='core.algorithm.complete_weight_ignored',
          file=DYT + 'algorithm.py',
          find='self.complete_loss_weight * complete_task_loss(complete)',
          replace='complete_task_loss(complete)',
-         tests=[CLS],
+         tests=[LOSS_TERMS],
          why='complete_loss_weight ignored (weight 1)'),
     dict(name='core.algorithm.distill_weight_ignored',
          file=DYT + 'algorithm.py',
          find='self.distill_loss_weight * distill_loss(',
          replace='distill_loss(',
-         tests=[CLS],
+         tests=[LOSS_TERMS],
          why='distill_loss_weight ignored (weight 1)'),
     dict(name='core.algorithm.rate_weight_ignored',
          file=DYT + 'algorithm.py',
          find="losses['loss_rate'] = self.rate_loss_weight * rate_loss(",
          replace="losses['loss_rate'] = rate_loss(",
-         tests=[CLS],
+         tests=[LOSS_TERMS],
          why='rate_loss_weight ignored (weight 1)'),
     dict(name='core.algorithm.target_rate_ignored',
          file=DYT + 'algorithm.py',
          find='masks, self.target_rate)',
          replace='masks, 0.5)',
-         tests=[CLS],
+         tests=[LOSS_TERMS],
          why='target_rate ignored (0.5)'),
     dict(name='core.algorithm.teacher_not_complete',
          file=DYT + 'algorithm.py',
          find="with self.backbone.dyt_mode('complete'):",
          replace="with self.backbone.dyt_mode('masked'):",
-         tests=[CLS],
+         tests=[LOSS_TERMS],
          why='the teacher pass is another dynamic pass, not the complete '
              'model'),
     dict(name='core.algorithm.dense_field_is_dyt',
@@ -226,28 +238,28 @@ MUTANTS = [
               'DENSE_FLOPS_FIELD,',
          replace='sample.set_field(float(stats.flops[i]), '
                  'DENSE_FLOPS_FIELD,',
-         tests=[CLS],
+         tests=[PREDICT],
          why='dyt_dense_flops carries the DyT FLOPs'),
     # ----------------------------------------------------------------- flops
     dict(name='core.flops.head_dropped',
          file=DYT + 'flops.py',
          find='return flops + C * spec.num_classes',
          replace='return flops',
-         tests=[T + 'test_flops.py', CLS],
+         tests=[T + 'test_flops.py', TRACE],
          why="head's term dropped from the FLOPs count"),
     dict(name='core.flops.final_norm_dropped',
          file=DYT + 'flops.py',
          find='    if spec.final_norm:\n'
               '        flops += LN_FLOPS_PER_ELEMENT * spec.num_tokens * C\n',
          replace='',
-         tests=[T + 'test_flops.py', CLS],
+         tests=[T + 'test_flops.py', TRACE],
          why='final LayerNorm not counted'),
     dict(name='core.flops.patch_embed_in_channels',
          file=DYT + 'flops.py',
          find='flops = spec.num_patches * C * spec.in_channels * '
               'spec.patch_size**2',
          replace='flops = spec.num_patches * C * spec.patch_size**2',
-         tests=[T + 'test_flops.py', CLS],
+         tests=[T + 'test_flops.py', TRACE],
          why='patch embedding counted for one input channel'),
     dict(name='core.flops.layernorm_4',
          file=DYT + 'flops.py',
@@ -283,40 +295,41 @@ MUTANTS = [
          file=DYT + 'flops.py',
          find='return sum(m.in_features * m.out_features for m',
          replace='return sum((m.in_features + 1) * m.out_features for m',
-         tests=[CLS],
+         tests=[PREDICT, TRACE],
          why='head FLOPs count the bias adds'),
     # ----------------------------------------------------------------- mixin
     dict(name='core.mixin.host_not_frozen',
          file=DYT + 'mixin.py',
          find="param.requires_grad = name.startswith('dyt_layers.')",
          replace='param.requires_grad = True',
-         tests=[VIT, CLS],
+         tests=[INIT, FROZEN],
          why='host weights train'),
     dict(name='core.mixin.no_reinit_after_host_init',
          file=DYT + 'mixin.py',
          find='                module.reset_parameters()\n',
          replace='                pass\n',
-         tests=[VIT],
+         tests=[INIT],
          why="a host init_cfg overwrites the adapters' zero init"),
     dict(name='core.mixin.masks_not_restored',
          file=DYT + 'mixin.py',
          find='            if not keep_masks:\n'
               '                self.dyt_masks = saved[2]\n',
          replace='',
-         tests=[CLS],
+         tests=[CLS + '::test_loss_terms_and_switches'],
          why='the complete pass hides the dynamic masks from the losses'),
     dict(name='core.mixin.eval_runs_masked',
          file=DYT + 'mixin.py',
          find="return 'masked' if self.training else 'gathered'",
          replace="return 'masked'",
-         tests=[VIT],
+         tests=[VIT + '::test_inference_runs_the_mlp_on_the_active_'
+                'tokens_only'],
          why='inference computes every token (masked path) instead of '
              'gathering the active ones'),
     dict(name='core.mixin.dense_flops_with_dyt',
          file=DYT + 'mixin.py',
          find='return model_flops(spec.dense())',
          replace='return model_flops(spec)',
-         tests=[CLS, T + 'test_stats.py'],
+         tests=[PREDICT, T + 'test_stats.py'],
          why='dense FLOPs include adapters and dispatchers'),
     # ----------------------------------------------------------------- stats
     dict(name='core.stats.add_flops_dyt_only',
