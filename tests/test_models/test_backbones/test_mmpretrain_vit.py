@@ -97,6 +97,9 @@ def test_flops_spec_of_vit_b16():
     spec = model.dyt_flops_spec(197)
     assert spec.num_patches == 196 and spec.feedforward_channels == 3072
     assert model_flops(spec) / 1e9 == pytest.approx(17.81, abs=0.01)
+    # by hand: dense ViT-B/16 + 12 x (adapter d = 64 + dispatcher)
+    assert model_flops(spec) == 17581972224 + 12 * (
+        2 * 197 * 768 * 64 + 196 * 768)
 
 
 def test_bad_dyt_key_names_allowed_keys():

@@ -1,20 +1,15 @@
 # The stock-derived tiny mmpretrain config (ImageNet layout) with its model
-# swapped for DyT: DyT settings are the paper's defaults (MLP dispatch,
-# r = 0.5, tau = 5, loss weights 2 / 1 / 1: DyT paper Sec. 3.5) at d = 8 for
-# the 32-channel ViT; data_root and the pre-trained host checkpoint are set by
-# the tests (--cfg-options).
+# swapped for DyT at the paper's defaults (MLP dispatch, r = 0.5, tau = 5,
+# loss weights 2 / 1 / 1: DyT paper Sec. 3.5; the defaults of
+# mmdyt.DyTImageClassifier), d = 8 for the 32-channel ViT. data_root and the
+# pre-trained host checkpoint are set by the tests (--cfg-options).
 _base_ = ['./mmpretrain_vit-tiny_imagenet.py']
 custom_imports = dict(imports=['mmdyt'], allow_failed_imports=False)
 model = dict(
     type='mmdyt.DyTImageClassifier',
-    target_rate=0.5,
-    rate_loss_weight=2.0,
-    complete_loss_weight=1.0,
-    distill_loss_weight=1.0,
     backbone=dict(
         type='mmdyt.DyTVisionTransformer',
-        dyt=dict(variant='mlp', bottleneck=8),
-        # the frozen host weights (the tests write this checkpoint)
+        dyt=dict(bottleneck=8),
         init_cfg=dict(
             _delete_=True, type='Pretrained',
             checkpoint='checkpoints/host_vit-tiny.pth')))
