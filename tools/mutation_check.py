@@ -4,7 +4,8 @@
 ::
 
     python tools/mutation_check.py [--area core mmpretrain ...]
-        [--name PATTERN] [--list] [--keep-going] [--timeout 900]
+        [--name PATTERN] [--since REF] [--list] [--keep-going]
+        [--timeout 900]
         [--log-dir DIR] [--out report.json]
 
 The planted bugs are listed per area in ``tests/mutants/<area>.py`` (file,
@@ -13,7 +14,8 @@ applied alone to a temporary copy of the repository and its tests run with
 ``pytest -x`` in a fork of this process (the heavy imports are paid once);
 the report lists every mutant, the first test that failed, and the mutants
 that survived (holes in the suite). Exit status 1 if any mutant survived or
-no longer applies. Run it when the core or an integration changes; a new
+no longer applies. Run it when the core or an integration changes
+(``--since main``: only the mutants of files changed since ``main``); a new
 integration adds ``tests/mutants/<area>.py``. Details:
 ``mmdyt/utils/mutation.py``.
 """
@@ -22,6 +24,7 @@ import fnmatch
 import importlib.util
 import json
 import os.path as osp
+import subprocess
 import sys
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -47,6 +50,9 @@ def parse_args(argv=None):
     parser.add_argument('--name', nargs='+', default=None,
                         help='only mutants whose name matches one of these '
                         'shell patterns')
+    parser.add_argument('--since', metavar='REF', default=None,
+                        help='only mutants of files that differ from git '
+                        'REF (committed, staged or not)')
     parser.add_argument('--list', action='store_true',
                         help='list the mutants and check that they apply, '
                         'run nothing')
@@ -72,6 +78,14 @@ def main(argv=None):
     if args.name:
         mutants = [m for m in mutants
                    if any(fnmatch.fnmatch(m.name, p) for p in args.name)]
+    if args.since:
+        changed = set(subprocess.run(
+            ['git', 'diff', '--name-only', args.since], cwd=REPO_ROOT,
+            check=True, capture_output=True, text=True).stdout.split())
+        mutants = [m for m in mutants if m.file in changed]
+        if not mutants:
+            print(f'no planted bug is in a file changed since {args.since}')
+            return 0
     if not mutants:
         raise SystemExit('no mutant selected')
     if args.list:

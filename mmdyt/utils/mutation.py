@@ -29,6 +29,7 @@ Mutant lists are plain data (no import of ``mmdyt``), one file per area under
 why=...)]``; a new integration adds its own file. This module uses only the
 standard library and must not import ``mmdyt`` (the tool loads it by path).
 """
+import gc
 import importlib
 import json
 import os
@@ -317,6 +318,9 @@ def run_in_fork(root: str, mutant: Optional[Mutant], tests: Sequence[str],
     start = time.monotonic()
     sys.stdout.flush()
     sys.stderr.flush()
+    # The child's garbage collections (pytest runs several) must not walk,
+    # and so copy-on-write, the parent's whole heap of preloaded modules.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:
         _child(root, mutant, tests, result_path, log_path, stop_first, fresh)
