@@ -68,8 +68,9 @@ class Mutant:
         file (str): File to mutate, relative to the repository root.
         find (str): Exact original snippet; must occur exactly once.
         replace (str): What replaces it.
-        tests (list[str]): pytest arguments (paths or node ids relative to
-            the repository root, ``-k`` expressions) that must catch it.
+        tests (list[str]): pytest arguments that must catch it: paths or
+            node ids relative to the repository root, and options with their
+            value attached (``'-knot digits'``).
         why (str): The bug in words.
         area (str): The list it comes from (file stem under
             ``tests/mutants``).
@@ -245,6 +246,7 @@ def _child(root: str, mutant: Optional[Mutant], tests: Sequence[str],
     code = 3
     payload: Dict = {}
     try:
+        os.setpgid(0, 0)  # a timeout kills the child and what it started
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
@@ -331,7 +333,10 @@ def run_in_fork(root: str, mutant: Optional[Mutant], tests: Sequence[str],
             if done:
                 break
             if time.monotonic() - start > timeout:
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:  # the group is gone: the child alone
+                    os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 timed_out = True
                 break
