@@ -17,10 +17,11 @@ def _sample(flops, rates, views=None, dense=None):
 def test_means_per_sample_per_view_and_per_dispatcher():
     metric = DyTEfficiencyMetric()
     metric.process(None, [_sample(6e9, [0.5, 1.0], views=3, dense=9e9),
-                          _sample(2e9, [0.0, 0.5], views=1, dense=3e9)])
+                          _sample(4e9, [0.0, 0.5], views=1, dense=3e9)])
     out = metric.compute_metrics(metric.results)
-    assert out['gflops'] == pytest.approx(4.0)
-    assert out['gflops_per_view'] == pytest.approx((2.0 + 2.0) / 2)
+    assert out['gflops'] == pytest.approx(5.0)
+    # per view: mean of 6/3 and 4/1 (not the ratio of the means, 5/2)
+    assert out['gflops_per_view'] == pytest.approx((2.0 + 4.0) / 2)
     assert out['dense_gflops'] == pytest.approx(6.0)
     assert out['act_rate'] == pytest.approx(0.5)
     assert out['act_rate_l0'] == pytest.approx(0.25)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from .test_benchmark import load_tool, write_tiny_config
+from .test_benchmark import dispatch_checkpoint, load_tool, write_tiny_config
 
 
 @pytest.fixture(scope='module')
@@ -63,3 +63,13 @@ def test_attn_mlp_variant_gets_a_panel_per_site(vis, tmp_path):
     assert out.exists() and len(r['masks']) == 4  # 2 layers x 2 sites
     assert r['size'] == (1000, 224)  # 5 panels of 200 px in one row
     assert any('attn' in t for t in r['titles'])
+
+
+def test_masks_come_from_the_checkpoint_loaded(vis, tmp_path):
+    cfg = write_tiny_config(tmp_path / 'tiny.py')
+    img = digit_png(tmp_path / 'digit.png')
+    for bias, on in ((7.0, True), (-7.0, False)):
+        ckpt = dispatch_checkpoint(tmp_path / f'{bias}.pth', cfg, bias)
+        r = vis.main([img, cfg, ckpt, '--out', str(tmp_path / 'd.png')])
+        assert all(bool(m.all()) if on else not m.any() for m in r['masks'])
+        assert all(t.endswith('100%' if on else ': 0%') for t in r['titles'])

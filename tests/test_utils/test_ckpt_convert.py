@@ -1,11 +1,11 @@
-import runpy
-
 import pytest
 import timm
 import torch
 from mmpretrain.registry import MODELS
 
 from mmdyt.utils.ckpt_convert import timm_vit_to_mmpretrain
+
+from ..conftest import load_tool
 
 
 def test_timm_checkpoint_converts_and_loads_into_dyt_backbone(tmp_path):
@@ -18,8 +18,8 @@ def test_timm_checkpoint_converts_and_loads_into_dyt_backbone(tmp_path):
     src = tmp_path / 'timm_vit.pth'
     torch.save(timm_vit.state_dict(), src)
     dst = tmp_path / 'mmpretrain_vit.pth'
-    converter = runpy.run_path('tools/model_converters/timm2mmpretrain.py')
-    converter['main']([str(src), str(dst)])
+    # by its path from the repository root: any working directory works
+    load_tool('model_converters/timm2mmpretrain').main([str(src), str(dst)])
 
     model = MODELS.build(
         dict(type='mmdyt.DyTVisionTransformer', arch='deit-tiny',

@@ -260,8 +260,12 @@ class DyTLayer(nn.Module):
         Returns:
             tuple: The layer output and a dict site -> mask used (all-true
             bool masks in ``complete`` mode).
+
+        Raises:
+            ValueError: If ``mode`` is none of :data:`MODES`.
         """
         used = {}
+        check_mode(mode)
         if 'attn' not in self.sites and 'layer' not in self.sites:
             x = x + ops.attn(ops.norm1(x))
         for site in self.sites:

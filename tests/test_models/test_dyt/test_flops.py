@@ -8,9 +8,18 @@ from mmdyt.models.dyt import (DyTLayer, ViTFlopsSpec, dynamic_flops,
 from .reference import RefBlock, RefOps
 
 
+# ViT-B/16 at 224 by hand (C = 768, N = 197 tokens, 196 patches, MLP 3072):
+VIT_B_ATTN = 5 * 197 * 768 + 4 * 197 * 768**2 + 2 * 197**2 * 768
+VIT_B_MLP_PER_TOKEN = 5 * 768 + 2 * 768 * 3072
+VIT_B_DENSE = (196 * 768 * 3 * 16 * 16 + 5 * 197 * 768 +
+               12 * (VIT_B_ATTN + 197 * VIT_B_MLP_PER_TOKEN))
+VIT_B_DYT_EXTRA = 2 * 197 * 768 * 64 + 196 * 768  # adapter d=64, dispatcher
+
+
 def test_dense_vit_b16_is_17_58_gflops():
     spec = ViTFlopsSpec(variant=None)
     assert model_flops(spec) / 1e9 == pytest.approx(17.58, rel=0.01)
+    assert model_flops(spec) == VIT_B_DENSE == 17581972224
     dyt = ViTFlopsSpec(variant='mlp', bottleneck=8, num_classes=100)
     assert model_flops(dyt.dense(num_classes=0)) == model_flops(spec)
     assert dyt.dense().num_classes == 100 and dyt.variant == 'mlp'
@@ -28,6 +37,12 @@ def test_paper_counts():
     saved = (model_flops(d64) - model_flops(d64, half)) / 1e9
     assert saved == pytest.approx(5.6, abs=0.1)
     assert model_flops(d64, half) / 1e9 == pytest.approx(12.21, rel=0.01)
+    # exactly, by hand: every term counted, a LayerNorm or a dispatcher too
+    assert model_flops(d64) == VIT_B_DENSE + 12 * VIT_B_DYT_EXTRA
+    assert model_flops(d64, half) == VIT_B_DENSE + 12 * (
+        VIT_B_DYT_EXTRA - 98 * VIT_B_MLP_PER_TOKEN)
+    with_head = ViTFlopsSpec(variant='mlp', bottleneck=64, num_classes=100)
+    assert model_flops(with_head) == model_flops(d64) + 768 * 100
 
 
 class _TracedLayer(torch.nn.Module):

@@ -3,7 +3,7 @@ import torch
 
 from mmdyt.models.dyt import VARIANT_SITES, DyTLayer, PackedTokens
 
-from .reference import RefBlock, RefOps
+from .reference import RefBlock, RefOps, paper_layer
 
 VARIANTS = list(VARIANT_SITES)
 C = 32
@@ -124,10 +124,45 @@ def test_packed_tokens_roundtrip():
     torch.testing.assert_close(out, x * hard[..., None])
 
 
-def test_bad_variant_names_key_and_values():
+def test_bad_variant_and_mode_name_the_allowed_values():
     with pytest.raises(ValueError, match=r"dyt.variant must be one of \['mlp'"):
         DyTLayer(8, variant='token')
     _, ops, layer = make('mlp')
-    with pytest.raises(ValueError, match='mode must be one of'):
-        from mmdyt.models.dyt import check_mode
-        check_mode('fast')
+    with pytest.raises(ValueError, match=r"mode must be one of \['masked', "
+                       r"'gathered', 'complete'\], got 'fast'"):
+        layer(torch.randn(1, 3, C), ops, 'fast')
+
+
+@pytest.mark.parametrize('prefix', [0, 1])
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_layer_equals_paper_formula_with_random_norms_and_adapters(
+        variant, prefix):
+    """Both paths against the paper's layer written out by hand
+    (``reference.paper_layer``): random LayerNorm weights and biases in the
+    block, non-zero adapters (random up-projections and biases, s = 0.5),
+    ragged masks (one sample keeps no token), so a wrong norm, a wrong
+    adapter input or a mask on the wrong term changes the output."""
+    block, ops, layer = make(variant, prefix=prefix)
+    assert not torch.allclose(block.ln1.weight, block.ln2.weight)
+    x = torch.randn(4, 11, C)
+    masks = ragged_masks(variant, 4, 11, prefix)
+    with torch.no_grad():
+        ref = paper_layer(block, layer.adapters, x, masks, variant)
+        # the adapters matter: the same layer without them differs
+        assert (ref - paper_layer(block, {s: _Zero() for s in layer.sites},
+                                  x, masks, variant)).abs().max() > 0.1
+        for mode in ('masked', 'gathered'):
+            out, used = layer(x, ops, mode, masks=masks)
+            torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+            assert all(used[s] is masks[s] for s in layer.sites)
+
+
+class _Zero:
+    """An adapter with zero weights, for ``reference.ref_adapter``."""
+
+    class _Lin:
+        weight = torch.zeros(C, C)
+        bias = torch.zeros(C)
+
+    down = up = _Lin()
+    scale = 1.0

@@ -65,3 +65,18 @@ def test_rate_of_ragged_masks_is_the_mean_of_every_token():
     same = [torch.rand(3, 5), torch.rand(3, 5) > 0.5]
     stacked = stack_masks([{'mlp': same[0]}, {'mlp': same[1]}], 0)
     assert torch.equal(activation_rate(same), stacked.float().mean())
+
+
+def test_distill_direction_on_hand_computed_values():
+    """Teacher p = (0.9, 0.05, 0.05), student q uniform:
+    KL(p || q) = 0.9 ln 2.7 + 0.1 ln 0.15 = 0.704215...,
+    KL(q || p) = (ln(1/2.7) + 2 ln(1/0.15)) / 3 = 0.933663... (the wrong
+    direction). Two rows (batchmean): the second row has teacher = student,
+    KL 0, so the loss is half the first row's."""
+    teacher = torch.log(torch.tensor([[0.9, 0.05, 0.05], [0.2, 0.3, 0.5]]))
+    student = torch.log(torch.tensor([[1 / 3, 1 / 3, 1 / 3],
+                                      [0.2, 0.3, 0.5]]))
+    kl_pq = 0.9 * math.log(2.7) + 0.1 * math.log(0.15)
+    assert kl_pq == pytest.approx(0.704215, abs=1e-6)
+    loss = distill_loss(student + 1.0, teacher - 2.0)  # logits: any shift
+    assert loss.item() == pytest.approx(kl_pq / 2, abs=1e-6)
