@@ -5,6 +5,7 @@ Plain data, read by ``tools/mutation_check.py`` (see ``README.md`` here).
 """
 VIT_PY = 'mmdyt/models/backbones/mmpretrain_vit.py'
 CLS_PY = 'mmdyt/models/classifiers/dyt_image.py'
+DYT_MIXIN_PY = 'mmdyt/models/dyt/mixin.py'
 VIT = 'tests/test_models/test_backbones/test_mmpretrain_vit.py'
 CLS = 'tests/test_models/test_classifiers/test_dyt_image.py'
 METRIC = 'tests/test_evaluation/test_dyt_metric.py'
@@ -39,8 +40,8 @@ MUTANTS = [
          why='dispatched attention attends to inactive / padded tokens'),
     dict(name='mmpretrain.vit.final_norm_skipped',
          file=VIT_PY,
-         find='if i == last and self.final_norm:',
-         replace='if False:',
+         find='self.ln1 if self.final_norm else None))',
+         replace='None))',
          tests=[PAPER_VIT, VIT],
          why='final LayerNorm not applied'),
     dict(name='mmpretrain.vit.no_pos_embed',
@@ -50,8 +51,8 @@ MUTANTS = [
          tests=[PAPER_VIT, VIT],
          why='position embedding not added'),
     dict(name='mmpretrain.vit.flops_spec_counts_cls_as_patch',
-         file=VIT_PY,
-         find='num_patches=num_tokens - self.num_extra_tokens,',
+         file=DYT_MIXIN_PY,
+         find='num_patches=num_tokens - self.num_prefix_tokens,',
          replace='num_patches=num_tokens,',
          tests=[VIT + '::test_flops_spec_of_vit_b16'],
          why='FLOPs spec counts the CLS token as a patch'),
