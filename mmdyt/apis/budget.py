@@ -471,6 +471,9 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
         r['gflops'] *= scale
         r['dense_gflops'] *= scale
     trained = [r for r in rows if r['point'] == 'trained']
+    # point labels stay readable where they cross a curve or a marker
+    label_box = dict(boxstyle='round,pad=0.1', fc='white', ec='none',
+                     alpha=0.8)
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
     styles = {'global': ('o-', 'tab:blue'), 'per_layer': ('s--', 'tab:green')}
     for k, rule in enumerate(summary['rules']):
@@ -485,20 +488,20 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
             for r in sweep:
                 ax.annotate(f"r'={r['rate_target']:g}",
                             (r['gflops'], r['metric']),
-                            textcoords='offset points', xytext=(3, -13),
-                            fontsize=7, color=color)
+                            textcoords='offset points', xytext=(-24, -13),
+                            fontsize=7, color=color, bbox=label_box,
+                            zorder=5)
     others = sorted((r for r in rows if r['point'] == 'compare'),
                     key=lambda r: r['gflops'])
-    for i, r in enumerate(others):
-        ax.plot(r['gflops'], r['metric'], 'D', color='tab:orange', ms=7,
-                label='other checkpoints as trained (label: act. rate)'
-                if i == 0 else None)
-        ax.annotate(f"act. {r['act_rate']:.2f}", (r['gflops'], r['metric']),
-                    textcoords='offset points', xytext=(-14, 8), fontsize=7,
-                    color='tab:orange')
+    if others:  # their act. rates in the legend: no label to collide
+        rates = ', '.join(f"{r['act_rate']:.2f}" for r in others)
+        ax.plot([r['gflops'] for r in others], [r['metric'] for r in others],
+                'D', color='tab:orange', ms=7, zorder=6,
+                label=f'other checkpoints as trained (act. rates {rates})')
     for r in trained:
         target = summary.get('trained_target_rate')
         ax.plot(r['gflops'], r['metric'], '*', color='tab:red', ms=14,
+                zorder=6,
                 label=f'as trained (r={target:g}; act. rate '
                 f"{r['act_rate']:.2f})" if target is not None else
                 'as trained')

@@ -5,16 +5,13 @@ checkpoint file reaches on the calibration data (through the unchanged
 config and the classifier's ``test_step``), its dispatcher offsets read from
 the file, the complete model's (``dyt_mode('complete')``) test accuracy and
 the hand-counted FLOPs of the tiny ViT."""
-import io
 import os.path as osp
-from contextlib import redirect_stdout
 
 import pytest
 import torch
 
-from ..conftest import load_tool
 from .test_budget_tools import calib_eval_rates
-from .test_demo import _tiny_vit, hand_dense_flops, hand_dyt_flops
+from .test_demo import _tiny_vit, hand_dense_flops, hand_dyt_flops, run_demo
 
 # written out, not taken from mmdyt.apis.demo_budget
 ROWS = [
@@ -34,18 +31,15 @@ SWEEP = [0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]
 @pytest.fixture(scope='module')
 def budget_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('budget_demo')
-    out = io.StringIO()
-    with redirect_stdout(out):
-        result = load_tool('demo').main([
-            '--task', 'budget', '--work-dir', str(tmp / 'work'),
-            '--data-root', str(tmp / 'digits'), '--epochs', '2', '--seeds',
-            '0', '--repeats', '1'
-        ])
+    result, text = run_demo([
+        '--task', 'budget', '--work-dir', str(tmp / 'work'), '--data-root',
+        str(tmp / 'digits'), '--epochs', '2', '--seeds', '0', '--repeats', '1'
+    ])
     # the checks run the tiny model too: one thread, as the demo (two
     # threads on a busy 2-core machine are ~10x slower for this size)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield tmp, result, out.getvalue()
+    yield tmp, result, text
     torch.set_num_threads(threads)
 
 
