@@ -7,7 +7,11 @@
 ``--task image`` (default): a tiny ViT pre-trained on scikit-learn's real
 handwritten digits 0-4, adapted to digits 5-9 with DyT, full tuning and a
 linear probe; a table of mean ± std over the seeds (see
-``mmdyt/apis/demo_image.py``; ``--help`` lists the task's options). The
+``mmdyt/apis/demo_image.py``; ``--help`` lists the task's options).
+``--task video``: the same on moving digits with mmaction2
+(``mmdyt/apis/demo_video.py``). ``--task budget``: one DyT checkpoint
+retargeted to other activation rates against checkpoints trained at them,
+and its rate sweep (``mmdyt/apis/demo_budget.py``). The
 stages, progress bars, seeds and tables live in ``mmdyt/apis/demo.py``.
 ``main(argv)`` runs in-process and returns the results dict.
 """

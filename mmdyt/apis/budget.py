@@ -294,7 +294,8 @@ def rate_sweep(cfg: Config,
                seed: int = 0,
                progress: bool = False,
                compare: Sequence[str] = (),
-               time_batches: int = 1) -> dict:
+               time_batches: int = 1,
+               desc: Optional[str] = None) -> dict:
     """Retarget ``checkpoint`` to every rate and run the config's test loop.
 
     The first point is the checkpoint as it is (``point='trained'``), then
@@ -304,7 +305,8 @@ def rate_sweep(cfg: Config,
     same recipe trained at other rates) is tested as it is, after the sweep
     (``point='compare'``). ``progress`` draws a
     bar over the rates (:class:`mmdyt.utils.progress.ProgressBar`) on the
-    terminal (:func:`~mmdyt.utils.progress.console`).
+    terminal (:func:`~mmdyt.utils.progress.console`), with the text
+    ``desc`` (default: ``'rate sweep (<rules>)'``).
 
     Returns:
         dict: ``rows`` (one dict per point, keys :data:`SWEEP_COLUMNS`),
@@ -334,10 +336,15 @@ def rate_sweep(cfg: Config,
     run_cfg.launcher = 'none'
     run_cfg.work_dir = osp.join(out_dir, 'runner')
     runner = build_runner(run_cfg)
-    with runner_checkpoint_safe_globals_scope():  # legacy checkpoints
-        metrics = runner.test()  # loads the checkpoint; its own point
     model = runner.model.module if is_model_wrapper(runner.model) else \
         runner.model
+    # the dispatcher buffers (offsets, caps) as the config builds them: a
+    # delta checkpoint's frozen base was recorded with these, so they are
+    # restored before loading a --compare checkpoint into the retargeted
+    # model (else its base hash differs)
+    built_buffers = _dispatcher_buffers(model)
+    with runner_checkpoint_safe_globals_scope():  # legacy checkpoints
+        metrics = runner.test()  # loads the checkpoint; its own point
     model.eval()
     backbone = model.backbone
     key = main_metric_key(metrics, metric)
@@ -356,8 +363,8 @@ def rate_sweep(cfg: Config,
                       measure_speedup(backbone, dense, timed, **speed),
                       trained_cap), checkpoint=checkpoint)]
     bar = ProgressBar(len(rates) * len(rules),
-                      f'rate sweep ({", ".join(rules)})') if progress \
-        else None
+                      desc or f'rate sweep ({", ".join(rules)})') \
+        if progress else None
     for rule, rate in itertools.product(rules, rates):
         result = retarget_rate(backbone, calls, rate, rule=rule,
                                max_rate=max_rate)
@@ -371,6 +378,7 @@ def rate_sweep(cfg: Config,
     if bar is not None:
         bar.close()
     for path in compare:
+        model.load_state_dict(built_buffers, strict=False)
         load_dyt_checkpoint(model, path)  # full or delta
         metrics = runner.test_loop.run()
         rows.append(dict(_row('compare', None, None, None, metrics, key,
@@ -401,6 +409,34 @@ def rate_sweep(cfg: Config,
     return summary
 
 
+def sweep_table(summary: dict) -> List[str]:
+    """The lines ``rate_sweep.py`` prints for a :func:`rate_sweep`
+    summary: a title, one row per point, the dense host and the files."""
+    key, rp = summary['metric'], "r'"
+    lines = [
+        f'rate sweep: {summary["config"]} + {summary["checkpoint"]} (rules '
+        f'{", ".join(summary["rules"])}, calibrated on '
+        f'{summary["calib_samples"]} training samples)',
+        f'{"point":<12}{"rule":<10}{rp:>6}{"calib":>8}{"act":>8}{key:>16}'
+        f'{"GFLOPs":>10}{"vs dense":>10}{"speedup":>9}{"bound":>7}'
+    ]
+    for r in summary['rows']:
+        target = '-' if r['rate_target'] is None else f'{r["rate_target"]:g}'
+        calib = '-' if r['calib_rate'] is None else f'{r["calib_rate"]:.3f}'
+        lines.append(
+            f'{r["point"]:<12}{r["rule"] or "-":<10}{target:>6}{calib:>8}'
+            f'{r["act_rate"]:>8.3f}{r["metric"]:>16.2f}{r["gflops"]:>10.5f}'
+            f'{r["flops_ratio"]:>10.3f}{r["speedup"]:>9.2f}'
+            f'{r["flops_bound"]:>7.2f}')
+    files = summary.get('files', {})
+    lines.append(
+        f'dense host: {summary["rows"][0]["dense_gflops"]:.5f} GFLOPs; '
+        'speedup = backbone, DyT gathered vs dense twin, median of '
+        f'interleaved ratios on {summary["timing"]["inputs"]}; files: '
+        f'{files.get("csv")}, {files.get("json")}, {files.get("png")}')
+    return lines
+
+
 def _cap_of(backbone) -> Optional[float]:
     cap = min(td._max_rate for td in dyt_dispatchers(backbone))
     return None if cap >= 1.0 else cap
@@ -412,15 +448,32 @@ def _metric_label(key: str) -> str:
     return key
 
 
+def flops_unit(gflops: float):
+    """``(scale, name)`` that shows ``gflops`` with a readable mantissa:
+    GFLOPs from 0.1 G up, else MFLOPs (from 0.1 M), else KFLOPs."""
+    for scale, name in ((1.0, 'GFLOPs'), (1e3, 'MFLOPs')):
+        if gflops * scale >= 0.1:
+            return scale, name
+    return 1e6, 'KFLOPs'
+
+
 def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
-    """Metric against GFLOPs per sample: the retargeted points (labelled
+    """Metric against FLOPs per sample: the retargeted points (labelled
     with their target rate), the checkpoint's own trained point and the
-    dense host's FLOPs."""
+    dense host's FLOPs. The FLOPs axis is in GFLOPs, or MFLOPs / KFLOPs for
+    a model below 0.1 GFLOPs (:func:`flops_unit` of the dense host)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    rows: List[dict] = summary['rows']
+    rows: List[dict] = [dict(r) for r in summary['rows']]
+    scale, unit = flops_unit(rows[0]['dense_gflops'])
+    for r in rows:
+        r['gflops'] *= scale
+        r['dense_gflops'] *= scale
     trained = [r for r in rows if r['point'] == 'trained']
+    # point labels stay readable where they cross a curve or a marker
+    label_box = dict(boxstyle='round,pad=0.1', fc='white', ec='none',
+                     alpha=0.8)
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
     styles = {'global': ('o-', 'tab:blue'), 'per_layer': ('s--', 'tab:green')}
     for k, rule in enumerate(summary['rules']):
@@ -435,27 +488,28 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
             for r in sweep:
                 ax.annotate(f"r'={r['rate_target']:g}",
                             (r['gflops'], r['metric']),
-                            textcoords='offset points', xytext=(3, -13),
-                            fontsize=7, color=color)
+                            textcoords='offset points', xytext=(-24, -13),
+                            fontsize=7, color=color, bbox=label_box,
+                            zorder=5)
     others = sorted((r for r in rows if r['point'] == 'compare'),
                     key=lambda r: r['gflops'])
-    for i, r in enumerate(others):
-        ax.plot(r['gflops'], r['metric'], 'D', color='tab:orange', ms=7,
-                label='other checkpoints as trained (label: act. rate)'
-                if i == 0 else None)
-        ax.annotate(f"act. {r['act_rate']:.2f}", (r['gflops'], r['metric']),
-                    textcoords='offset points', xytext=(-14, 8), fontsize=7,
-                    color='tab:orange')
+    if others:  # their act. rates in the legend: no label to collide
+        rates = ', '.join(f"{r['act_rate']:.2f}" for r in others)
+        ax.plot([r['gflops'] for r in others], [r['metric'] for r in others],
+                'D', color='tab:orange', ms=7, zorder=6,
+                label=f'other checkpoints as trained (act. rates {rates})')
     for r in trained:
         target = summary.get('trained_target_rate')
         ax.plot(r['gflops'], r['metric'], '*', color='tab:red', ms=14,
+                zorder=6,
                 label=f'as trained (r={target:g}; act. rate '
                 f"{r['act_rate']:.2f})" if target is not None else
                 'as trained')
     dense = rows[0]['dense_gflops']
     ax.axvline(dense, color='0.4', ls='--', lw=1,
-               label=f'dense host: {dense:.4g} GFLOPs')
-    ax.set_xlabel('GFLOPs per sample (test-set mean, counted from the masks)')
+               label=f'dense host: {dense:.4g} {unit}')
+    ax.set_xlabel(f'{unit} per sample (test-set mean, counted from the '
+                  'masks)')
     ax.set_ylabel(_metric_label(summary['metric']))
     ax.set_title(title or 'DyT: one checkpoint, many budgets\n' +
                  osp.basename(str(summary.get('config', ''))), fontsize=9)

@@ -63,6 +63,7 @@ __all__ = [
 TASKS = {
     'image': 'mmdyt.apis.demo_image',
     'video': 'mmdyt.apis.demo_video',
+    'budget': 'mmdyt.apis.demo_budget',
 }
 
 

@@ -134,7 +134,9 @@ def digits_layout() -> dict:
                 rotations=num_classes // len(TASKS['pretrain']))
 
 
-def add_args(parser) -> None:
+def add_data_args(parser) -> None:
+    """The options every task on the digits shares (``--data-root``,
+    ``--pretrain-seed``, ``--pretrained``)."""
     parser.add_argument('--data-root', default='data/digits',
                         help='where the digits folders are written')
     parser.add_argument('--pretrain-seed', type=int, default=0,
@@ -142,6 +144,10 @@ def add_args(parser) -> None:
     parser.add_argument('--pretrained', default=None,
                         help='use this pre-trained backbone checkpoint '
                         'instead of pre-training')
+
+
+def add_args(parser) -> None:
+    add_data_args(parser)
     parser.add_argument('--methods', nargs='+', default=['dyt', 'full',
                                                          'linear'],
                         choices=[m.key for m in METHODS],
@@ -179,6 +185,32 @@ def pretrain(session, args) -> str:
         run.train_cpu_s
 
 
+def pretrained_backbone(session, args) -> tuple:
+    """``--pretrained PATH`` (no stage), else the pre-training stage
+    (:func:`pretrain`).
+
+    Returns:
+        tuple: ``(checkpoint path, top-1 or None, wall s, CPU s)``.
+    """
+    if args.pretrained:
+        return args.pretrained, None, 0.0, 0.0
+    return pretrain(session, args)
+
+
+def pretrain_note(top1: float, seconds: float) -> str:
+    """The line printed about the pre-trained backbone."""
+    return (f'pre-trained backbone: {top1:.2f}% top-1 on its own test split '
+            f'(digits 0-4 x 4 rotations, 20 classes), {seconds:.0f} s')
+
+
+def adapt_options(data_root: str, pretrained: str) -> dict:
+    """``cfg_options`` of an adaptation run on digits 5-9: the data roots
+    under ``data_root`` and the pre-trained backbone."""
+    options = dict(_data_options(osp.join(data_root, 'adapt')))
+    options['model.backbone.init_cfg.checkpoint'] = pretrained
+    return options
+
+
 def run(session, args) -> dict:
     """The stages (see the module docstring); returns the results dict
     (``rows``: the per-seed values and their mean/std, ``pretrain``)."""
@@ -189,14 +221,8 @@ def run(session, args) -> dict:
                          f'dense FLOPs of every row), got {args.methods}')
     counts = write_digits(args.data_root, **digits_layout())
     session.plan((0 if args.pretrained else 1) + len(methods) * len(seeds))
-    if args.pretrained:
-        pretrained, pre_top1, pre_s, pre_cpu = args.pretrained, None, 0., 0.
-    else:
-        pretrained, pre_top1, pre_s, pre_cpu = pretrain(session, args)
-
-    adapt = osp.join(args.data_root, 'adapt')
-    options = dict(_data_options(adapt))
-    options['model.backbone.init_cfg.checkpoint'] = pretrained
+    pretrained, pre_top1, pre_s, pre_cpu = pretrained_backbone(session, args)
+    options = adapt_options(args.data_root, pretrained)
     results = SeedResults()
     for method in methods:
         for i, seed in enumerate(seeds):
@@ -221,9 +247,7 @@ def run(session, args) -> dict:
         f'mmdyt offline demo: mean ± std over seeds {seeds} (test split of '
         f'digits 5-9, {counts["adapt"]["test.txt"]} images)')
     if pre_top1 is not None:
-        session.print(f'pre-trained backbone: {pre_top1:.2f}% top-1 on its '
-                      f'own test split (digits 0-4 x 4 rotations, 20 '
-                      f'classes), {pre_s:.0f} s')
+        session.print(pretrain_note(pre_top1, pre_s))
     for line in conclusions(results):
         session.print(line)
     out = dict(rows=results.summary(), seeds=seeds,

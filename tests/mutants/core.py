@@ -345,4 +345,13 @@ MUTANTS = [
                  ' summed(torch.ones_like(self.tokens)),',
          tests=[T + 'test_stats.py'],
          why='a sample rate is the mean of its rows, not token-weighted'),
+    dict(name='core.retarget.per_layer_is_global',
+         file=DYT + 'retarget.py',
+         find="    elif rule == 'per_layer':\n",
+         replace='    elif False:\n',
+         tests=[T + 'test_retarget.py',
+                'tests/test_tools/test_budget_demo.py::test_retargeted_files_'
+                'reach_their_rate_on_the_calibration_data'],
+         why="retargeting ignores rule='per_layer' (several calibration "
+             'calls: it runs the global search)'),
 ]

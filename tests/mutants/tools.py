@@ -5,6 +5,7 @@ Plain data, read by ``tools/mutation_check.py`` (see ``README.md`` here).
 BM = 'tests/test_tools/test_benchmark.py'
 GF = 'tests/test_tools/test_get_flops.py'
 VIS = 'tests/test_tools/test_vis_dispatch.py'
+BUDGET_DEMO = 'tests/test_tools/test_budget_demo.py'
 
 MUTANTS = [
     dict(name='tools.benchmark.checkpoint_ignored',
@@ -50,4 +51,26 @@ MUTANTS = [
          replace='dense_gflops=float(static.flops[0]) / 1e9,',
          tests=[GF + '::test_static_traced_dynamic_and_params_on_a_dataset'],
          why='static dense FLOPs report the complete DyT model'),
+    dict(name='tools.demo_budget.rule_ignored',
+         file='mmdyt/apis/demo_budget.py',
+         find='rule=rule, calib_batches=calib_batches)',
+         replace="rule='global', calib_batches=calib_batches)",
+         tests=[BUDGET_DEMO + '::test_retargeted_files_reach_their_rate_on'
+                '_the_calibration_data'],
+         why='the budget demo retargets every row with the global rule'),
+    dict(name='tools.demo_budget.source_tested',
+         file='mmdyt/apis/demo_budget.py',
+         find="DYT_CFG, out, f'{rel}/test_r",
+         replace="DYT_CFG, checkpoints[seed][SOURCE_RATE], f'{rel}/test_r",
+         tests=[BUDGET_DEMO + '::test_retargeted_files_reach_their_rate_on'
+                '_the_calibration_data'],
+         why='the budget demo tests the source, not the retargeted file'),
+    dict(name='tools.budget.compare_buffers_kept',
+         file='mmdyt/apis/budget.py',
+         find='        model.load_state_dict(built_buffers, strict=False)\n',
+         replace='',
+         tests=[BUDGET_DEMO + '::test_sweep_ends_at_the_complete_model_and'
+                '_compares_the_trained'],
+         why='rate_sweep --compare loads a delta checkpoint into the '
+             'retargeted model (its frozen-base hash then differs)'),
 ]

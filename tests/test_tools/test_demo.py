@@ -66,19 +66,25 @@ def hand_params(v):
     return dict(full=full, dyt=dyt, linear=head)
 
 
-@pytest.fixture(scope='module')
-def demo_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('demo')
+def run_demo(argv):
+    """``tools/demo.py``'s ``main(argv)`` in-process: ``(results, the
+    terminal text)``."""
     import io
     from contextlib import redirect_stdout
     out = io.StringIO()
     with redirect_stdout(out):
-        result = load_tool('demo').main([
-            '--work-dir', str(tmp / 'work'), '--data-root',
-            str(tmp / 'digits'), '--epochs', str(EPOCHS), '--seeds', '0',
-            '--threads', '1'
-        ])
-    return tmp, result, out.getvalue()
+        result = load_tool('demo').main(argv)
+    return result, out.getvalue()
+
+
+@pytest.fixture(scope='module')
+def demo_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('demo')
+    result, text = run_demo([
+        '--work-dir', str(tmp / 'work'), '--data-root', str(tmp / 'digits'),
+        '--epochs', str(EPOCHS), '--seeds', '0', '--threads', '1'
+    ])
+    return tmp, result, text
 
 
 def test_demo_accuracy_reaches_the_recipe_thresholds(demo_run):

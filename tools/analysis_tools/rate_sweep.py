@@ -26,7 +26,7 @@ import os.path as osp
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
 from mmdyt.apis import load_config
-from mmdyt.apis.budget import rate_sweep
+from mmdyt.apis.budget import rate_sweep, sweep_table
 from mmdyt.models.dyt.retarget import RETARGET_RULES
 from mmdyt.utils.progress import console, quiet_logs
 
@@ -77,25 +77,7 @@ def parse_args(argv=None):
 
 
 def print_table(summary, stream):
-    print(f'\nrate sweep: {summary["config"]} + {summary["checkpoint"]} '
-          f'(rules {", ".join(summary["rules"])}, calibrated on '
-          f'{summary["calib_samples"]} training samples)', file=stream)
-    key, rp = summary['metric'], "r'"
-    print(f'{"point":<12}{"rule":<10}{rp:>6}{"calib":>8}{"act":>8}{key:>16}'
-          f'{"GFLOPs":>10}{"vs dense":>10}{"speedup":>9}{"bound":>7}',
-          file=stream)
-    for r in summary['rows']:
-        target = '-' if r['rate_target'] is None else f'{r["rate_target"]:g}'
-        calib = '-' if r['calib_rate'] is None else f'{r["calib_rate"]:.3f}'
-        print(f'{r["point"]:<12}{r["rule"] or "-":<10}{target:>6}{calib:>8}{r["act_rate"]:>8.3f}'
-              f'{r["metric"]:>16.2f}{r["gflops"]:>10.5f}'
-              f'{r["flops_ratio"]:>10.3f}{r["speedup"]:>9.2f}'
-              f'{r["flops_bound"]:>7.2f}', file=stream)
-    print(f'dense host: {summary["rows"][0]["dense_gflops"]:.5f} GFLOPs; '
-          'speedup = backbone, DyT gathered vs dense twin, median of '
-          f'interleaved ratios on {summary["timing"]["inputs"]}; files: '
-          f'{summary["files"]["csv"]}, {summary["files"]["json"]}, '
-          f'{summary["files"]["png"]}', file=stream)
+    print('', *sweep_table(summary), sep='\n', file=stream)
 
 
 def main(argv=None) -> dict:
