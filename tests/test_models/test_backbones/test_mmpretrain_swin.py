@@ -41,20 +41,25 @@ def randomise_dyt(model, seed=2):
             p.copy_(0.1 * torch.randn(p.shape, generator=g))
 
 
-@pytest.fixture(scope='module')
-def pair():
+def build_pair(cfg):
+    """The host Swin with random weights and the DyT Swin on them."""
     torch.manual_seed(0)
-    host = SwinTransformer(**CFG)
+    host = SwinTransformer(**cfg)
     randomise_host(host)
     host.eval()
     model = MODELS.build(
-        dict(type='mmdyt.DyTSwinTransformer', dyt=dict(bottleneck=4), **CFG))
+        dict(type='mmdyt.DyTSwinTransformer', dyt=dict(bottleneck=4), **cfg))
     missing, unexpected = model.load_state_dict(host.state_dict(),
                                                 strict=False)
     assert not unexpected
     assert missing and all(k.startswith('dyt_layers.') for k in missing)
     model.eval()
     return host, model
+
+
+@pytest.fixture(scope='module')
+def pair():
+    return build_pair(CFG)
 
 
 def all_active(model, x):
@@ -178,15 +183,8 @@ def test_abs_pos_embed_and_out_after_downsample_equal_host():
     """Host options the main pair leaves at their defaults: an absolute
     position embedding (resized for another input size) and the stage
     outputs taken after patch merging; outputs and FLOPs against the host."""
-    cfg = dict(CFG, use_abs_pos_embed=True, out_after_downsample=True)
-    torch.manual_seed(0)
-    host = SwinTransformer(**cfg)
-    randomise_host(host)
-    host.eval()
-    model = MODELS.build(
-        dict(type='mmdyt.DyTSwinTransformer', dyt=dict(bottleneck=4), **cfg))
-    model.load_state_dict(host.state_dict(), strict=False)
-    model.eval()
+    host, model = build_pair(
+        dict(CFG, use_abs_pos_embed=True, out_after_downsample=True))
     assert host.absolute_pos_embed.abs().sum() > 0
     for size in SIZES:
         x = torch.randn(2, 3, *size)
