@@ -30,7 +30,8 @@ setup(
     long_description=open(osp.join(HERE, 'README.md')).read()
     if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    packages=find_packages(
+        exclude=('configs', 'configs.*', 'tools', 'tools.*', 'tests', 'tests.*')),
     python_requires='>=3.11',
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require={

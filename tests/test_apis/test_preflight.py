@@ -201,3 +201,14 @@ def test_tools_stop_before_the_runner(tools_train, tools_test, tmp_path,
     msg = str(info.value.code)
     assert 'test_dataloader.dataset.data_root' in msg
     assert 'load_from' in msg and str(tmp_path / 'best.pth') in msg
+
+
+def test_every_docs_page_the_check_names_exists():
+    """The message points at these pages: they must ship with the checkout
+    (CI runs on a clean clone; an ignore pattern once kept docs/data/ out of
+    git)."""
+    from mmdyt.apis import preflight
+    pages = sorted(set(preflight.DOCS.values()) | {preflight.DOCS_INDEX})
+    assert len(pages) == 4
+    missing = [p for p in pages if not osp.isfile(osp.join(REPO_ROOT, p))]
+    assert not missing, missing

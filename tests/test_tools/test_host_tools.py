@@ -6,9 +6,8 @@ A DyT model mixed into a stock mmpretrain config (``_base_ =
 tests through mmpretrain's ``.mim/tools/train.py`` / ``test.py``, run in this
 process (``runpy``, ``sys.argv`` set) with torch's default weights_only
 allowlist only: nothing of mmdyt's legacy allowlist is registered. The same
-for mmseg's tools with a stock mmseg model (ViT + UPerNet, backbone frozen by
-mmseg's own ``frozen_exclude=[]``) and mmdyt's checkpoint hook: mmdyt's DyT
-mmseg backbone is built on another branch. Both write delta checkpoints.
+for mmseg's tools with DyT mixed into a stock mmseg config (ViT + UPerNet).
+Both write delta checkpoints.
 """
 import glob
 import json
@@ -20,6 +19,7 @@ import pytest
 import torch
 
 from ..test_utils.test_checkpoint import _host_base, default_allowlist
+from .test_seg_train_test import STOCK_CFG as SEG_DYT_CFG
 from .test_train_test import PRETRAIN_CFG, SEG_CFG, data_root_options
 
 HOOK = "default_hooks = dict(dyt_checkpoint=dict(type='mmdyt.DyTCheckpointHook'))\n"
@@ -131,25 +131,33 @@ def _seg_base(path):
 
 
 def test_mmseg_own_tools_train_resume_test(tmp_path, ade20k_root):
+    """DyT mixed into a stock mmseg config (``SEG_DYT_CFG``: ViT + UPerNet
+    inherited from ``mmseg::``, backbone, segmentor and metric swapped),
+    through mmseg's own train.py, ``--resume`` and test.py."""
     base = _seg_base(tmp_path / 'seg_vit_base.pth')
-    cfg = tmp_path / 'mmseg_frozen_vit.py'
+    cfg = tmp_path / 'mmseg_dyt_vit.py'
     cfg.write_text(
-        f'_base_ = [{SEG_CFG!r}]  # mmseg::vit/...\n'
-        "custom_imports = dict(imports=['mmdyt'], allow_failed_imports=False)\n"
-        'model = dict(backbone=dict(frozen_exclude=[], init_cfg=dict(\n'
+        f'_base_ = [{SEG_DYT_CFG!r}]\n'
+        'model = dict(backbone=dict(init_cfg=dict(\n'
         f"    type='Pretrained', checkpoint={base!r})))\n" + HOOK)
     work = str(tmp_path / 'work')
     opts = data_root_options(ade20k_root)
     _train_then_resume('mmseg', cfg, work, opts, base,
                        ('train_cfg.max_iters=2', 'iter_2.pth'),
                        'train_cfg.max_iters=4')
-    assert 'resumed epoch: 0, iter: 2' in _log(work)
+    log = _log(work)
+    assert 'resumed epoch: 0, iter: 2' in log
+    assert 'DyTSegVisionTransformer' in log and 'loss_rate' in log
     ckpt = osp.join(work, 'iter_4.pth')
     delta = _assert_weights_only_delta(ckpt, base)
-    # the frozen ViT stays out; neck, heads and their BN statistics are in
-    assert not any(k.startswith('backbone.') for k in delta['state_dict'])
+    # of the frozen ViT only DyT's layers; neck, heads and their BN
+    # statistics are in
+    backbone = [k for k in delta['state_dict'] if k.startswith('backbone.')]
+    assert backbone and all(
+        k.startswith('backbone.dyt_layers.') for k in backbone)
     assert any(k.endswith('running_mean') for k in delta['state_dict'])
     test_dir = str(tmp_path / 'test')
     run_host_tool('mmseg', 'test.py', [
         str(cfg), ckpt, '--work-dir', test_dir, '--cfg-options', *opts])
-    assert 'mIoU' in _log(test_dir)
+    log = _log(test_dir)
+    assert 'mIoU' in log and 'dyt/gflops' in log and 'dyt/act_rate' in log

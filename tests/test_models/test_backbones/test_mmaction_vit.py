@@ -274,3 +274,52 @@ def test_videomae_vit_b_16x224_flops():
 def replace_layers(spec, n):
     from dataclasses import replace
     return replace(spec, num_layers=n)
+
+
+def test_videomae_config_loads_a_stock_mmaction2_recognizer_checkpoint(
+        tmp_path):
+    """docs/data/video.md: mmaction2's released VideoMAE checkpoint (a
+    ``Recognizer3D``: ``backbone.*``, ``cls_head.*``) needs no conversion.
+    The shipped config's ``init_cfg`` (``prefix='backbone.'``) brings every
+    host tensor of the backbone, bit for bit, and leaves the head alone."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    from ...conftest import REPO_ROOT
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'dyt', 'video',
+        'dyt_videomae-vit-b_16x4x1_k400-video.py'))
+    init_cfg = cfg.model.backbone.init_cfg
+    tiny = dict(SMALL, dyt=dict(bottleneck=8))
+    head = dict(num_classes=5, in_channels=SMALL['embed_dims'])
+    # the stock recognizer: mmaction2's ViT with the config's own settings
+    host_backbone = {
+        k: v for k, v in cfg.model.backbone.items()
+        if k not in ('type', 'dyt', 'init_cfg')
+    }
+    host_backbone.update(SMALL, type='VisionTransformer')
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        stock = MODELS.build(dict(
+            type='Recognizer3D', backbone=host_backbone,
+            cls_head=dict(cfg.model.cls_head, **head)))
+        randomise_(stock, seed=3)
+        ckpt = str(tmp_path / 'videomae_recognizer.pth')
+        torch.save({'meta': {'mmaction2_version': '1.1.0'},
+                    'state_dict': stock.state_dict()}, ckpt)
+        cfg.model.backbone.update(tiny)
+        cfg.model.backbone.init_cfg = dict(init_cfg, checkpoint=ckpt)
+        cfg.model.cls_head.update(head)
+        model = MODELS.build(cfg.model)
+    assert type(model.backbone) is DyTVideoMAEViT
+    model.init_weights()
+    loaded = model.state_dict()
+    source = stock.state_dict()
+    backbone_keys = [k for k in source if k.startswith('backbone.')]
+    assert len(backbone_keys) > 10
+    not_loaded = [k for k in backbone_keys
+                  if not torch.equal(loaded[k], source[k])]
+    assert not not_loaded, not_loaded
+    assert not torch.equal(loaded['cls_head.fc_cls.weight'],
+                           source['cls_head.fc_cls.weight'])
