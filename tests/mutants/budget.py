@@ -65,8 +65,8 @@ MUTANTS = [
          why="r' = 1 sets a large finite offset: not the complete model"),
     dict(name='budget.retarget.complete_path_not_taken',
          file='mmdyt/models/dyt/layer.py',
-         find='        if dispatcher.keeps_all_tokens:  # retargeted to rate 1:'
-              ' complete\n            return None\n',
+         find='        if dispatcher.keeps_all_tokens:  # retargeted to rate '
+              '1: complete\n            return None\n',
          replace='',
          tests=[RATE_ONE],
          why="r' = 1 runs the dispatched path on all tokens, not the "

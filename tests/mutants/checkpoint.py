@@ -5,7 +5,7 @@ the frozen base's hash check, rebuilding the base), plain
 
 Plain data, read by ``tools/mutation_check.py`` (see ``README.md`` here).
 The hook's tests share one module fixture of five short training runs
-(about a minute on 2 cores).
+(15-30 s a mutant on 2 cores).
 """
 UTILS_PY = 'mmdyt/utils/checkpoint.py'
 HOOK_PY = 'mmdyt/engine/hooks/checkpoint_hook.py'
@@ -112,7 +112,8 @@ MUTANTS = [
              'and a resumed one diverge)'),
     dict(name='checkpoint.hook.message_hub_not_restored',
          file=HOOK_PY,
-         find='                checkpoint[key] = from_plain(checkpoint[key])\n',
+         find='                checkpoint[key] = from_plain('
+              'checkpoint[key])\n',
          replace='                pass\n',
          tests=[RESUME],
          why='the plain message hub is not turned back into HistoryBuffers'),

@@ -68,7 +68,8 @@ MUTANTS = [
          why='backbone.pre_norm=True ignored'),
     dict(name='seg.vit.cls_kept_without_cls_token',
          file=VIT_PY,
-         find='        if not self.with_cls_token:\n            x = x[:, 1:]\n',
+         find='        if not self.with_cls_token:\n'
+              '            x = x[:, 1:]\n',
          replace='',
          tests=[COMPLETE],
          why='with_cls_token=False still runs the CLS token'),
@@ -144,8 +145,9 @@ MUTANTS = [
          why='dense neck / head breakdown counts one crop, not all'),
     dict(name='seg.segmentor.aux_loss_dropped',
          file=SEG_PY,
-         find='        if self.with_auxiliary_head:\n            losses.update('
-              'self._auxiliary_head_forward_train(x, data_samples))\n',
+         find='        if self.with_auxiliary_head:\n'
+              '            losses.update(self._auxiliary_head_forward_train('
+              'x, data_samples))\n',
          replace='',
          tests=[PIXELWISE],
          why='auxiliary head loss dropped when the complete pass runs'),
