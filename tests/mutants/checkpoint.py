@@ -4,7 +4,7 @@ the frozen base's hash check, rebuilding the base), plain
 ``DyTCheckpointHook`` in a real (SIGKILLed and resumed) run.
 
 Plain data, read by ``tools/mutation_check.py`` (see ``README.md`` here).
-The hook's tests share one module fixture of five short training runs
+The hook's tests share one module fixture of seven short training runs
 (15-30 s a mutant on 2 cores).
 """
 UTILS_PY = 'mmdyt/utils/checkpoint.py'
