@@ -6,7 +6,9 @@ every epoch):
 - a run SIGKILLed mid-epoch (a real subprocess, no clean shutdown) and
   restarted with ``--resume`` ends bit-identical to an uninterrupted run,
   from a delta checkpoint and from a full one (Gumbel noise, adapter dropout
-  and the random crops all draw from the restored RNG states);
+  and the random crops all draw from the restored RNG states), and, without
+  save_best, from epoch 1 (validating between epochs leaves the training
+  RNGs alone); the resumed message hub holds every logged loss;
 - a truncated latest checkpoint: ``--resume`` falls back to the previous one
   with a warning (and still ends bit-identical); naming it gives an error
   naming the file;
@@ -22,6 +24,7 @@ import shutil
 import signal
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,6 +92,23 @@ def runs(tmp_path_factory, tools_train):
     shutil.copy(osp.join(root, 'full', 'epoch_3.pth'), from_full)
     resumed_full = tools_train.main(
         [full_cfg, '--work-dir', from_full, '--resume'])
+    # Each validation draws from torch's RNG (the val dataloader's iterator
+    # seed). With save_best, mmengine saves the epoch's checkpoint again
+    # after validating, so it holds the post-validation states; without, a
+    # checkpoint holds the states before validation, and a resumed run
+    # equals the run that validated in between only if validating left the
+    # training RNGs alone.
+    no_best = ['default_hooks.checkpoint.save_best=None',
+               'train_cfg.max_epochs=2']
+    validated = tools_train.main([full_cfg, '--work-dir',
+                                  str(root / 'no_best'), '--cfg-options',
+                                  *no_best])
+    from_epoch_1 = str(root / 'from_epoch_1')
+    os.makedirs(from_epoch_1)
+    shutil.copy(osp.join(root, 'no_best', 'epoch_1.pth'), from_epoch_1)
+    resumed_epoch_1 = tools_train.main([full_cfg, '--work-dir', from_epoch_1,
+                                        '--resume', '--cfg-options',
+                                        *no_best])
     # the newest checkpoint cut off as by a kill while writing it
     latest = osp.join(corrupt, 'epoch_3.pth')
     with open(latest, 'rb') as f:
@@ -108,6 +128,8 @@ def runs(tmp_path_factory, tools_train):
         uninterrupted_runner=uninterrupted,
         resumed=trained_state(resumed), resumed_runner=resumed,
         resumed_full=trained_state(resumed_full),
+        validated=trained_state(validated),
+        resumed_epoch_1=trained_state(resumed_epoch_1),
         fallback=trained_state(fallback), fallback_runner=fallback)
 
 
@@ -131,6 +153,15 @@ def test_sigkilled_run_resumes_bit_identical(runs):
     # every tensor of the model, trained or frozen, bit for bit
     assert_states_equal(runs['uninterrupted'], runs['resumed'])
     assert_states_equal(runs['uninterrupted'], runs['resumed_full'])
+    # validation in between does not move the training randomness
+    assert_states_equal(runs['validated'], runs['resumed_epoch_1'])
+    # the message hub came back: the logged losses of all 8 iterations,
+    # the 6 before the kill included, bit for bit those of the full run
+    full_losses, resumed_losses = (
+        runs[k].message_hub.get_scalar('train/loss').data[0]
+        for k in ('uninterrupted_runner', 'resumed_runner'))
+    assert len(full_losses) == 8
+    np.testing.assert_array_equal(resumed_losses, full_losses)
     # the DyT parameters did train (not a trivially equal pair)
     trainable = [n for n, p in runs['resumed_runner'].model.named_parameters()
                  if p.requires_grad]

@@ -128,13 +128,26 @@ def test_resume_continues_the_schedule_exactly(cosine_run, tmp_path):
         assert resumed.taus[it] == full.taus[it]
 
 
-def test_linear_by_epoch_and_window():
+def test_schedule_shapes_window_and_clock():
+    """Hand values of each shape (5 -> 1 over epochs 2..6), clamped outside
+    the window, and the runner clock each hook reads (epochs or iters)."""
+    from types import SimpleNamespace
     hook = DyTTemperatureHook(5.0, 1.0, 'linear', by_epoch=True, begin=2,
                               end=6)
-    assert [hook.tau_at(e, 10) for e in (0, 2, 4, 6, 9)] == pytest.approx(
-        [5.0, 5.0, 3.0, 1.0, 1.0])
+    assert [hook.tau_at(e, 10) for e in (0, 2, 3, 4, 6, 9)] == pytest.approx(
+        [5.0, 5.0, 4.0, 3.0, 1.0, 1.0])
+    cosine = DyTTemperatureHook(5.0, 1.0, 'cosine', begin=2, end=6)
+    # 1 + 4 (1 + cos(pi p)) / 2 at p = 0, 1/4, 1/2, 1, clamped outside
+    assert [cosine.tau_at(e, 10) for e in (0, 2, 3, 4, 6, 9)] == \
+        pytest.approx([5.0, 5.0, 1 + 2 * (1 + 0.5**0.5), 3.0, 1.0, 1.0])
     const = DyTTemperatureHook(2.0, None, 'constant')
     assert const.tau_at(3, 10) == 2.0
+    runner = SimpleNamespace(epoch=3, max_epochs=10, iter=700,
+                             max_iters=1000)
+    by_epoch = DyTTemperatureHook(5.0, 1.0, 'linear', by_epoch=True)
+    by_iter = DyTTemperatureHook(5.0, 1.0, 'linear')
+    assert by_epoch.current_tau(runner) == pytest.approx(5.0 - 4 * 0.3)
+    assert by_iter.current_tau(runner) == pytest.approx(5.0 - 4 * 0.7)
 
 
 @pytest.mark.parametrize('kwargs, match', [

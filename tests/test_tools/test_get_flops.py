@@ -48,9 +48,9 @@ def test_static_traced_dynamic_and_params_on_a_dataset(gf, tmp_path):
     assert 'CustomDataset' in r['dynamic_source']
     assert r['num_samples'] == 4
     assert r['dyt_gflops_max'] <= r['dyt_complete_gflops'] + 1e-12
+    # (act_rate is the mean of layer_act_rates by construction: equal
+    # token counts; the FLOPs below pin it to an independent count)
     assert len(r['layer_act_rates']) == 2
-    assert r['act_rate'] == pytest.approx(sum(r['layer_act_rates']) / 2,
-                                          abs=1e-4)  # rates rounded to 1e-4
     # the mean FLOPs by hand from the measured rate (each skipped patch
     # token saves its MLP; head 32 x 3 included)
     assert r['dyt_gflops'] * 1e9 == pytest.approx(

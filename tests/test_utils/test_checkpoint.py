@@ -234,8 +234,9 @@ def _dyt_classifier(checkpoint=None):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    """A DyT classifier on its base with non-zero trained parts and one
-    frozen tensor changed after the base was loaded."""
+    """A DyT classifier on its base with non-zero trained parts, one
+    trained tensor still at its (zero) initial value, as a fresh base
+    gives it, and one frozen tensor changed after the base was loaded."""
     root = tmp_path_factory.mktemp('delta')
     base = _host_base(root / 'base.pth')
     model = _dyt_classifier(base)
@@ -244,6 +245,8 @@ def trained(tmp_path_factory):
         for p in model.parameters():
             if p.requires_grad:
                 p.normal_(0, 0.1)
+        # trained, but (e.g. never reached by a gradient) at its init value
+        model.backbone.dyt_layers[0].adapters['mlp'].up.bias.zero_()
         model.backbone.layers[1].ln2.bias.add_(1.0)  # not the base's value
     return dict(root=root, base=base, model=model,
                 planted='backbone.layers.1.ln2.bias')
@@ -259,14 +262,21 @@ def test_delta_holds_what_the_base_does_not_reproduce(trained):
     model, planted = trained['model'], trained['planted']
     checkpoint, record = _delta(model)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert 'backbone.dyt_layers.0.adapters.mlp.up.bias' in trainable
     assert trainable and all('dyt_layers' in n or n.startswith('head.')
                              for n in trainable)
     assert set(checkpoint['state_dict']) == trainable | {planted}
     assert set(record['keys']) == set(model.state_dict()) - trainable - {
         planted}
     assert record['files'] == [trained['base']]
-    assert record['numel'] == sum(model.state_dict()[k].numel()
-                                  for k in record['keys'])
+    # the base's size from the base file itself: every host tensor but the
+    # changed one, plus the dispatchers' two scalar budget buffers
+    host = torch.load(trained['base'], weights_only=True)['state_dict']
+    dispatchers = [m for n, m in model.named_modules()
+                   if n.endswith(('.dispatchers.mlp', ))]
+    assert len(dispatchers) == 2
+    assert record['numel'] == sum(v.numel() for v in host.values()) - \
+        model.state_dict()[planted].numel() + 2 * len(dispatchers)
     # a fresh model (never initialised) gets back every tensor exactly
     fresh = _dyt_classifier(trained['base'])
     complete_delta(fresh, checkpoint, 'delta.pth')

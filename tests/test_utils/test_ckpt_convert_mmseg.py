@@ -1,8 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """timm -> mmseg ViT conversion, checked numerically against timm (the real
 producer of the checkpoints) with random weights."""
-import runpy
-
 import pytest
 import timm
 import torch
@@ -10,6 +8,8 @@ from mmseg.models.backbones import VisionTransformer
 
 from mmdyt.models.backbones import DyTSegVisionTransformer
 from mmdyt.utils.ckpt_convert import timm_vit_to_mmseg
+
+from ..conftest import load_tool
 
 TIMM = dict(img_size=64, patch_size=16, embed_dim=64, depth=3, num_heads=2,
             num_classes=10)
@@ -32,8 +32,8 @@ def timm_ckpt(tmp_path_factory):
     root = tmp_path_factory.mktemp('timm2mmseg')
     src, dst = root / 'timm_vit.pth', root / 'mmseg_vit.pth'
     torch.save(vit.state_dict(), src)
-    tool = runpy.run_path('tools/model_converters/timm2mmseg.py')
-    tool['main']([str(src), str(dst)])
+    # by its path from the repository root: any working directory works
+    load_tool('model_converters/timm2mmseg').main([str(src), str(dst)])
     return vit, str(dst)
 
 

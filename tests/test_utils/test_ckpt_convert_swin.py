@@ -1,6 +1,5 @@
 """timm Swin -> mmpretrain checkpoint conversion, against timm's own Swin."""
 import re
-import runpy
 
 import pytest
 import torch
@@ -8,6 +7,8 @@ from mmpretrain.models import SwinTransformer
 from mmpretrain.registry import MODELS
 
 from mmdyt.utils.ckpt_convert import timm_swin_to_mmpretrain
+
+from ..conftest import load_tool
 
 # stage grids 32/16/8/4 with window 4: the last stage is one window, where
 # timm and mmpretrain both stop shifting (so their blocks agree).
@@ -57,8 +58,8 @@ def test_tool_converts_timm_swin_and_it_loads_into_dyt_swin(
     src = tmp_path / 'timm_swin.pth'
     torch.save(timm_swin.state_dict(), src)
     dst = tmp_path / 'swin_mmpretrain.pth'
-    converter = runpy.run_path('tools/model_converters/timm2mmpretrain.py')
-    converter['main']([str(src), str(dst)])  # auto-detects a Swin
+    # auto-detects a Swin; loaded from the repository root (any cwd)
+    load_tool('model_converters/timm2mmpretrain').main([str(src), str(dst)])
     model = MODELS.build(
         dict(type='mmdyt.DyTSwinTransformer', dyt=dict(bottleneck=4),
              init_cfg=dict(type='Pretrained', checkpoint=str(dst)), **MM))

@@ -93,6 +93,16 @@ def test_other_input_size_interpolates_pos_embed_as_host():
             torch.testing.assert_close(model(x), ref, atol=1e-5, rtol=1e-5)
 
 
+def test_token_grid_of_a_non_square_clip():
+    """4 frames of 48 x 40 px, tubelet 2, patch 8: a (T', H', W') =
+    (2, 6, 5) grid of tokens for every dispatcher."""
+    _, model = build_pair(dict(variant='attn_mlp', bottleneck=8))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 4, 48, 40))
+    assert model.dyt_token_grids() == [(2, 6, 5)] * 4  # 2 layers x 2 sites
+    assert model.stacked_dyt_masks().shape == (1, 4, 60)
+
+
 @pytest.mark.parametrize('variant', list(VARIANT_SITES))
 def test_all_active_fresh_adapters_equal_host_in_every_mode(variant):
     """All-true masks take the dispatched code paths (the key-masked

@@ -41,20 +41,25 @@ def randomise_dyt(model, seed=2):
             p.copy_(0.1 * torch.randn(p.shape, generator=g))
 
 
-@pytest.fixture(scope='module')
-def pair():
+def build_pair(cfg):
+    """The host Swin with random weights and the DyT Swin on them."""
     torch.manual_seed(0)
-    host = SwinTransformer(**CFG)
+    host = SwinTransformer(**cfg)
     randomise_host(host)
     host.eval()
     model = MODELS.build(
-        dict(type='mmdyt.DyTSwinTransformer', dyt=dict(bottleneck=4), **CFG))
+        dict(type='mmdyt.DyTSwinTransformer', dyt=dict(bottleneck=4), **cfg))
     missing, unexpected = model.load_state_dict(host.state_dict(),
                                                 strict=False)
     assert not unexpected
     assert missing and all(k.startswith('dyt_layers.') for k in missing)
     model.eval()
     return host, model
+
+
+@pytest.fixture(scope='module')
+def pair():
+    return build_pair(CFG)
 
 
 def all_active(model, x):
@@ -119,6 +124,92 @@ def ragged_masks(model, x, seed=3):
             keep[1] = False
         out.append({'mlp': keep})
     return out
+
+
+def paper_swin(host, model, x, masks):
+    """The host Swin with the paper's MLP dispatch written into every block
+    (Table 17 setting): ``out = Xa + M * (FFN(LN2 Xa)) + s up(relu(down
+    Xa))`` with ``Xa`` the FFN block's input (the host's ``identity``),
+    through forward hooks on the host's FFNs; the adapters are read as
+    tensors (:func:`ref_adapter`), ``masks`` (bool ``(B, N_l)`` per block)
+    are applied by hand."""
+    from ..test_dyt.reference import ref_adapter
+    blocks = [b for stage in host.stages for b in stage.blocks]
+    hooks = []
+    for block, layer, per in zip(blocks, model.dyt_layers, masks):
+
+        def hook(module, args, kwargs, out, layer=layer, per=per):
+            xa = kwargs['identity']
+            m = per['mlp'][..., None].to(xa.dtype)
+            return xa + m * (out - xa) + ref_adapter(layer.adapters['mlp'],
+                                                     xa)
+
+        hooks.append(block.ffn.register_forward_hook(hook, with_kwargs=True))
+    try:
+        return host(x)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+@pytest.mark.parametrize('size', SIZES)
+def test_dyt_swin_equals_paper_formula_with_random_adapters(pair, size):
+    """Random host norms and biases, non-zero adapters, ragged masks (and
+    all-active ones): the DyT Swin equals the paper's layer on the host
+    Swin at every stage, masked and gathered alike."""
+    host, model = pair
+    saved = {k: v.clone() for k, v in model.dyt_layers.state_dict().items()}
+    randomise_dyt(model, seed=5)
+    try:
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            ones = all_active(model, x)
+            ragged = ragged_masks(model, x, seed=6)
+            for masks in (ones, ragged):
+                ref = paper_swin(host, model, x, masks)
+                for mode in ('masked', 'gathered'):
+                    with model.dyt_mode(mode, masks=masks):
+                        out = model(x)
+                    for a, b in zip(out, ref):
+                        torch.testing.assert_close(a, b, atol=1e-5,
+                                                   rtol=1e-5, msg=mode)
+            plain = host(x)
+    finally:
+        model.dyt_layers.load_state_dict(saved)
+    assert (ref[-1] - plain[-1]).abs().max() > 1e-3  # the adapters act
+
+
+def test_abs_pos_embed_and_out_after_downsample_equal_host():
+    """Host options the main pair leaves at their defaults: an absolute
+    position embedding (resized for another input size) and the stage
+    outputs taken after patch merging; outputs and FLOPs against the host."""
+    host, model = build_pair(
+        dict(CFG, use_abs_pos_embed=True, out_after_downsample=True))
+    assert host.absolute_pos_embed.abs().sum() > 0
+    for size in SIZES:
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            ref = host(x)
+            masks = all_active(model, x)
+            outs = []
+            with model.dyt_mode('complete'):
+                outs.append(model(x))
+            with model.dyt_mode('gathered', masks=masks):
+                outs.append(model(x))
+        assert [tuple(r.shape[1:]) for r in ref] == [
+            (32, -(-size[0] // 4), -(-size[1] // 4)),
+            (64, -(-size[0] // 8), -(-size[1] // 8)),
+            (128, -(-size[0] // 16), -(-size[1] // 16)),
+            (128, -(-size[0] // 16), -(-size[1] // 16))]
+        for out in outs:
+            for a, b in zip(out, ref):
+                torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        model(x)
+    traced = FlopAnalyzer(host, (x, )).unsupported_ops_warnings(
+        False).uncalled_modules_warnings(False).total()
+    assert model.dense_flops() == traced
 
 
 @pytest.mark.parametrize('size', SIZES)
@@ -282,17 +373,20 @@ def test_image_classifier_losses_predict_and_metric_with_swin():
     the Swin backbone unchanged."""
     from mmpretrain.structures import DataSample
 
+    from mmengine.registry import DefaultScope
+
     from mmdyt.evaluation import DyTEfficiencyMetric
-    from mmdyt.models.dyt import linear_module_flops
     torch.manual_seed(0)
-    model = MODELS.build(
-        dict(type='mmdyt.DyTImageClassifier',
-             backbone=dict(type='mmdyt.DyTSwinTransformer',
-                           dyt=dict(bottleneck=4), **{**CFG,
-                                                      'out_indices': (3, )}),
-             neck=dict(type='GlobalAveragePooling'),
-             head=dict(type='LinearClsHead', num_classes=5,
-                       in_channels=128)))
+    # whatever scope an earlier test left: mmpretrain's preprocessor
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(
+            dict(type='mmdyt.DyTImageClassifier',
+                 backbone=dict(type='mmdyt.DyTSwinTransformer',
+                               dyt=dict(bottleneck=4),
+                               **{**CFG, 'out_indices': (3, )}),
+                 neck=dict(type='GlobalAveragePooling'),
+                 head=dict(type='LinearClsHead', num_classes=5,
+                           in_channels=128)))
     model.init_weights()
     model.train()
     x = torch.randn(3, 3, 64, 64)
@@ -308,7 +402,7 @@ def test_image_classifier_losses_predict_and_metric_with_swin():
     with torch.no_grad():
         preds = model.predict(x, [DataSample() for _ in range(3)])
         feats_flops = model.backbone.dynamic_flops()
-    head = linear_module_flops(model.head)
+    head = 128 * 5  # the linear head on the pooled last stage, by hand
     for i, p in enumerate(preds):
         assert p.dyt_flops == pytest.approx(float(feats_flops[i]) + head)
         assert p.dyt_rates.shape == (8, )

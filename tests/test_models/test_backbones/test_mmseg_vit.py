@@ -98,6 +98,7 @@ HOST_OPTIONS = [
     dict(with_cls_token=False),
     dict(output_cls_token=True, out_origin=True),
     dict(out_indices=-1, interpolate_mode='bilinear'),
+    dict(pre_norm=True, patch_norm=True),
 ]
 
 
@@ -214,6 +215,12 @@ def test_vit_b16_at_512_has_1025_tokens():
     spec = model.dyt_flops_spec(1025)
     assert spec.num_patches == 1024 and spec.feedforward_channels == 3072
     assert model.dyt_input_shape() == (3, 512, 512)
+
+
+def test_input_shape_follows_a_non_square_img_size():
+    model = DyTSegVisionTransformer(dyt=dict(bottleneck=8),
+                                    **{**CFG, 'img_size': (32, 48)})
+    assert model.dyt_input_shape() == (3, 32, 48)  # (C, H, W)
 
 
 @pytest.mark.parametrize('bad, match', [

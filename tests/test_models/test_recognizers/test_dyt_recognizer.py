@@ -238,8 +238,16 @@ def test_two_views_through_max_testing_views_sum_per_video(route):
     model = build(ROUTES[route]()).eval()
     randomise_dyt_(model)
     x = clips(1, views=2)
-    split = _predict(model, x, max_testing_views=1)[0]
-    one_call = _predict(model, x)[0]
+    calls = []
+    hook = model.backbone.register_forward_hook(
+        lambda *args: calls.append(1))
+    try:
+        split = _predict(model, x, max_testing_views=1)[0]
+        assert len(calls) == 2  # one backbone call per view
+        one_call = _predict(model, x)[0]
+        assert len(calls) == 3
+    finally:
+        hook.remove()
     views = [_predict(model, x[:, v:v + 1])[0] for v in range(2)]
     assert split.dyt_num_views == 2 and views[0].dyt_num_views == 1
     assert views[0].dyt_flops != views[1].dyt_flops  # the views differ
@@ -274,14 +282,27 @@ def test_batches_of_videos_split_across_calls_stay_per_video():
 
 
 def test_per_frame_flops_are_frames_plus_pooling_head():
+    """Complete mode, one view: T frames of the dense backbone (traced with
+    explicit attention) + the pooling head once (traced), and for DyT per
+    frame and layer one adapter (2 C d per token) and one dispatcher (C per
+    patch token) more."""
+    from mmengine.analysis import FlopAnalyzer
+
+    from mmdyt.apis.analysis import traced_flops
     model = build(per_frame_cfg()).eval()
     x = clips(1)
     with torch.no_grad(), model.backbone.dyt_mode('complete'):
         pred = _predict(model, x)[0]
-    spec = model.backbone.dyt_flops_spec((IMG // 4)**2 + 1)
-    head = model.cls_head.flops((T, (IMG // 4)**2 + 1, C))
-    assert pred.dyt_dense_flops == T * model_flops(spec.dense()) + head
-    assert pred.dyt_flops == T * model_flops(spec) + head
+    N, d, layers = (IMG // 4)**2 + 1, 8, 2
+    with torch.no_grad():
+        frame = traced_flops(model.backbone.build_dense_twin(),
+                             torch.zeros(1, 3, IMG, IMG))['explicit']
+        head = FlopAnalyzer(model.cls_head, (torch.zeros(1, T, N, C), )) \
+            .unsupported_ops_warnings(False).uncalled_modules_warnings(
+                False).total()
+    assert pred.dyt_dense_flops == T * frame + head
+    extra = layers * (2 * N * C * d + (N - 1) * C)
+    assert pred.dyt_flops == T * (frame + extra) + head
 
 
 def test_dense_per_frame_recipe_vit_b16_8x224_k400_is_142_53_gflops():
