@@ -9,7 +9,6 @@ metrics; each test config is the shipped file as ``_base_`` plus a tiny model
 (patch 32: 49 tokens per frame), no pre-trained weights and tiny loaders.
 """
 import os.path as osp
-import runpy
 
 import pytest
 
@@ -155,24 +154,6 @@ def test_train_then_test_prints_top1_gflops_and_rate(route, layout,
         views * per_view / 1e9, rel=1e-9)
 
 
-def _run_mmaction_tool(name, argv):
-    """mmaction2's own shipped ``tools/<name>.py`` as ``__main__``, in this
-    process (runpy), with ``argv``."""
-    import sys
-
-    from mmengine.utils import get_installed_path
-    path = osp.join(get_installed_path('mmaction2'), '.mim', 'tools',
-                    f'{name}.py')
-    from ..test_utils.test_checkpoint import default_allowlist
-    saved = sys.argv
-    sys.argv = [path, *argv]
-    try:
-        with default_allowlist():
-            runpy.run_path(path, run_name='__main__')
-    finally:
-        sys.argv = saved
-
-
 def test_stock_mmaction_config_with_dyt_through_mmaction_tools(
         kinetics_root, tmp_path):
     """mmaction2's VideoMAE config (by its package file), DyT swapped in by
@@ -182,6 +163,7 @@ def test_stock_mmaction_config_with_dyt_through_mmaction_tools(
     import glob
 
     from ..test_utils.test_checkpoint import default_allowlist
+    from .test_host_tools import run_host_tool
     from .test_train_test import CONFIGS, action_cfg
     action_cfg(tmp_path)  # the stock base, mmaction:: resolved, in tmp_path
     child = 'mmaction_dyt-vit-tiny_videomae_k400-rawframes.py'
@@ -190,8 +172,8 @@ def test_stock_mmaction_config_with_dyt_through_mmaction_tools(
     work_dir = str(tmp_path / 'work')
     opts = [f'{s}_dataloader.dataset.data_root={kinetics_root}'
             for s in ('train', 'val', 'test')]
-    _run_mmaction_tool('train', [cfg, '--work-dir', work_dir,
-                                 '--cfg-options', *opts])
+    run_host_tool('mmaction2', 'train.py',
+                  [cfg, '--work-dir', work_dir, '--cfg-options', *opts])
     ckpt = osp.join(work_dir, 'epoch_1.pth')
     assert osp.exists(ckpt)
     import torch
@@ -199,8 +181,10 @@ def test_stock_mmaction_config_with_dyt_through_mmaction_tools(
         assert torch.serialization.get_unsafe_globals_in_checkpoint(ckpt) \
             == []
     dump = str(tmp_path / 'preds.pkl')
-    _run_mmaction_tool('test', [cfg, ckpt, '--work-dir', work_dir, '--dump',
-                                dump, '--cfg-options', *opts])
+    run_host_tool('mmaction2', 'test.py', [
+        cfg, ckpt, '--work-dir', work_dir, '--dump', dump, '--cfg-options',
+        *opts
+    ])
     import mmengine
     preds = mmengine.load(dump)
     assert len(preds) == 4
