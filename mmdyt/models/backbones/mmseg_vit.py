@@ -86,7 +86,8 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
             ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
             ``bottleneck`` (64), ``adapter_scale`` (1.0),
             ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
-            adapter), ``tau`` (5.0), ``threshold`` (0.5).
+            adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
+            (None; a per-sample cap of the active fraction at inference).
         **kwargs: Arguments of mmseg's ``VisionTransformer``.
             ``with_cp=True`` and ``num_fcs != 2`` are rejected (DyT runs the
             layers itself; its FLOPs model has a 2-layer MLP).
