@@ -1,6 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmpretrain's ``VisionTransformer``."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from mmcv.cnn.bricks.transformer import FFN
@@ -9,7 +9,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, HostLayerOps, ViTFlopsSpec
 
 
 class MMPretrainLayerOps(HostLayerOps):
@@ -66,12 +66,10 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
     adapters (``dyt_layers.i``).
 
     Args:
-        dyt (dict, optional): DyT settings, keys (defaults in brackets):
-            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
-            ``bottleneck`` (64), ``adapter_scale`` (1.0),
-            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
-            adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
-            (None; a per-sample cap of the active fraction at inference).
+        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
+            adapter, dispatcher, inference cap), documented with their
+            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
+            None (every default).
         **kwargs: Arguments of mmpretrain's ``VisionTransformer``.
 
     Example:
@@ -82,7 +80,7 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
         super().__init__(**kwargs)
         self.init_dyt(dyt, self.embed_dims, self.num_layers,
                       self.num_extra_tokens, host_kwargs=kwargs)

@@ -1,6 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmsegmentation's ``VisionTransformer``."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
@@ -8,7 +8,7 @@ from mmseg.models.backbones import VisionTransformer as MMSegViT
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, HostLayerOps, ViTFlopsSpec
 from ..dyt.flops import LN_FLOPS_PER_ELEMENT
 
 
@@ -82,12 +82,10 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
     without it every token is dispatched.
 
     Args:
-        dyt (dict, optional): DyT settings, keys (defaults in brackets):
-            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
-            ``bottleneck`` (64), ``adapter_scale`` (1.0),
-            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
-            adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
-            (None; a per-sample cap of the active fraction at inference).
+        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
+            adapter, dispatcher, inference cap), documented with their
+            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
+            None (every default).
         **kwargs: Arguments of mmseg's ``VisionTransformer``.
             ``with_cp=True`` and ``num_fcs != 2`` are rejected (DyT runs the
             layers itself; its FLOPs model has a 2-layer MLP).
@@ -100,7 +98,7 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
 
     host_class = MMSegViT
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
         if kwargs.get('with_cp', False):
             raise ValueError('backbone.with_cp must be False under DyT '
                              '(allowed: False)')

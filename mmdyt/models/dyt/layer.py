@@ -14,15 +14,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from .adapter import build_adapter
+from .config import VARIANT_SITES, DyTConfig, check_variant
 from .dispatcher import TokenDispatcher
 
-#: dispatch variant -> dispatched sites, in execution order.
-VARIANT_SITES: Dict[str, Tuple[str, ...]] = {
-    'mlp': ('mlp', ),
-    'attn': ('attn', ),
-    'attn_mlp': ('attn', 'mlp'),
-    'layer': ('layer', ),
-}
 #: ``masked``: every token computed, branch output multiplied by the mask
 #: (training). ``gathered``: only active tokens computed (inference).
 #: ``complete``: every token active, no dispatcher (self-distillation teacher).
@@ -53,13 +47,6 @@ class HostLayerOps:
 
     def mlp(self, x: Tensor) -> Tensor:
         raise NotImplementedError
-
-
-def check_variant(variant: str) -> str:
-    if variant not in VARIANT_SITES:
-        raise ValueError(f'dyt.variant must be one of {list(VARIANT_SITES)}, '
-                         f'got {variant!r}')
-    return variant
 
 
 def check_mode(mode: str) -> str:
@@ -139,31 +126,23 @@ class DyTLayer(nn.Module):
 
     Args:
         embed_dims (int): Channels ``C``.
-        variant (str): One of ``'mlp'``, ``'attn'``, ``'attn_mlp'``,
-            ``'layer'``. Defaults to ``'mlp'``.
-        bottleneck (int): Adapter width ``d``. Defaults to 64.
-        adapter_scale (float): Adapter output scale ``s``. Defaults to 1.0.
-        adapter_dropout (float): Adapter dropout. Defaults to 0.1.
-        num_experts (int): 1 for a plain adapter, > 1 for a MoE adapter.
-        tau (float): Gumbel-sigmoid temperature. Defaults to 5.0.
-        threshold (float): Activation threshold. Defaults to 0.5.
+        variant, bottleneck, adapter_scale, adapter_dropout, num_experts,
+            tau, threshold, max_rate: The ``dyt=`` options, documented
+            (with their defaults) in :class:`~mmdyt.models.dyt.DyTConfig`.
         num_prefix_tokens (int): Always-active leading tokens (CLS).
-        max_rate (float, optional): Per-sample cap of the active fraction at
-            inference (``dyt.max_rate``, see :class:`TokenDispatcher`).
-            Defaults to None (the checkpoint's cap; none by default).
     """
 
     def __init__(self,
                  embed_dims: int,
-                 variant: str = 'mlp',
-                 bottleneck: int = 64,
-                 adapter_scale: float = 1.0,
-                 adapter_dropout: float = 0.1,
-                 num_experts: int = 1,
-                 tau: float = 5.0,
-                 threshold: float = 0.5,
+                 variant: str = DyTConfig.variant,
+                 bottleneck: int = DyTConfig.bottleneck,
+                 adapter_scale: float = DyTConfig.adapter_scale,
+                 adapter_dropout: float = DyTConfig.adapter_dropout,
+                 num_experts: int = DyTConfig.num_experts,
+                 tau: float = DyTConfig.tau,
+                 threshold: float = DyTConfig.threshold,
                  num_prefix_tokens: int = 1,
-                 max_rate: Optional[float] = None):
+                 max_rate: Optional[float] = DyTConfig.max_rate):
         super().__init__()
         self.variant = check_variant(variant)
         self.sites = VARIANT_SITES[variant]
