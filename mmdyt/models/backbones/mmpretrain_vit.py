@@ -3,37 +3,28 @@
 from typing import Optional, Union
 
 import torch
-from mmcv.cnn.bricks.transformer import FFN
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, DyTConfig, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, ViTFlopsSpec
+from .mmcv_ops import MMCVLayerOps
 
 
-class MMPretrainLayerOps(HostLayerOps):
+class MMPretrainLayerOps(MMCVLayerOps):
     """The parts of an mmpretrain ``TransformerEncoderLayer``.
 
-    ``ln1 / attn / ln2 / ffn``; the FFN adds its residual inside the module,
-    so :meth:`mlp` runs ``ffn.layers`` -> ``gamma2`` -> ``dropout_layer``
-    without it.
+    ``ln1 / attn / ln2 / ffn``; the norms and the FFN branch (without the
+    residual the FFN adds inside the module) are :class:`MMCVLayerOps`'.
     """
+    ffn_requirement = ("mmpretrain layers with layer_cfgs.ffn_type='origin' "
+                       '(mmcv FFN)')
 
     def __init__(self, layer):
-        if not isinstance(layer.ffn, FFN) or not layer.ffn.add_identity:
-            raise TypeError(
-                'DyT supports mmpretrain layers with layer_cfgs.ffn_type='
-                f"'origin' (mmcv FFN), got {type(layer.ffn).__name__}")
+        super().__init__(layer)
         if getattr(layer.attn, 'v_shortcut', False):
             raise TypeError('DyT does not support attention with v_shortcut')
-        self.layer = layer
-
-    def norm1(self, x: Tensor) -> Tensor:
-        return self.layer.ln1(x)
-
-    def norm2(self, x: Tensor) -> Tensor:
-        return self.layer.ln2(x)
 
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         attn = self.layer.attn
@@ -48,10 +39,6 @@ class MMPretrainLayerOps(HostLayerOps):
             dropout_p=dropout_p)
         out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
         return attn.out_drop(attn.gamma1(attn.proj_drop(out)))
-
-    def mlp(self, x: Tensor) -> Tensor:
-        ffn = self.layer.ffn
-        return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
 
 
 @MODELS.register_module()

@@ -3,40 +3,33 @@
 from typing import Optional, Union
 
 import torch
-from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
+from mmcv.cnn.bricks.transformer import MultiheadAttention
 from mmseg.models.backbones import VisionTransformer as MMSegViT
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, DyTConfig, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, ViTFlopsSpec
 from ..dyt.flops import LN_FLOPS_PER_ELEMENT
+from .mmcv_ops import MMCVLayerOps
 
 
-class MMSegLayerOps(HostLayerOps):
+class MMSegLayerOps(MMCVLayerOps):
     """The parts of an mmseg ``TransformerEncoderLayer``.
 
     ``ln1 / attn / ln2 / ffn``. Both mmcv's ``MultiheadAttention`` and its
     ``FFN`` add their residual inside the module (``identity + ...``), so
-    :meth:`attn` and :meth:`mlp` run the modules' inner parts without it and
-    DyT's mask multiplies the branch only, never the identity.
+    :meth:`attn` and :meth:`mlp` (:class:`MMCVLayerOps`') run the modules'
+    inner parts without it and DyT's mask multiplies the branch only, never
+    the identity.
     """
+    ffn_requirement = 'mmseg layers with an mmcv FFN that adds its identity'
 
     def __init__(self, layer):
         if not isinstance(layer.attn, MultiheadAttention):
             raise TypeError('DyT supports mmseg layers with mmcv '
                             'MultiheadAttention, got '
                             f'{type(layer.attn).__name__}')
-        if not isinstance(layer.ffn, FFN) or not layer.ffn.add_identity:
-            raise TypeError('DyT supports mmseg layers with an mmcv FFN that '
-                            'adds its identity, got '
-                            f'{type(layer.ffn).__name__}')
-        self.layer = layer
-
-    def norm1(self, x: Tensor) -> Tensor:
-        return self.layer.ln1(x)
-
-    def norm2(self, x: Tensor) -> Tensor:
-        return self.layer.ln2(x)
+        super().__init__(layer)
 
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         """mmcv ``MultiheadAttention.forward`` without ``identity +``.
@@ -56,11 +49,6 @@ class MMSegLayerOps(HostLayerOps):
         if m.batch_first:
             out = out.transpose(0, 1)
         return m.dropout_layer(m.proj_drop(out))
-
-    def mlp(self, x: Tensor) -> Tensor:
-        """mmcv ``FFN.forward`` without ``identity +``."""
-        ffn = self.layer.ffn
-        return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
 
 
 @MODELS.register_module()

@@ -7,6 +7,7 @@ attention branch, pre-MLP norm, MLP branch, each *without* its residual) and
 :class:`DyTLayer` adds the dispatchers and adapters and runs one of the four
 dispatch variants in one of three modes.
 """
+from abc import ABC, abstractmethod
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -23,16 +24,21 @@ from .dispatcher import TokenDispatcher
 MODES = ('masked', 'gathered', 'complete')
 
 
-class HostLayerOps:
+class HostLayerOps(ABC):
     """Adapts one host transformer layer to :class:`DyTLayer`.
 
-    Subclasses wrap the host's modules; they own no parameters. Every method
-    returns a branch output *without* the residual.
+    Subclasses wrap the host's modules; they own no parameters. A
+    pre-norm layer is ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``;
+    :meth:`attn` and :meth:`mlp` return their branch *without* the residual,
+    so that DyT's mask multiplies the branch only. A subclass implements all
+    four methods (it cannot be built otherwise).
     """
 
+    @abstractmethod
     def norm1(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The pre-attention norm of ``x`` ``(B, N, C)``."""
 
+    @abstractmethod
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         """Self-attention of already normalised ``x`` of shape ``(B, N, C)``.
 
@@ -40,13 +46,14 @@ class HostLayerOps:
             key_mask (Tensor, optional): Bool ``(B, N)``; ``False`` keys are
                 ignored by every query. ``None`` attends to all tokens.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def norm2(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The pre-MLP norm of ``x`` ``(B, N, C)``."""
 
+    @abstractmethod
     def mlp(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The MLP branch of already normalised ``x`` ``(B, N, C)``."""
 
 
 def check_mode(mode: str) -> str:

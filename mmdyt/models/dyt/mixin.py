@@ -1,5 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """What every DyT backbone shares, whatever its host codebase."""
+from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -16,7 +17,7 @@ from .naming import dyt_state, host_state, is_dyt_param_name
 from .stats import DyTStats
 
 
-class DyTBackboneMixin:
+class DyTBackboneMixin(metaclass=ABCMeta):
     """Adds DyT to a host ViT backbone (an ``nn.Module``).
 
     The host keeps its modules and state-dict keys (``layers.i...``), so a
@@ -35,11 +36,13 @@ class DyTBackboneMixin:
 
     A host integration sets :attr:`host_class` (the host backbone class it
     subclasses) and passes its host arguments to :meth:`init_dyt`, which
-    makes :meth:`build_dense_twin` work; it implements
+    makes :meth:`build_dense_twin` work; it must implement the abstract
     :meth:`dyt_flops_spec` (a :class:`ViTFlopsSpec`, a
     :class:`~mmdyt.models.dyt.flops.SwinFlopsSpec` or any model spec of
-    :mod:`~mmdyt.models.dyt.flops`), :meth:`dyt_input_shape` and
-    :meth:`dyt_token_grids`.
+    :mod:`~mmdyt.models.dyt.flops`) and :meth:`dyt_input_shape`, and either
+    calls :meth:`set_dyt_token_grid` in its forward or overrides
+    :meth:`dyt_token_grids`. Its forward runs the layers through
+    :meth:`run_dyt_layers` with one :class:`HostLayerOps` per layer.
     """
     #: the host backbone class (e.g. mmpretrain's ``VisionTransformer``).
     host_class: Optional[type] = None
@@ -157,10 +160,10 @@ class DyTBackboneMixin:
         same for every dispatcher (see :meth:`dyt_token_grids`)."""
         self._dyt_token_grid = tuple(int(g) for g in grid)
 
+    @abstractmethod
     def dyt_input_shape(self) -> tuple:
         """Shape of one input sample at the configured size, e.g.
         ``(3, 224, 224)`` (images) or ``(3, 16, 224, 224)`` (clips)."""
-        raise NotImplementedError
 
     def init_weights(self):
         """Host init (e.g. ``Pretrained``), then DyT's own initialisation.
@@ -286,13 +289,13 @@ class DyTBackboneMixin:
         """Per-sample, per-dispatcher rates ``(B, layers x sites)``."""
         return masks_rates([m.detach() for m in self.dyt_site_masks()])
 
+    @abstractmethod
     def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
         """FLOPs spec of this backbone (a model spec of
         :mod:`mmdyt.models.dyt.flops`, e.g. :class:`ViTFlopsSpec` or
         :class:`SwinFlopsSpec`); host integrations fill the shapes (a
         plain ViT through :meth:`vit_flops_spec`)."""
-        raise NotImplementedError
 
     def vit_flops_spec(self, num_tokens: int, num_classes: int,
                        patch_conv: nn.Module, **shapes) -> ViTFlopsSpec:
