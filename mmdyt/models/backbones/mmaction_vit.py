@@ -82,10 +82,8 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
     tokens.
 
     Args:
-        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
-            adapter, dispatcher, inference cap), documented with their
-            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
-            None (every default).
+        dyt (dict | DyTConfig, optional): The DyT options and their
+            defaults: :class:`~mmdyt.models.dyt.DyTConfig`.
         **kwargs: Arguments of mmaction2's ``VisionTransformer``.
 
     Example:

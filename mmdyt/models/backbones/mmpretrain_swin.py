@@ -65,9 +65,9 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
     merging and the stage norms see every token.
 
     Args:
-        dyt (dict | DyTConfig, optional): The DyT options, documented with
-            their defaults in :class:`~mmdyt.models.dyt.DyTConfig`;
-            ``variant`` must be ``'mlp'``.
+        dyt (dict | DyTConfig, optional): The DyT options and their
+            defaults: :class:`~mmdyt.models.dyt.DyTConfig`; ``variant``
+            must be ``'mlp'``.
         **kwargs: Arguments of mmpretrain's ``SwinTransformer``.
 
     Example:
