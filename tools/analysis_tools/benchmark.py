@@ -37,6 +37,17 @@ checkpoint, fresh dispatchers activate about half of the tokens by chance
 with the same host weights and, when the dispatch variant matches, the same
 dispatchers as the main one (so the same tokens are active).
 
+``--tome R [R ...]`` times the same DyT model with token merging
+(``backbone.tome=dict(r=R)``, see :mod:`mmdyt.models.dyt.merge`) in the same
+loop: same host weights, same (calibrated) dispatchers, merging applied at
+test time as in the paper's Table 5.
+
+Where the host's own attention is slower than the fused kernel DyT runs
+(mmseg's layers call ``nn.MultiheadAttention`` with ``need_weights=True``),
+the backbone offers ``fuse_host_attention`` and a second dense reference,
+``dense_fused`` (the host with the same fused attention, like for like), is
+timed in the same loop; the report gives the speedup against both.
+
 Inputs are synthetic (smooth random structure plus noise, different per
 sample, see :func:`mmdyt.utils.synthetic.synthetic_inputs`). Timings on shared or small machines are noisy; only the ratios
 of interleaved runs in one process mean much. The allocator (glibc malloc or
@@ -44,6 +55,7 @@ a preloaded jemalloc/tcmalloc) and the thread count are reported. ``--amp``
 runs under ``torch.autocast`` (float16 on CUDA, bfloat16 on CPU).
 """
 import argparse
+import copy
 import os.path as osp
 import statistics
 
@@ -91,6 +103,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--also', nargs='+', default=[],
         help='further DyT configs to time in the same loop (e.g. MoE)')
+    parser.add_argument(
+        '--tome', type=int, nargs='+', default=[],
+        help='also time the model with token merging, r tokens per layer '
+        '(backbone.tome.r), same dispatchers')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the results to this JSON')
     parser.add_argument(
@@ -134,6 +150,14 @@ def main(argv=None):
         model.backbone.load_state_dict(host_state(main_target.backbone),
                                        strict=False)
         targets[name] = target(name, model)
+    for r in args.tome:
+        name = f'dyt+tome_r{r}'
+        options = list(args.cfg_options or []) + [f'model.backbone.tome.r={r}']
+        model = init_dyt_model(load_config(args.config, options),
+                               args.checkpoint)
+        model.backbone.load_state_dict(host_state(main_target.backbone),
+                                       strict=False)
+        targets[name] = target(name, model)
 
     calib = {}
     for name, t in targets.items():
@@ -144,6 +168,12 @@ def main(argv=None):
             calib[name] = sum(reached) / len(reached)
 
     runners = {'dense': main_target.run_dense}
+    fuse = getattr(main_target.backbone, 'fuse_host_attention', None)
+    if fuse is not None:  # the like-for-like dense reference
+        twin = main_target.backbone.build_dense_twin() \
+            if args.level == 'backbone' else main_target.model.build_dense_twin()
+        runners['dense_fused'] = target('dyt', main_target.model,
+                                        fuse(twin)).run_dense
     runners.update({name: t.run for name, t in targets.items()})
     times = time_interleaved(runners, args.repeats, args.warmup, device)
 
@@ -170,6 +200,10 @@ def main(argv=None):
         times_dense=times['dense'],
         models={},
     )
+    if 'dense_fused' in times:
+        result['img_s_dense_fused'] = B / statistics.median(
+            times['dense_fused'])
+        result['times_dense_fused'] = times['dense_fused']
     for name, t in targets.items():
         med = statistics.median(times[name])
         measured = t.measure().summary()
@@ -185,12 +219,20 @@ def main(argv=None):
             times=times[name],
             num_experts=t.backbone.dyt_cfg['num_experts'],
             variant=t.backbone.dyt_cfg['variant'],
+            tome_r=(t.backbone.tome_cfg or {}).get('r'),
             **measured)
+        if 'dense_fused' in times:  # against the like-for-like dense
+            fused = median_speedup(times['dense_fused'], times[name])
+            result['models'][name].update(
+                speedup_vs_fused=fused, fraction_of_bound_vs_fused=fused /
+                bound)
     main_res = result['models']['dyt']
     result['img_s_dyt'] = main_res['img_s']
     for key in ('speedup', 'act_rate', 'flops_bound', 'fraction_of_bound',
-                'gflops', 'gflops_dense'):
-        result[key] = main_res[key]
+                'gflops', 'gflops_dense', 'speedup_vs_fused',
+                'fraction_of_bound_vs_fused'):
+        if key in main_res:
+            result[key] = main_res[key]
     print_report(result)
     if args.out:
         import json
@@ -211,20 +253,31 @@ def print_report(r):
         print(f'  dispatchers calibrated to rate {r["rate_target"]}')
     labels = {name: f'{name} ({m["variant"]}, N={m["num_experts"]})'
               for name, m in r['models'].items()}
+    fused = 'img_s_dense_fused' in r
     w = max([len('dense host')] + [len(v) for v in labels.values()]) + 2
     print(f'  {"model":<{w}}{"img/s":>9}{"speedup":>9}{"act rate":>10}'
           f'{"(min-max)":>13}{"GFLOPs":>8}{"bound":>7}{"of bound":>9}')
     print(f'  {"dense host":<{w}}{r["img_s_dense"]:>9.2f}{1.0:>9.3f}'
           f'{1.0:>10.3f}{"":>13}{r["gflops_dense"]:>8.2f}')
+    if fused:
+        print(f'  {"dense, fused attn":<{w}}{r["img_s_dense_fused"]:>9.2f}'
+              f'{"":>9}{1.0:>10.3f}{"":>13}{r["gflops_dense"]:>8.2f}')
     for name, m in r['models'].items():
         print(f'  {labels[name]:<{w}}{m["img_s"]:>9.2f}{m["speedup"]:>9.3f}'
               f'{m["act_rate"]:>10.3f}'
               f'{m["act_rate_min"]:>7.2f}-{m["act_rate_max"]:<5.2f}'
               f'{m["gflops"]:>8.2f}{m["flops_bound"]:>7.3f}'
               f'{m["fraction_of_bound"]:>9.3f}')
+    if fused:
+        print('  against the dense host with the same fused attention (like '
+              'for like):')
+        for name, m in r['models'].items():
+            print(f'  {labels[name]:<{w}}{"":>9}'
+                  f'{m["speedup_vs_fused"]:>9.3f}{"":>38}'
+                  f'{m["fraction_of_bound_vs_fused"]:>9.3f}')
     print('  speedup = median of per-repetition dense/DyT time ratios; '
           'bound = dense FLOPs / DyT FLOPs (actual masks, adapters and '
-          'dispatchers included)')
+          'dispatchers included; token merging: merged tokens counted)')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmpretrain's ``VisionTransformer``."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from mmcv.cnn.bricks.transformer import FFN
@@ -49,6 +49,21 @@ class MMPretrainLayerOps(HostLayerOps):
         out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
         return attn.out_drop(attn.gamma1(attn.proj_drop(out)))
 
+    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
+                         ) -> Tuple[Tensor, Tensor]:
+        """The host attention with an additive logit bias (token merging's
+        proportional attention), and its keys averaged over the heads."""
+        attn = self.layer.attn
+        B, N, _ = x.shape
+        q, k, v = attn.qkv(x).reshape(B, N, 3, attn.num_heads,
+                                      attn.head_dims).permute(2, 0, 3, 1, 4)
+        dropout_p = attn.attn_drop if attn.training else 0.
+        out = attn.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if attn_bias is None else
+            attn_bias.to(q.dtype), dropout_p=dropout_p)
+        out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
+        return attn.out_drop(attn.gamma1(attn.proj_drop(out))), k.mean(dim=1)
+
     def mlp(self, x: Tensor) -> Tensor:
         ffn = self.layer.ffn
         return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
@@ -72,6 +87,13 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
             ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
             adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
             (None; a per-sample cap of the active fraction at inference).
+        tome (dict, optional): Token merging at test time (ToMe, see
+            :mod:`mmdyt.models.dyt.merge`): ``dict(r=R, prop_attn=True)``
+            merges ``R`` tokens per layer (or a list, one ``R`` per layer)
+            after the attention, before the MLP dispatcher; needs
+            ``dyt.variant='mlp'``. Outputs are unmerged to the full token
+            grid (each merged token copied to its sources). None (default)
+            or ``r=0``: no merging, bit for bit.
         **kwargs: Arguments of mmpretrain's ``VisionTransformer``.
 
     Example:
@@ -82,10 +104,12 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+    def __init__(self, dyt: Optional[dict] = None,
+                 tome: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
         self.init_dyt(dyt, self.embed_dims, self.num_layers,
                       self.num_extra_tokens, host_kwargs=kwargs)
+        self.init_tome(tome, self.layers[0].attn.head_dims)
         # Plain Python list: the ops only reference host modules, so no
         # parameter is registered twice.
         self._host_ops = [MMPretrainLayerOps(layer) for layer in self.layers]

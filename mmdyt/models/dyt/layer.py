@@ -51,6 +51,25 @@ class HostLayerOps:
     def norm2(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
+                         ) -> Tuple[Tensor, Tensor]:
+        """Self-attention of normalised ``x`` for token merging
+        (``backbone.tome``, :mod:`mmdyt.models.dyt.merge`).
+
+        Args:
+            x (Tensor): ``(B, N, C)``.
+            attn_bias (Tensor, optional): Float ``(B, 1, 1, N)`` added to
+                the attention logits (the proportional-attention ``log s``).
+
+        Returns:
+            tuple: The branch output ``(B, N, C)`` and the keys averaged
+            over the heads ``(B, N, C / heads)`` (the merging metric).
+        """
+        raise NotImplementedError(
+            f'{type(self).__name__} has no attn_with_metric: backbone.tome '
+            'is supported on mmdyt.DyTVisionTransformer (image and per-frame '
+            'video) and mmdyt.DyTSegVisionTransformer')
+
     def mlp(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -246,7 +265,8 @@ class DyTLayer(nn.Module):
         x: Tensor,
         ops: HostLayerOps,
         mode: str = 'masked',
-        masks: Optional[Dict[str, Tensor]] = None
+        masks: Optional[Dict[str, Tensor]] = None,
+        merger=None
     ) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Run the layer.
 
@@ -256,6 +276,9 @@ class DyTLayer(nn.Module):
             mode (str): ``'masked'``, ``'gathered'`` or ``'complete'``.
             masks (dict, optional): Site -> mask ``(B, N)`` that replaces the
                 dispatcher's decision (tests, fixed-rate benchmarks).
+            merger (TokenMerger, optional): Token merging (ToMe) after the
+                attention residual, before the dispatcher (``'mlp'``
+                variant only, see :mod:`mmdyt.models.dyt.merge`).
 
         Returns:
             tuple: The layer output and a dict site -> mask used (all-true
@@ -266,7 +289,12 @@ class DyTLayer(nn.Module):
         """
         used = {}
         check_mode(mode)
-        if 'attn' not in self.sites and 'layer' not in self.sites:
+        if merger is not None:
+            if self.sites != ('mlp', ):
+                raise ValueError("backbone.tome needs dyt.variant='mlp', "
+                                 f'got {self.variant!r}')
+            x = merger.attn_and_merge(x, ops)
+        elif 'attn' not in self.sites and 'layer' not in self.sites:
             x = x + ops.attn(ops.norm1(x))
         for site in self.sites:
             x, used[site] = self._site(site, x, ops, mode, masks)
