@@ -31,11 +31,13 @@ setup(
     if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
     packages=find_packages(
-        exclude=('configs', 'configs.*', 'tools', 'tools.*', 'tests', 'tests.*')),
+        exclude=('configs', 'configs.*', 'demo', 'demo.*', 'tools', 'tools.*',
+                 'tests', 'tests.*')),
     python_requires='>=3.11',
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require={
         'mim': parse_requirements('requirements/mminstall.txt'),
+        'optional': parse_requirements('requirements/optional.txt'),
         'tests': parse_requirements('requirements/tests.txt'),
         'build': parse_requirements('requirements/build.txt'),
     },

@@ -6,11 +6,9 @@ A config of any host (``default_scope='mmpretrain'``, ``'mmseg'`` or
 mmengine finds the ``mmdyt`` child of its root registry and imports the
 ``locations`` below on first use.
 """
-from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 MODELS = Registry(
@@ -21,9 +19,3 @@ HOOKS = Registry(
 METRICS = Registry(
     'metric', parent=MMENGINE_METRICS, scope='mmdyt',
     locations=['mmdyt.evaluation'])
-DATASETS = Registry(
-    'dataset', parent=MMENGINE_DATASETS, scope='mmdyt',
-    locations=['mmdyt.datasets'])
-TRANSFORMS = Registry(
-    'transform', parent=MMENGINE_TRANSFORMS, scope='mmdyt',
-    locations=['mmdyt.datasets'])

@@ -75,9 +75,9 @@ else
   fi
 fi
 
-log "OpenMMLab hosts, runtime and test requirements"
+log "OpenMMLab hosts, runtime, optional (demo, video decoding) and test requirements"
 "${PIP[@]}" -q -r "$REPO/requirements/mminstall.txt" -r "$REPO/requirements/runtime.txt" \
-  -r "$REPO/requirements/tests.txt"
+  -r "$REPO/requirements/optional.txt" -r "$REPO/requirements/tests.txt"
 log "mmdyt (editable)"
 "${PIP[@]}" -q --no-deps --no-build-isolation -e "$REPO"
 "$PY" -c 'import mmdyt, mmcv.ops' >/dev/null

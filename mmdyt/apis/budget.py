@@ -219,10 +219,10 @@ def measure_speedup(backbone: nn.Module, dense: nn.Module,
     """The benchmark's speedup of ``backbone`` (gathered) over its dense
     twin on real calibration calls: interleaved timing (each repetition runs
     every call of ``calls``) and the median of the per-repetition ratios
-    (:mod:`mmdyt.apis.analysis`), and the FLOPs bound of the masks of those
+    (:mod:`mmdyt.analysis`), and the FLOPs bound of the masks of those
     calls."""
     from mmdyt.models.dyt import DyTStats
-    from .analysis import median_speedup, time_interleaved
+    from mmdyt.analysis import median_speedup, time_interleaved
     device = next(backbone.parameters()).device
 
     def run_dyt():
@@ -315,7 +315,7 @@ def rate_sweep(cfg: Config,
     """
     from mmengine.model import is_model_wrapper
 
-    from mmdyt.apis import build_runner
+    from mmdyt.engine import build_runner
     from mmdyt.utils import (load_dyt_checkpoint,
                              runner_checkpoint_safe_globals_scope)
     from mmdyt.utils.progress import ProgressBar

@@ -17,7 +17,7 @@ reports medians::
 backbone's input shape; ``--level model`` times the algorithm's ``predict``
 (heads, necks, every view of a video, every crop of a sliding-window
 segmentation) on its synthetic test samples. The logic lives in
-:mod:`mmdyt.apis.analysis`.
+:mod:`mmdyt.analysis`.
 
 Printed and returned (``main(argv)`` returns a dict): img/s of the dense and
 the DyT model, the speedup (median of the per-repetition dense/DyT time
@@ -51,7 +51,7 @@ import torch
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
 from mmdyt.apis import init_dyt_model, load_config
-from mmdyt.apis.analysis import (LEVELS, allocator_name, build_target,
+from mmdyt.analysis import (LEVELS, allocator_name, build_target,
                                  copy_dispatchers, host_state,
                                  median_speedup, time_interleaved)
 
