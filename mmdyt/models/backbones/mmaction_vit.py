@@ -6,7 +6,7 @@ every token is dispatched. The host's blocks (``blocks.i``: ``norm1 / attn /
 norm2 / mlp``, ``q_bias`` / ``v_bias``, optional layer scales ``gamma_1`` /
 ``gamma_2``) keep their modules and state-dict keys.
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ from mmaction.models.backbones.vit_mae import VisionTransformer
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, HostLayerOps, ViTFlopsSpec
 
 
 class MMActionLayerOps(HostLayerOps):
@@ -82,12 +82,10 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
     tokens.
 
     Args:
-        dyt (dict, optional): DyT settings, keys (defaults in brackets):
-            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
-            ``bottleneck`` (64), ``adapter_scale`` (1.0),
-            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
-            adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
-            (None; a per-sample cap of the active fraction at inference).
+        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
+            adapter, dispatcher, inference cap), documented with their
+            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
+            None (every default).
         **kwargs: Arguments of mmaction2's ``VisionTransformer``.
 
     Example:
@@ -98,7 +96,7 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
         super().__init__(**kwargs)
         self.init_dyt(dyt, self.embed_dims, len(self.blocks), 0,
                       host_kwargs=kwargs)
@@ -182,7 +180,5 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
             final_norm=self.fc_norm is None,
             pooled_norm=pooled,
             num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
+            **self.dyt_config.flops_fields(),
             **extra)

@@ -1,6 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmpretrain's ``SwinTransformer``."""
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 from mmcv.cnn.bricks.transformer import PatchMerging
 from mmpretrain.models.backbones import SwinTransformer
@@ -8,7 +8,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, SwinFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, SwinFlopsSpec
 from .mmpretrain_vit import MMPretrainLayerOps
 
 #: dispatch variants a Swin supports: attention runs in (shifted) windows,
@@ -65,8 +65,8 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
     merging and the stage norms see every token.
 
     Args:
-        dyt (dict, optional): DyT settings as for
-            :class:`~mmdyt.models.backbones.DyTVisionTransformer`;
+        dyt (dict | DyTConfig, optional): The DyT options, documented with
+            their defaults in :class:`~mmdyt.models.dyt.DyTConfig`;
             ``variant`` must be ``'mlp'``.
         **kwargs: Arguments of mmpretrain's ``SwinTransformer``.
 
@@ -78,12 +78,12 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
 
     host_class = SwinTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
-        variant = (dyt or {}).get('variant', 'mlp')
-        if variant not in SWIN_VARIANTS:
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
+        dyt = DyTConfig.from_dict(dyt)
+        if dyt.variant not in SWIN_VARIANTS:
             raise ValueError(
                 f'dyt.variant must be one of {list(SWIN_VARIANTS)} for '
-                f'DyTSwinTransformer, got {variant!r} (window attention '
+                f'DyTSwinTransformer, got {dyt.variant!r} (window attention '
                 'among active tokens is not implemented)')
         if kwargs.get('with_cp', False):
             raise ValueError('DyTSwinTransformer does not support with_cp='
@@ -225,7 +225,5 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
             out_indices=tuple(self.out_indices),
             out_after_downsample=self.out_after_downsample,
             num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
+            **self.dyt_config.flops_fields(),
             **extra)

@@ -1,42 +1,35 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmsegmentation's ``VisionTransformer``."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
-from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
+from mmcv.cnn.bricks.transformer import MultiheadAttention
 from mmseg.models.backbones import VisionTransformer as MMSegViT
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, ViTFlopsSpec
 from ..dyt.flops import LN_FLOPS_PER_ELEMENT
+from .mmcv_ops import MMCVLayerOps
 
 
-class MMSegLayerOps(HostLayerOps):
+class MMSegLayerOps(MMCVLayerOps):
     """The parts of an mmseg ``TransformerEncoderLayer``.
 
     ``ln1 / attn / ln2 / ffn``. Both mmcv's ``MultiheadAttention`` and its
     ``FFN`` add their residual inside the module (``identity + ...``), so
-    :meth:`attn` and :meth:`mlp` run the modules' inner parts without it and
-    DyT's mask multiplies the branch only, never the identity.
+    :meth:`attn` and :meth:`mlp` (:class:`MMCVLayerOps`') run the modules'
+    inner parts without it and DyT's mask multiplies the branch only, never
+    the identity.
     """
+    ffn_requirement = 'mmseg layers with an mmcv FFN that adds its identity'
 
     def __init__(self, layer):
         if not isinstance(layer.attn, MultiheadAttention):
             raise TypeError('DyT supports mmseg layers with mmcv '
                             'MultiheadAttention, got '
                             f'{type(layer.attn).__name__}')
-        if not isinstance(layer.ffn, FFN) or not layer.ffn.add_identity:
-            raise TypeError('DyT supports mmseg layers with an mmcv FFN that '
-                            'adds its identity, got '
-                            f'{type(layer.ffn).__name__}')
-        self.layer = layer
-
-    def norm1(self, x: Tensor) -> Tensor:
-        return self.layer.ln1(x)
-
-    def norm2(self, x: Tensor) -> Tensor:
-        return self.layer.ln2(x)
+        super().__init__(layer)
 
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         """mmcv ``MultiheadAttention.forward`` without ``identity +``.
@@ -56,11 +49,6 @@ class MMSegLayerOps(HostLayerOps):
         if m.batch_first:
             out = out.transpose(0, 1)
         return m.dropout_layer(m.proj_drop(out))
-
-    def mlp(self, x: Tensor) -> Tensor:
-        """mmcv ``FFN.forward`` without ``identity +``."""
-        ffn = self.layer.ffn
-        return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
 
 
 @MODELS.register_module()
@@ -82,12 +70,10 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
     without it every token is dispatched.
 
     Args:
-        dyt (dict, optional): DyT settings, keys (defaults in brackets):
-            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
-            ``bottleneck`` (64), ``adapter_scale`` (1.0),
-            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
-            adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
-            (None; a per-sample cap of the active fraction at inference).
+        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
+            adapter, dispatcher, inference cap), documented with their
+            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
+            None (every default).
         **kwargs: Arguments of mmseg's ``VisionTransformer``.
             ``with_cp=True`` and ``num_fcs != 2`` are rejected (DyT runs the
             layers itself; its FLOPs model has a 2-layer MLP).
@@ -100,7 +86,7 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
 
     host_class = MMSegViT
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
         if kwargs.get('with_cp', False):
             raise ValueError('backbone.with_cp must be False under DyT '
                              '(allowed: False)')

@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .config import DyTConfig, check_max_rate, check_tau, check_threshold
+
 
 class TokenDispatcher(nn.Module):
     """Score every token and turn the score into a binary activation mask.
@@ -42,9 +44,10 @@ class TokenDispatcher(nn.Module):
 
     Args:
         embed_dims (int): Channels ``C`` of the tokens.
-        tau (float): Gumbel-sigmoid temperature. Defaults to 5.0.
+        tau (float): Gumbel-sigmoid temperature. Defaults to
+            :attr:`DyTConfig.tau`.
         threshold (float): Probability above which a token is active, in
-            (0, 1). Defaults to 0.5.
+            (0, 1). Defaults to :attr:`DyTConfig.threshold`.
         num_prefix_tokens (int): Leading tokens that are always active.
             Defaults to 1.
         max_rate (float, optional): The config's cap (``dyt.max_rate``), in
@@ -56,16 +59,13 @@ class TokenDispatcher(nn.Module):
 
     def __init__(self,
                  embed_dims: int,
-                 tau: float = 5.0,
-                 threshold: float = 0.5,
+                 tau: float = DyTConfig.tau,
+                 threshold: float = DyTConfig.threshold,
                  num_prefix_tokens: int = 1,
-                 max_rate: Optional[float] = None):
+                 max_rate: Optional[float] = DyTConfig.max_rate):
         super().__init__()
-        if tau <= 0:
-            raise ValueError(f'dyt.tau must be > 0, got {tau}')
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(
-                f'dyt.threshold must be in (0, 1), got {threshold}')
+        check_tau(tau)
+        check_threshold(threshold)
         if num_prefix_tokens < 0:
             raise ValueError('num_prefix_tokens must be >= 0, got '
                              f'{num_prefix_tokens}')
@@ -291,14 +291,3 @@ def rate_cut(logits: Sequence[Tensor],
             abs(reached(cuts[lo]) - rate):
         return cuts[lo - 1]
     return cuts[lo]
-
-
-def check_max_rate(max_rate: Optional[float], key: str) -> Optional[float]:
-    """``None`` or a float in (0, 1]; the error names ``key``."""
-    if max_rate is None:
-        return None
-    if isinstance(max_rate, bool) or not isinstance(max_rate, (int, float)) \
-            or not 0.0 < max_rate <= 1.0:
-        raise ValueError(f'{key} must be None (no cap) or a float in (0, 1], '
-                         f'got {max_rate!r}')
-    return float(max_rate)

@@ -7,6 +7,7 @@ attention branch, pre-MLP norm, MLP branch, each *without* its residual) and
 :class:`DyTLayer` adds the dispatchers and adapters and runs one of the four
 dispatch variants in one of three modes.
 """
+from abc import ABC, abstractmethod
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -14,31 +15,30 @@ import torch.nn as nn
 from torch import Tensor
 
 from .adapter import build_adapter
+from .config import VARIANT_SITES, DyTConfig, check_variant
 from .dispatcher import TokenDispatcher
 
-#: dispatch variant -> dispatched sites, in execution order.
-VARIANT_SITES: Dict[str, Tuple[str, ...]] = {
-    'mlp': ('mlp', ),
-    'attn': ('attn', ),
-    'attn_mlp': ('attn', 'mlp'),
-    'layer': ('layer', ),
-}
 #: ``masked``: every token computed, branch output multiplied by the mask
 #: (training). ``gathered``: only active tokens computed (inference).
 #: ``complete``: every token active, no dispatcher (self-distillation teacher).
 MODES = ('masked', 'gathered', 'complete')
 
 
-class HostLayerOps:
+class HostLayerOps(ABC):
     """Adapts one host transformer layer to :class:`DyTLayer`.
 
-    Subclasses wrap the host's modules; they own no parameters. Every method
-    returns a branch output *without* the residual.
+    Subclasses wrap the host's modules; they own no parameters. A
+    pre-norm layer is ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``;
+    :meth:`attn` and :meth:`mlp` return their branch *without* the residual,
+    so that DyT's mask multiplies the branch only. A subclass implements all
+    four methods (it cannot be built otherwise).
     """
 
+    @abstractmethod
     def norm1(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The pre-attention norm of ``x`` ``(B, N, C)``."""
 
+    @abstractmethod
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         """Self-attention of already normalised ``x`` of shape ``(B, N, C)``.
 
@@ -46,20 +46,14 @@ class HostLayerOps:
             key_mask (Tensor, optional): Bool ``(B, N)``; ``False`` keys are
                 ignored by every query. ``None`` attends to all tokens.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def norm2(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The pre-MLP norm of ``x`` ``(B, N, C)``."""
 
+    @abstractmethod
     def mlp(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
-
-
-def check_variant(variant: str) -> str:
-    if variant not in VARIANT_SITES:
-        raise ValueError(f'dyt.variant must be one of {list(VARIANT_SITES)}, '
-                         f'got {variant!r}')
-    return variant
+        """The MLP branch of already normalised ``x`` ``(B, N, C)``."""
 
 
 def check_mode(mode: str) -> str:
@@ -139,31 +133,23 @@ class DyTLayer(nn.Module):
 
     Args:
         embed_dims (int): Channels ``C``.
-        variant (str): One of ``'mlp'``, ``'attn'``, ``'attn_mlp'``,
-            ``'layer'``. Defaults to ``'mlp'``.
-        bottleneck (int): Adapter width ``d``. Defaults to 64.
-        adapter_scale (float): Adapter output scale ``s``. Defaults to 1.0.
-        adapter_dropout (float): Adapter dropout. Defaults to 0.1.
-        num_experts (int): 1 for a plain adapter, > 1 for a MoE adapter.
-        tau (float): Gumbel-sigmoid temperature. Defaults to 5.0.
-        threshold (float): Activation threshold. Defaults to 0.5.
+        variant, bottleneck, adapter_scale, adapter_dropout, num_experts,
+            tau, threshold, max_rate: The ``dyt=`` options, documented
+            (with their defaults) in :class:`~mmdyt.models.dyt.DyTConfig`.
         num_prefix_tokens (int): Always-active leading tokens (CLS).
-        max_rate (float, optional): Per-sample cap of the active fraction at
-            inference (``dyt.max_rate``, see :class:`TokenDispatcher`).
-            Defaults to None (the checkpoint's cap; none by default).
     """
 
     def __init__(self,
                  embed_dims: int,
-                 variant: str = 'mlp',
-                 bottleneck: int = 64,
-                 adapter_scale: float = 1.0,
-                 adapter_dropout: float = 0.1,
-                 num_experts: int = 1,
-                 tau: float = 5.0,
-                 threshold: float = 0.5,
+                 variant: str = DyTConfig.variant,
+                 bottleneck: int = DyTConfig.bottleneck,
+                 adapter_scale: float = DyTConfig.adapter_scale,
+                 adapter_dropout: float = DyTConfig.adapter_dropout,
+                 num_experts: int = DyTConfig.num_experts,
+                 tau: float = DyTConfig.tau,
+                 threshold: float = DyTConfig.threshold,
                  num_prefix_tokens: int = 1,
-                 max_rate: Optional[float] = None):
+                 max_rate: Optional[float] = DyTConfig.max_rate):
         super().__init__()
         self.variant = check_variant(variant)
         self.sites = VARIANT_SITES[variant]

@@ -1,5 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """What every DyT backbone shares, whatever its host codebase."""
+from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -7,37 +8,16 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
 
-from .flops import ViTFlopsSpec, dynamic_flops, model_flops
+from .config import DyTConfig
 from .dispatcher import TokenDispatcher
+from .flops import ViTFlopsSpec, dynamic_flops, model_flops
 from .layer import (DyTLayer, HostLayerOps, check_mode, masks_rates,
                     site_masks, stack_masks)
 from .naming import dyt_state, host_state, is_dyt_param_name
 from .stats import DyTStats
 
-#: keys of the ``dyt`` config dict and their defaults (paper defaults).
-DYT_DEFAULTS = dict(
-    variant='mlp',
-    bottleneck=64,
-    adapter_scale=1.0,
-    adapter_dropout=0.1,
-    num_experts=1,
-    tau=5.0,
-    threshold=0.5,
-    max_rate=None,  # inference cap per sample and dispatcher, (0, 1]
-)
 
-
-def parse_dyt_cfg(dyt: Optional[dict]) -> dict:
-    """Fill the defaults of a ``dyt=dict(...)`` block, rejecting unknown keys."""
-    dyt = dict(dyt or {})
-    unknown = set(dyt) - set(DYT_DEFAULTS)
-    if unknown:
-        raise KeyError(f'unknown key(s) {sorted(unknown)} in backbone.dyt; '
-                       f'allowed keys: {sorted(DYT_DEFAULTS)}')
-    return {**DYT_DEFAULTS, **dyt}
-
-
-class DyTBackboneMixin:
+class DyTBackboneMixin(metaclass=ABCMeta):
     """Adds DyT to a host ViT backbone (an ``nn.Module``).
 
     The host keeps its modules and state-dict keys (``layers.i...``), so a
@@ -56,23 +36,27 @@ class DyTBackboneMixin:
 
     A host integration sets :attr:`host_class` (the host backbone class it
     subclasses) and passes its host arguments to :meth:`init_dyt`, which
-    makes :meth:`build_dense_twin` work; it implements
+    makes :meth:`build_dense_twin` work; it must implement the abstract
     :meth:`dyt_flops_spec` (a :class:`ViTFlopsSpec`, a
     :class:`~mmdyt.models.dyt.flops.SwinFlopsSpec` or any model spec of
-    :mod:`~mmdyt.models.dyt.flops`), :meth:`dyt_input_shape` and
-    :meth:`dyt_token_grids`.
+    :mod:`~mmdyt.models.dyt.flops`) and :meth:`dyt_input_shape`, and either
+    calls :meth:`set_dyt_token_grid` in its forward or overrides
+    :meth:`dyt_token_grids`. Its forward runs the layers through
+    :meth:`run_dyt_layers` with one :class:`HostLayerOps` per layer.
     """
     #: the host backbone class (e.g. mmpretrain's ``VisionTransformer``).
     host_class: Optional[type] = None
 
-    def init_dyt(self, dyt: Optional[dict], embed_dims: Union[int,
-                                                              Sequence[int]],
+    def init_dyt(self, dyt: Union[None, dict, DyTConfig],
+                 embed_dims: Union[int, Sequence[int]],
                  num_layers: int, num_prefix_tokens: int,
                  host_kwargs: Optional[dict] = None) -> None:
         """Build the dispatchers and adapters and freeze the host.
 
         Args:
-            dyt (dict, optional): The ``dyt`` config block.
+            dyt (dict | DyTConfig, optional): The ``dyt`` options, see
+                :class:`~mmdyt.models.dyt.DyTConfig` (kept as
+                :attr:`dyt_config`, and as a plain dict in ``dyt_cfg``).
             embed_dims (int | list[int]): Channels of the tokens, or of each
                 layer's tokens (hierarchical backbones such as Swin).
             num_layers (int): Layers that get a :class:`DyTLayer`.
@@ -80,7 +64,8 @@ class DyTBackboneMixin:
             host_kwargs (dict, optional): The arguments the host class was
                 built with (for :meth:`build_dense_twin`).
         """
-        self.dyt_cfg = parse_dyt_cfg(dyt)
+        self.dyt_config = DyTConfig.from_dict(dyt)
+        self.dyt_cfg = self.dyt_config.to_dict()
         self._host_kwargs = dict(host_kwargs or {})
         self.num_prefix_tokens = num_prefix_tokens
         dims = [embed_dims] * num_layers if isinstance(embed_dims, int) \
@@ -175,10 +160,10 @@ class DyTBackboneMixin:
         same for every dispatcher (see :meth:`dyt_token_grids`)."""
         self._dyt_token_grid = tuple(int(g) for g in grid)
 
+    @abstractmethod
     def dyt_input_shape(self) -> tuple:
         """Shape of one input sample at the configured size, e.g.
         ``(3, 224, 224)`` (images) or ``(3, 16, 224, 224)`` (clips)."""
-        raise NotImplementedError
 
     def init_weights(self):
         """Host init (e.g. ``Pretrained``), then DyT's own initialisation.
@@ -304,13 +289,13 @@ class DyTBackboneMixin:
         """Per-sample, per-dispatcher rates ``(B, layers x sites)``."""
         return masks_rates([m.detach() for m in self.dyt_site_masks()])
 
+    @abstractmethod
     def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
         """FLOPs spec of this backbone (a model spec of
         :mod:`mmdyt.models.dyt.flops`, e.g. :class:`ViTFlopsSpec` or
         :class:`SwinFlopsSpec`); host integrations fill the shapes (a
         plain ViT through :meth:`vit_flops_spec`)."""
-        raise NotImplementedError
 
     def vit_flops_spec(self, num_tokens: int, num_classes: int,
                        patch_conv: nn.Module, **shapes) -> ViTFlopsSpec:
@@ -324,9 +309,7 @@ class DyTBackboneMixin:
             patch_size=patch_conv.kernel_size[0],
             in_channels=patch_conv.in_channels,
             num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
+            **self.dyt_config.flops_fields(),
             **shapes)
 
     def dynamic_flops(self, num_classes: int = 0) -> Tensor:
