@@ -17,7 +17,7 @@ One file per idea:
 The hooks that use them live in :mod:`mmdyt.engine.hooks`.
 """
 from .delta import (DELTA_BASE_KEY, base_record_key, base_reference,
-                    complete_delta,
+                    carries_base_record, complete_delta,
                     decode_record, encode_record, full_to_delta_file,
                     is_delta_checkpoint, load_dyt_checkpoint, make_delta,
                     merge_delta_file, pretrained_sources, rebuild_base,
@@ -35,7 +35,7 @@ from .serialization import (CHECKPOINT_KEY, FORMAT_VERSION, find_non_plain,
 
 __all__ = [
     'CHECKPOINT_KEY', 'DELTA_BASE_KEY', 'FORMAT_VERSION', 'CheckpointError',
-    'base_record_key', 'base_reference', 'check_checkpoint_file', 'check_checkpoint_fits',
+    'base_record_key', 'base_reference', 'carries_base_record', 'check_checkpoint_file', 'check_checkpoint_fits',
     'check_trained_keys', 'decode_record', 'dyt_backbones',
     'dyt_key_mismatch', 'encode_record', 'rebuild_base',
     'register_load_hooks', 'complete_delta', 'find_non_plain',

@@ -212,6 +212,12 @@ def base_record_key(backbone: nn.Module) -> str:
     return dyt_prefix(backbone) + DELTA_BASE_KEY
 
 
+def carries_base_record(state_dict: Dict[str, Any]) -> bool:
+    """Whether a (delta) ``state_dict`` carries the record of its base, which
+    the DyT backbones' load hook reads."""
+    return any(k.rsplit('.', 1)[-1] == DELTA_BASE_KEY for k in state_dict)
+
+
 def _embedded_records(model: nn.Module, sources: List[dict],
                       digests: Dict[str, str]) -> Dict[str, torch.Tensor]:
     """``{'<backbone>.dyt_layers.delta_base': encoded record}`` for every

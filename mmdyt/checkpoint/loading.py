@@ -25,6 +25,7 @@ from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
+from mmengine.model import is_model_wrapper
 
 from .delta import (RESTORES_BASE_ATTR, base_record_key, decode_record,
                     dyt_prefix, rebuild_base)
@@ -128,6 +129,8 @@ def check_trained_keys(model: nn.Module, state_dict: Dict[str, torch.Tensor],
         CheckpointError: Naming ``path`` and the missing or mismatched keys.
     """
     where = path or 'the checkpoint'
+    if is_model_wrapper(model):
+        model = model.module
     state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
                   for k, v in state_dict.items()}
     for prefix, backbone in dyt_backbones(model).items():
