@@ -265,7 +265,8 @@ def test_delta_holds_what_the_base_does_not_reproduce(trained):
     assert 'backbone.dyt_layers.0.adapters.mlp.up.bias' in trainable
     assert trainable and all('dyt_layers' in n or n.startswith('head.')
                              for n in trainable)
-    assert set(checkpoint['state_dict']) == trainable | {planted}
+    record_key = 'backbone.dyt_layers.delta_base'  # the base's record
+    assert set(checkpoint['state_dict']) == trainable | {planted, record_key}
     assert set(record['keys']) == set(model.state_dict()) - trainable - {
         planted}
     assert record['files'] == [trained['base']]

@@ -8,6 +8,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
 
+from mmdyt.checkpoint.loading import register_load_hooks
+
 from .config import DyTConfig
 from .dispatcher import TokenDispatcher
 from .flops import ViTFlopsSpec, dynamic_flops, model_flops
@@ -82,6 +84,9 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         self.dyt_masks: List[Dict[str, Tensor]] = []
         self._dyt_records: Optional[List[DyTStats]] = None
         self.freeze_host()
+        # deltas restore their frozen base, wrong checkpoints fail, wherever
+        # a state dict is loaded (mmdyt.checkpoint.loading)
+        register_load_hooks(self)
 
     # ------------------------------------------------------------- training
     def freeze_host(self) -> None:
