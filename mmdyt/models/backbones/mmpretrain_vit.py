@@ -72,6 +72,12 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
             ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
             adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
             (None; a per-sample cap of the active fraction at inference).
+        with_cp (bool): Checkpoint every layer (host layer, dispatchers and
+            adapters) in training: its activations are recomputed in the
+            backward pass (same Gumbel noise and dropout), saving memory at
+            the cost of a second forward pass. A DyT addition with the name
+            and meaning of mmseg's and mmpretrain's Swin ``with_cp``.
+            Defaults to False.
         **kwargs: Arguments of mmpretrain's ``VisionTransformer``.
 
     Example:
@@ -82,8 +88,10 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+    def __init__(self, dyt: Optional[dict] = None, with_cp: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.with_cp = with_cp
         self.init_dyt(dyt, self.embed_dims, self.num_layers,
                       self.num_extra_tokens, host_kwargs=kwargs)
         # Plain Python list: the ops only reference host modules, so no

@@ -89,8 +89,10 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
             adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
             (None; a per-sample cap of the active fraction at inference).
         **kwargs: Arguments of mmseg's ``VisionTransformer``.
-            ``with_cp=True`` and ``num_fcs != 2`` are rejected (DyT runs the
-            layers itself; its FLOPs model has a 2-layer MLP).
+            ``with_cp=True`` checkpoints every layer under DyT (host layer,
+            dispatchers and adapters; recomputed in the backward pass with
+            the same Gumbel noise and dropout). ``num_fcs != 2`` is rejected
+            (DyT's FLOPs model has a 2-layer MLP).
 
     Example:
         >>> backbone = dict(type='mmdyt.DyTSegVisionTransformer',
@@ -101,9 +103,6 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
     host_class = MMSegViT
 
     def __init__(self, dyt: Optional[dict] = None, **kwargs):
-        if kwargs.get('with_cp', False):
-            raise ValueError('backbone.with_cp must be False under DyT '
-                             '(allowed: False)')
         if kwargs.get('num_fcs', 2) != 2:
             raise ValueError('backbone.num_fcs must be 2 under DyT '
                              f'(allowed: 2), got {kwargs["num_fcs"]}')
