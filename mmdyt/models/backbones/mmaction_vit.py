@@ -86,6 +86,11 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
             adapter, dispatcher, inference cap), documented with their
             defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
             None (every default).
+        with_cp (bool): Checkpoint every block (host block, dispatchers and
+            adapters) in training: its activations are recomputed in the
+            backward pass (same Gumbel noise, dropout and drop path), saving
+            memory at the cost of a second forward pass. A DyT addition with
+            the name and meaning of mmseg's ``with_cp``. Defaults to False.
         **kwargs: Arguments of mmaction2's ``VisionTransformer``.
 
     Example:
@@ -96,8 +101,10 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
+                 with_cp: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.with_cp = with_cp
         self.init_dyt(dyt, self.embed_dims, len(self.blocks), 0,
                       host_kwargs=kwargs)
         # Plain Python list: the ops only reference host modules.

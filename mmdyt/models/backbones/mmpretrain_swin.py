@@ -68,7 +68,10 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
         dyt (dict | DyTConfig, optional): The DyT options, documented with
             their defaults in :class:`~mmdyt.models.dyt.DyTConfig`;
             ``variant`` must be ``'mlp'``.
-        **kwargs: Arguments of mmpretrain's ``SwinTransformer``.
+        **kwargs: Arguments of mmpretrain's ``SwinTransformer``;
+            ``with_cp=True`` checkpoints every block under DyT (window
+            attention, FFN, dispatcher and adapter; recomputed in the
+            backward pass with the same Gumbel noise and dropout).
 
     Example:
         >>> backbone = dict(type='mmdyt.DyTSwinTransformer', arch='base',
@@ -85,10 +88,10 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
                 f'dyt.variant must be one of {list(SWIN_VARIANTS)} for '
                 f'DyTSwinTransformer, got {dyt.variant!r} (window attention '
                 'among active tokens is not implemented)')
-        if kwargs.get('with_cp', False):
-            raise ValueError('DyTSwinTransformer does not support with_cp='
-                             'True (the host is frozen; set with_cp=False)')
         super().__init__(**kwargs)
+        # the host passes with_cp to its blocks; DyT runs the blocks itself
+        # and checkpoints each one (with its dispatcher and adapter)
+        self.with_cp = kwargs.get('with_cp', False)
         blocks = [block for stage in self.stages for block in stage.blocks]
         if any(len(stage.blocks) == 0 for stage in self.stages):
             raise ValueError('DyTSwinTransformer needs >= 1 block per stage, '

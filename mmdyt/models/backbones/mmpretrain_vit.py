@@ -57,6 +57,12 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
             adapter, dispatcher, inference cap), documented with their
             defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
             None (every default).
+        with_cp (bool): Checkpoint every layer (host layer, dispatchers and
+            adapters) in training: its activations are recomputed in the
+            backward pass (same Gumbel noise and dropout), saving memory at
+            the cost of a second forward pass. A DyT addition with the name
+            and meaning of mmseg's and mmpretrain's Swin ``with_cp``.
+            Defaults to False.
         **kwargs: Arguments of mmpretrain's ``VisionTransformer``.
 
     Example:
@@ -67,8 +73,10 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
+                 with_cp: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.with_cp = with_cp
         self.init_dyt(dyt, self.embed_dims, self.num_layers,
                       self.num_extra_tokens, host_kwargs=kwargs)
         # Plain Python list: the ops only reference host modules, so no

@@ -75,8 +75,10 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
             defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
             None (every default).
         **kwargs: Arguments of mmseg's ``VisionTransformer``.
-            ``with_cp=True`` and ``num_fcs != 2`` are rejected (DyT runs the
-            layers itself; its FLOPs model has a 2-layer MLP).
+            ``with_cp=True`` checkpoints every layer under DyT (host layer,
+            dispatchers and adapters; recomputed in the backward pass with
+            the same Gumbel noise and dropout). ``num_fcs != 2`` is rejected
+            (DyT's FLOPs model has a 2-layer MLP).
 
     Example:
         >>> backbone = dict(type='mmdyt.DyTSegVisionTransformer',
@@ -87,9 +89,6 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
     host_class = MMSegViT
 
     def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
-        if kwargs.get('with_cp', False):
-            raise ValueError('backbone.with_cp must be False under DyT '
-                             '(allowed: False)')
         if kwargs.get('num_fcs', 2) != 2:
             raise ValueError('backbone.num_fcs must be 2 under DyT '
                              f'(allowed: 2), got {kwargs["num_fcs"]}')

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from .adapter import build_adapter
 from .config import VARIANT_SITES, DyTConfig, check_variant
@@ -259,6 +260,46 @@ class DyTLayer(nn.Module):
         if self.sites == ('attn', ):
             x = x + ops.mlp(ops.norm2(x))
         return x, used
+
+
+def checkpointed_layer(
+    layer: DyTLayer,
+    x: Tensor,
+    ops: HostLayerOps,
+    mode: str = 'masked',
+    masks: Optional[Dict[str, Tensor]] = None
+) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """``layer(x, ops, mode, masks)`` under activation checkpointing.
+
+    The layer's activations (host block, dispatcher, adapter) are dropped
+    after the forward pass and recomputed in the backward pass, with the RNG
+    state of the forward pass (``preserve_rng_state=True``), so the Gumbel
+    noise, the adapter dropout and the host's dropout / drop path are the
+    same and the gradients equal those of ``layer(...)``.
+
+    The outputs (the tokens and the masks that losses and hooks read) are
+    those of the forward pass; the recomputation's outputs are discarded by
+    autograd, so nothing is recorded twice. ``ops`` owns no parameters; its
+    per-call settings (e.g. the token grid of a Swin stage) are restored as
+    they were in the forward pass before the recomputation.
+
+    Args:
+        layer (DyTLayer): The layer.
+        x (Tensor): Layer input ``(B, N, C)``.
+        ops (HostLayerOps): The host layer's parts.
+        mode (str): ``'masked'`` or ``'complete'`` (the training paths).
+        masks (dict, optional): Site -> forced mask.
+
+    Returns:
+        tuple: As :meth:`DyTLayer.forward`.
+    """
+    settings = dict(vars(ops))
+
+    def run(x: Tensor):
+        vars(ops).update(settings)
+        return layer(x, ops, mode, masks)
+
+    return checkpoint(run, x, use_reentrant=False, preserve_rng_state=True)
 
 
 def site_masks(layer_masks: List[Dict[str, Tensor]],

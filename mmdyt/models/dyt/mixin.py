@@ -4,6 +4,7 @@ from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Union
 
+import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
@@ -13,8 +14,8 @@ from mmdyt.checkpoint.loading import register_load_hooks
 from .config import DyTConfig
 from .dispatcher import TokenDispatcher
 from .flops import ViTFlopsSpec, dynamic_flops, model_flops
-from .layer import (DyTLayer, HostLayerOps, check_mode, masks_rates,
-                    site_masks, stack_masks)
+from .layer import (DyTLayer, HostLayerOps, check_mode, checkpointed_layer,
+                    masks_rates, site_masks, stack_masks)
 from .naming import dyt_state, host_state, is_dyt_param_name
 from .stats import DyTStats
 
@@ -48,6 +49,9 @@ class DyTBackboneMixin(metaclass=ABCMeta):
     """
     #: the host backbone class (e.g. mmpretrain's ``VisionTransformer``).
     host_class: Optional[type] = None
+    #: checkpoint every layer in training (``backbone.with_cp``); the hosts
+    #: that have the argument (mmseg's ViT, mmpretrain's Swin) set it.
+    with_cp: bool = False
 
     def init_dyt(self, dyt: Union[None, dict, DyTConfig],
                  embed_dims: Union[int, Sequence[int]],
@@ -251,13 +255,27 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         forced = self._dyt_forced_masks
         self.dyt_masks = []
         for i, (layer, op) in enumerate(zip(self.dyt_layers, ops)):
-            x, used = layer(x, op, mode, None if forced is None else forced[i])
+            x, used = self._run_dyt_layer(layer, x, op, mode,
+                                          None if forced is None else forced[i])
             self.dyt_masks.append(used)
             if after_layer is not None:
                 x = after_layer(i, x)
         if self._dyt_records is not None:
             self._dyt_records.append(self.measure_dyt())
         return x
+
+    def _run_dyt_layer(self, layer: DyTLayer, x: Tensor, op: HostLayerOps,
+                       mode: str, masks: Optional[Dict[str, Tensor]]):
+        """One layer; checkpointed (:func:`checkpointed_layer`) when
+        ``with_cp`` is set, gradients are recorded and the mode is a
+        training path (``'masked'`` or ``'complete'``): the gathered
+        inference path never is."""
+        if self.with_cp and mode != 'gathered' and \
+                torch.is_grad_enabled() and (
+                    x.requires_grad or any(p.requires_grad
+                                           for p in layer.parameters())):
+            return checkpointed_layer(layer, x, op, mode, masks)
+        return layer(x, op, mode, masks)
 
     def run_vit_layers(self, x: Tensor, ops: Sequence[HostLayerOps],
                        out_indices: Sequence[int], output,
