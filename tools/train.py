@@ -17,7 +17,7 @@ import os
 
 import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
 from mmdyt.apis import build_runner, set_launcher_and_work_dir
-from mmdyt.utils import runner_checkpoint_safe_globals_scope
+from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
 from mmengine.config import Config, DictAction
 
 

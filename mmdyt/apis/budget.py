@@ -157,7 +157,7 @@ def save_retargeted_checkpoint(model: nn.Module, source: str, out: str,
     Raises:
         KeyError: If ``source`` does not hold this model's dispatchers.
     """
-    from mmdyt.utils import load_checkpoint_file, to_plain
+    from mmdyt.checkpoint import load_checkpoint_file, to_plain
     ckpt = load_checkpoint_file(source)
     if 'state_dict' not in ckpt:
         ckpt = dict(state_dict=ckpt)
@@ -316,8 +316,8 @@ def rate_sweep(cfg: Config,
     from mmengine.model import is_model_wrapper
 
     from mmdyt.apis import build_runner
-    from mmdyt.utils import (load_dyt_checkpoint,
-                             runner_checkpoint_safe_globals_scope)
+    from mmdyt.checkpoint import (load_dyt_checkpoint,
+                                  runner_checkpoint_safe_globals_scope)
     from mmdyt.utils.progress import ProgressBar
     if isinstance(rules, str):
         rules = [rules]

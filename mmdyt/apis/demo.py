@@ -317,7 +317,7 @@ class DemoSession:
 
     def _run(self, cfg, phase: str, desc: str):
         from mmdyt.apis import build_runner, check_config_paths
-        from mmdyt.utils import runner_checkpoint_safe_globals_scope
+        from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
         check_config_paths(cfg, phase)
         runner = build_runner(cfg)
         hook = ProgressHook(desc)

@@ -28,11 +28,11 @@ def init_dyt_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
     ``checkpoint`` may be a full, a delta (its frozen base is rebuilt from the
     config's ``init_cfg``, or the recorded one, and checked against the
     recorded hash) or a legacy mmdyt Runner checkpoint
-    (:func:`mmdyt.utils.load_dyt_checkpoint`).
+    (:func:`mmdyt.checkpoint.load_dyt_checkpoint`).
 
     Raises:
         TypeError: If ``model.backbone`` is no DyT backbone.
-        mmdyt.utils.CheckpointError: If ``checkpoint`` is unreadable, or a
+        mmdyt.checkpoint.CheckpointError: If ``checkpoint`` is unreadable, or a
             delta's base is missing or differs (names the files).
     """
     from mmengine.registry import MODELS, init_default_scope
@@ -45,7 +45,7 @@ def init_dyt_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
                              copy.deepcopy(cfg.data_preprocessor))
     model = MODELS.build(model_cfg)
     if checkpoint:
-        from mmdyt.utils import load_dyt_checkpoint
+        from mmdyt.checkpoint import load_dyt_checkpoint
         load_dyt_checkpoint(model, checkpoint)
     backbone = getattr(model, 'backbone', model)
     if not isinstance(backbone, DyTBackboneMixin):

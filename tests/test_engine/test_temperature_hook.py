@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmdyt.engine.hooks import DyTTemperatureHook
 from mmdyt.models.dyt.retarget import dyt_dispatchers
-from mmdyt.utils import register_runner_checkpoint_safe_globals
+from mmdyt.checkpoint import register_runner_checkpoint_safe_globals
 
 MAX_ITERS = 8
 

@@ -10,9 +10,9 @@ from mmengine.config import Config
 from mmdyt.apis import has_checkpoint_hook, prepare_checkpoint
 from mmdyt.apis.dist import (_cpu_model_wrapper, init_cpu_process_group,
                              replace_sync_bn)
-from mmdyt.utils import CheckpointError
+from mmdyt.checkpoint import CheckpointError
 
-from ..test_utils.test_checkpoint import current_log
+from ..test_checkpoint.test_checkpoint import current_log
 
 HOOK = dict(type='mmdyt.DyTCheckpointHook')
 

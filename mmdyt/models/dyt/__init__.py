@@ -11,6 +11,9 @@ from .layer import (MODES, VARIANT_SITES, DyTLayer, HostLayerOps,
                     site_masks, stack_masks, stack_site_masks)
 from .mixin import DYT_DEFAULTS, DyTBackboneMixin, parse_dyt_cfg
 from .losses import activation_rate, distill_loss, rate_loss
+from .naming import (ADAPTERS, DISPATCHERS, DYT_LAYERS, DYT_PREFIX,
+                     dispatcher_state, dyt_state, host_state, is_adapter_name,
+                     is_dispatcher_name, is_dyt_param_name)
 from .stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD, RATES_FIELD, VIEWS_FIELD,
                     DyTStats)
 
@@ -24,5 +27,7 @@ __all__ = [
     'distill_loss', 'rate_loss', 'DYT_DEFAULTS', 'DyTBackboneMixin',
     'parse_dyt_cfg', 'DyTAlgorithmMixin', 'check_dyt_loss_weights',
     'linear_module_flops', 'DyTStats', 'FLOPS_FIELD', 'RATES_FIELD',
-    'VIEWS_FIELD', 'DENSE_FLOPS_FIELD'
+    'VIEWS_FIELD', 'DENSE_FLOPS_FIELD', 'DYT_LAYERS', 'DYT_PREFIX',
+    'DISPATCHERS', 'ADAPTERS', 'is_dyt_param_name', 'is_dispatcher_name',
+    'is_adapter_name', 'dyt_state', 'host_state', 'dispatcher_state'
 ]

@@ -8,8 +8,10 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from .flops import ViTFlopsSpec, dynamic_flops, model_flops
+from .dispatcher import TokenDispatcher
 from .layer import (DyTLayer, HostLayerOps, check_mode, masks_rates,
                     site_masks, stack_masks)
+from .naming import dyt_state, host_state, is_dyt_param_name
 from .stats import DyTStats
 
 #: keys of the ``dyt`` config dict and their defaults (paper defaults).
@@ -101,7 +103,7 @@ class DyTBackboneMixin:
         """Freeze every parameter outside ``dyt_layers`` and log the counts."""
         trainable = frozen = 0
         for name, param in self.named_parameters():
-            param.requires_grad = name.startswith('dyt_layers.')
+            param.requires_grad = is_dyt_param_name(name)
             if param.requires_grad:
                 trainable += param.numel()
             else:
@@ -125,13 +127,30 @@ class DyTBackboneMixin:
         kwargs = {k: v for k, v in self._host_kwargs.items()
                   if k != 'init_cfg'}
         dense = self.host_class(**kwargs)
-        state = {k: v for k, v in self.state_dict().items()
-                 if not k.startswith('dyt_layers.')}
-        dense.load_state_dict(state, strict=True)
+        dense.load_state_dict(self.host_state_dict(), strict=True)
         dense.to(next(self.parameters()).device)
         dense.eval()
         dense.requires_grad_(False)
         return dense
+
+    # ---------------------------------------------------------------- names
+    def dyt_state_dict(self) -> Dict[str, Tensor]:
+        """DyT's entries of :meth:`state_dict` (dispatchers, adapters, MoE
+        routers: the keys under ``dyt_layers.``), in order."""
+        return dyt_state(self.state_dict())
+
+    def host_state_dict(self) -> Dict[str, Tensor]:
+        """The host's entries of :meth:`state_dict` (all but DyT's): what
+        the host backbone class loads with ``strict=True``."""
+        return host_state(self.state_dict())
+
+    def dispatchers(self) -> List[TokenDispatcher]:
+        """Every token dispatcher, in the order of the stacked masks
+        (layer by layer, sites in execution order)."""
+        return [
+            layer.dispatchers[site] for layer in self.dyt_layers
+            for site in layer.sites
+        ]
 
     def dyt_token_grids(self) -> List[tuple]:
         """Spatial grid of the non-prefix tokens each dispatcher saw in the

@@ -57,10 +57,7 @@ def check_rule(rule: str) -> str:
 def dyt_dispatchers(backbone: nn.Module) -> List[TokenDispatcher]:
     """Every dispatcher of a DyT backbone, in the order of its stacked masks
     (layer by layer, sites in execution order)."""
-    return [
-        layer.dispatchers[site] for layer in backbone.dyt_layers
-        for site in layer.sites
-    ]
+    return backbone.dispatchers()
 
 
 def _detached(obj):

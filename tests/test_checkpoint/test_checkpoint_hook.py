@@ -32,7 +32,7 @@ from ..conftest import load_tool
 from ..test_tools.dyt_runs import (TOOLS, assert_states_equal, make_base,
                                    make_digits, run_script, tool_env,
                                    trained_state, write_config)
-from ..test_utils.test_checkpoint import default_allowlist
+from .test_checkpoint import default_allowlist
 
 KILL_HOOK = '''import os
 import signal
@@ -175,7 +175,7 @@ def test_truncated_latest_checkpoint_falls_back_or_is_named(
     log = _log(runs['fallback_runner'])
     assert 'resumed epoch: 2, iter: 4' in log
     assert_states_equal(runs['uninterrupted'], runs['fallback'])
-    from mmdyt.utils import CheckpointError
+    from mmdyt.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match=r'epoch_3\.pth.*truncated'):
         tools_train.main([
             runs['cfg'], '--work-dir', runs['corrupt'], '--resume',
@@ -237,7 +237,7 @@ def test_delta_and_full_checkpoints_test_identically(runs, tools_test):
 
 
 def test_delta_on_another_base_is_refused(runs, tools_test):
-    from mmdyt.utils import CheckpointError
+    from mmdyt.checkpoint import CheckpointError
     delta_path = osp.join(runs['killed'], 'epoch_4.pth')
     other = make_base(runs['root'] / 'other_base.pth', seed=1)
     with pytest.raises(CheckpointError) as e:

@@ -1,5 +1,5 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
-"""mmdyt.utils.checkpoint: plain (weights_only-safe) checkpoints, RNG states,
+"""mmdyt.checkpoint: plain (weights_only-safe) checkpoints, RNG states,
 file checks, resume fallback, delta checkpoints against a frozen base, and
 the legacy allowlist for checkpoints of earlier runs."""
 import contextlib
@@ -12,16 +12,16 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-from mmdyt.utils import (CheckpointError, check_checkpoint_file,
-                         complete_delta, find_resume_checkpoint, from_plain,
-                         get_rng_states, make_delta,
-                         register_runner_checkpoint_safe_globals,
-                         runner_checkpoint_safe_globals,
-                         runner_checkpoint_safe_globals_scope,
-                         set_rng_states, to_plain)
-from mmdyt.utils.checkpoint import (base_reference, find_non_plain,
-                                    history_buffer_getattr,
-                                    load_dyt_checkpoint)
+from mmdyt.checkpoint import (CheckpointError, base_reference,
+                              check_checkpoint_file, complete_delta,
+                              find_non_plain, find_resume_checkpoint,
+                              from_plain, get_rng_states,
+                              history_buffer_getattr, load_dyt_checkpoint,
+                              make_delta,
+                              register_runner_checkpoint_safe_globals,
+                              runner_checkpoint_safe_globals,
+                              runner_checkpoint_safe_globals_scope,
+                              set_rng_states, to_plain)
 
 
 @contextlib.contextmanager
