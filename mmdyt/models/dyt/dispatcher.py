@@ -102,6 +102,7 @@ class TokenDispatcher(nn.Module):
         # is the one in force and is never written here, so a fresh model's
         # state is the same with or without a config cap
         self.register_buffer('max_rate', torch.ones((), dtype=torch.float64))
+        self.topk_rate: Optional[float] = None  # see set_topk_rate_
         self._refresh_budget()
         self.reset_parameters()
 
@@ -166,23 +167,51 @@ class TokenDispatcher(nn.Module):
         """True in eval mode when every token is active for any input
         (offset ``+inf``, no cap): the layer runs its complete path."""
         return (not self.training and self._offset == math.inf
-                and self._max_rate >= 1.0)
+                and self._max_rate >= 1.0 and self.topk_rate is None)
 
     def max_active(self, num_tokens: int) -> int:
         """Most non-prefix tokens a sample may keep out of ``num_tokens``."""
         return min(num_tokens, int(math.floor(self._max_rate * num_tokens +
                                               1e-6)))
 
+    # ------------------------------------------------ fixed-count (top-k)
+    def set_topk_rate_(self, rate: Optional[float]) -> None:
+        """Switch the eval mask to the fixed-count rule (``None``: back to
+        the threshold rule).
+
+        With a rate ``R`` in (0, 1], every sample keeps exactly
+        ``k = ceil(R * (N - P))`` non-prefix tokens, its ``k`` highest
+        logits (threshold, offset and cap ignored), plus the prefix tokens:
+        static shapes for deployment backends that need them (the ``topk``
+        ONNX export). Not saved in the state dict.
+
+        Raises:
+            ValueError: If ``rate`` is not in (0, 1].
+        """
+        if rate is not None:
+            rate = check_max_rate(rate, 'topk rate')
+        self.topk_rate = rate
+
+    def topk_count(self, num_tokens: int) -> Optional[int]:
+        """Non-prefix tokens every sample keeps out of ``num_tokens`` under
+        the fixed-count rule in eval mode; None under the threshold rule."""
+        if self.topk_rate is None or self.training:
+            return None
+        return min(num_tokens,
+                   max(1, math.ceil(self.topk_rate * num_tokens - 1e-6)))
+
     def eval_mask(self, logits: Tensor) -> Tensor:
         """Eval-mode decision on non-prefix ``logits`` ``(B, N - P)``:
-        threshold with the offset, then the per-sample cap (bool)."""
+        threshold with the offset, then the per-sample cap (bool); or,
+        after :meth:`set_topk_rate_`, the ``k`` highest logits."""
+        k = self.topk_count(logits.shape[1])
+        if k is not None:
+            return top_mask(logits, k)
         # offset 0 gives the cut logit(threshold) itself, bit for bit
         hard = logits > (self.logit_threshold - self._offset)
         k = self.max_active(logits.shape[1])
         if k < logits.shape[1]:
-            top = logits.topk(k, dim=1).indices
-            keep = torch.zeros_like(hard).scatter_(1, top, True)
-            hard = hard & keep
+            hard = hard & top_mask(logits, k)
         return hard
 
     def offset_for_rate(self, logits: Sequence[Tensor], rate: float) -> float:
@@ -275,6 +304,14 @@ class TokenDispatcher(nn.Module):
                 hard = (soft > self.threshold).to(soft.dtype)
                 return self._with_prefix(hard - soft.detach() + soft)
         return self._with_prefix(self.eval_mask(logits))
+
+
+def top_mask(logits: Tensor, k: int) -> Tensor:
+    """Bool mask of the ``k`` highest ``logits`` of every row (an
+    out-of-place float scatter, which both ONNX exporters trace)."""
+    top = logits.topk(k, dim=1).indices
+    return torch.zeros_like(logits).scatter(
+        1, top, torch.ones_like(top, dtype=logits.dtype)) > 0
 
 
 def rate_cut(logits: Sequence[Tensor],

@@ -77,6 +77,36 @@ def _masked_key_mask(hard: Tensor) -> Tensor:
     return hard | ~hard.any(dim=1, keepdim=True)
 
 
+def is_exporting() -> bool:
+    """True while ``torch.onnx.export`` (either exporter), ``torch.export``
+    or the TorchScript tracer runs the model: the gathered path then avoids
+    in-place writes into views, which the tracer can drop silently."""
+    return bool(torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+                or torch.compiler.is_exporting())
+
+
+def active_index(hard: Tensor, per_row: Optional[int] = None) -> Tensor:
+    """Indices of the active tokens of ``hard (B, N)`` in the flattened
+    ``(B * N)`` tokens.
+
+    Args:
+        hard (Tensor): Bool mask.
+        per_row (int, optional): Every row has exactly this many active
+            tokens (the top-k rule): a static-size ``topk`` (ONNX TopK)
+            replaces ``nonzero`` (ONNX NonZero, data-dependent size). The
+            order of the indices then differs; the set is the same.
+
+    Returns:
+        Tensor: int64 indices ``(K,)``.
+    """
+    if per_row is None:
+        return hard.reshape(-1).nonzero().squeeze(1)  # the one sync
+    B, N = hard.shape
+    rows = hard.to(torch.float32).topk(per_row, dim=1).indices
+    return (rows + torch.arange(B, device=hard.device)[:, None] *
+            N).reshape(-1)
+
+
 class PackedTokens:
     """Active tokens of each sample packed to the front, ragged in a batch.
 
@@ -178,6 +208,16 @@ class DyTLayer(nn.Module):
             return None
         return dispatcher(x)
 
+    def _fixed_count(self, site: str, x: Tensor,
+                     masks: Optional[Dict[str, Tensor]]) -> Optional[int]:
+        """Active tokens per sample (prefix included) when the dispatcher
+        keeps a fixed count (top-k rule), else None."""
+        if masks is not None and site in masks:
+            return None
+        k = self.dispatchers[site].topk_count(x.shape[1] -
+                                              self.num_prefix_tokens)
+        return None if k is None else k + self.num_prefix_tokens
+
     @staticmethod
     def _layer_delta(x: Tensor, ops: HostLayerOps,
                      key_mask: Optional[Tensor]) -> Tensor:
@@ -217,10 +257,18 @@ class DyTLayer(nn.Module):
             out = x + adapter_out
         if site == 'mlp':
             C = x.shape[-1]
-            index = hard.reshape(-1).nonzero().squeeze(1)  # the one sync
+            index = active_index(hard, self._fixed_count(site, x, masks))
             active = x.reshape(-1, C).index_select(0, index)
-            branch = ops.mlp(ops.norm2(active))
-            out.view(-1, C).index_add_(0, index, branch.to(out.dtype))
+            branch = ops.mlp(ops.norm2(active)).to(out.dtype)
+            if is_exporting():
+                # out of place (the tracer drops an in-place write into a
+                # view); N and C as constants keep the graph's static
+                # shapes known downstream (the batch stays dynamic)
+                N = int(x.shape[1])
+                out = out.reshape(-1, C).index_add(0, index, branch).view(
+                    -1, N, int(C))
+            else:
+                out.view(-1, C).index_add_(0, index, branch)
         else:
             packed = PackedTokens(x, hard)
             branch = self._branch_dense(site, packed.tokens, ops,
