@@ -32,6 +32,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from mmdyt.models.dyt.naming import dispatcher_state
 from mmdyt.models.dyt.stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD,
                                     RATES_FIELD)
 from mmdyt.utils.synthetic import synthetic_inputs
@@ -69,11 +70,7 @@ def calibrate_rate(backbone: nn.Module, run: Callable[[], object],
 def copy_dispatchers(src: nn.Module, dst: nn.Module) -> bool:
     """Give ``dst`` the dispatchers of ``src`` if variants and shapes match;
     return whether it did."""
-    state = {
-        k: v
-        for k, v in src.state_dict().items()
-        if k.startswith('dyt_layers.') and '.dispatchers.' in k
-    }
+    state = dispatcher_state(src.state_dict())
     dst_state = dst.state_dict()
     if set(state) - set(dst_state) or any(
             dst_state[k].shape != v.shape for k, v in state.items()):
@@ -84,8 +81,7 @@ def copy_dispatchers(src: nn.Module, dst: nn.Module) -> bool:
 
 def host_state(backbone: nn.Module) -> dict:
     """The host weights of a DyT backbone (its state dict minus DyT's)."""
-    return {k: v for k, v in backbone.state_dict().items()
-            if not k.startswith('dyt_layers.')}
+    return backbone.host_state_dict()
 
 
 # ------------------------------------------------------------------ timing

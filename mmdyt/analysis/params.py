@@ -3,6 +3,8 @@
 task head)."""
 import torch.nn as nn
 
+from mmdyt.models.dyt.naming import is_adapter_name, is_dispatcher_name
+
 __all__ = ['count_params']
 
 
@@ -18,11 +20,11 @@ def count_params(model: nn.Module) -> dict:
         n = p.numel()
         counts['total'] += n
         counts['trainable' if p.requires_grad else 'frozen'] += n
-        if '.adapters.' in name:
+        if is_adapter_name(name):
             counts['adapters'] += n
             if '.router.' in name:
                 counts['moe_routers'] += n
-        elif '.dispatchers.' in name:
+        elif is_dispatcher_name(name):
             counts['dispatchers'] += n
         if not name.startswith('backbone.'):
             counts['head'] += n

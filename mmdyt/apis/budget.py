@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from mmdyt.models.dyt.naming import is_dispatcher_name
 from mmdyt.models.dyt.retarget import (RetargetResult, capture_backbone_calls,
                                        check_rule, dyt_dispatchers,
                                        retarget_rate)
@@ -140,7 +141,7 @@ def _dispatcher_buffers(model: nn.Module) -> Dict[str, torch.Tensor]:
     return {
         k: v.detach().cpu().clone()
         for k, v in model.state_dict().items()
-        if '.dispatchers.' in k and k.endswith(('.logit_offset', '.max_rate'))
+        if is_dispatcher_name(k) and k.endswith(('.logit_offset', '.max_rate'))
     }
 
 
