@@ -106,11 +106,11 @@ def main(argv=None):
     cfg = merge_args(cfg, args)
     check_config_paths(cfg, 'test')  # data/ckpts exist
     runner = build_runner(cfg)
+    if '://' not in args.checkpoint:  # the trained DyT keys, or an error
+        check_checkpoint_fits(runner.model, args.checkpoint)
     # checkpoints of earlier mmdyt runs (pickled message hub) load inside
     # the scope; those written with mmdyt's checkpoint hook need nothing
     with runner_checkpoint_safe_globals_scope():
-        if '://' not in args.checkpoint:  # the trained DyT keys, or an error
-            check_checkpoint_fits(runner.model, args.checkpoint)
         metrics = runner.test()
 
     if args.out is not None and args.out_item == 'metrics':
