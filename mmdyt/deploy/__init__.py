@@ -7,7 +7,7 @@ when a function needs them: ``import mmdyt`` and ``import mmdyt.deploy`` work
 without them, and the entry points raise one :class:`ImportError` that says
 what to install (:func:`require_onnx`).
 """
-from .export import (EXPORT_MODES, EXPORT_VARIANTS, DeployError,
+from .export import (EXPORT_MODES, EXPORT_VARIANTS, EXPORTERS, DeployError,
                      build_deploy_module, default_topk_rate, example_input,
                      export_checkpoint, export_onnx, load_model,
                      measured_rate, model_task, prepare_for_export,
@@ -16,7 +16,8 @@ from .graph import check_skipping_graph, graph_summary
 from .runtime import OnnxPredictor, ort_session, require_onnx, run_session
 
 __all__ = [
-    'EXPORT_MODES', 'EXPORT_VARIANTS', 'DeployError', 'build_deploy_module',
+    'EXPORT_MODES', 'EXPORT_VARIANTS', 'EXPORTERS', 'DeployError',
+    'build_deploy_module',
     'default_topk_rate', 'example_input', 'export_checkpoint', 'export_onnx',
     'load_model', 'measured_rate', 'model_task', 'prepare_for_export',
     'pytorch_output', 'verify_onnx', 'check_skipping_graph', 'graph_summary',

@@ -22,15 +22,18 @@ out-of-place while exporting (the core does it, see
 whose empty-input check reads the data-dependent token count, runs as plain
 ``torch.nn.Linear`` (same weights, same result for non-empty inputs).
 
-Exporter: the TorchScript one (``torch.onnx.export(..., dynamo=False)``).
-It records ``nonzero``, ``topk`` and ``index_add`` as NonZero / TopK /
-ScatterND, and the data-dependent sizes stay tensors in the graph; the
-out-of-place ``index_add`` is what makes its trace correct (the in-place one
-into a view is dropped silently by the trace, which is why a plain export
-of the eager model is wrong).
+Exporter: by default the TorchScript one (``torch.onnx.export(...,
+dynamo=False)``). It records ``nonzero``, ``topk`` and ``index_add`` as
+NonZero / TopK / ScatterElements, and the data-dependent sizes stay tensors
+in the graph; the out-of-place ``index_add`` is what makes its trace correct
+(the in-place one into a view is dropped silently by the trace, which is why
+a plain export of the eager model is wrong). It exports in seconds and
+handles every task here. ``exporter='dynamo'`` (``torch.export``) also gives
+a correct graph once mmcv's ``Linear`` check is bypassed (it failed on the
+data-dependent count before), but takes far longer.
 """
 from contextlib import contextmanager
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -330,7 +333,7 @@ def load_model(config, checkpoint: Optional[str] = None,
     model = init_dyt_model(cfg)
     ckpt = None
     if checkpoint:
-        from mmdyt.utils import load_dyt_checkpoint
+        from mmdyt.checkpoint import load_dyt_checkpoint
         try:
             ckpt = load_dyt_checkpoint(model, checkpoint, strict=True)
         except RuntimeError as e:
@@ -343,8 +346,9 @@ def load_model(config, checkpoint: Optional[str] = None,
 
 
 # ------------------------------------------------------------------ export
-def _dynamic_axes(task: str) -> Dict[str, Dict[int, str]]:
-    return {'input': {0: 'batch'}, 'output': {0: 'batch'}}
+#: ``exporter`` values: torch.onnx's TorchScript exporter (default) and its
+#: dynamo-based one (``torch.export``; needs ``onnxscript``).
+EXPORTERS = ('torchscript', 'dynamo')
 
 
 def export_onnx(model: nn.Module,
@@ -352,7 +356,8 @@ def export_onnx(model: nn.Module,
                 mode: str = 'gather',
                 rate: Optional[float] = None,
                 inputs: Optional[Tensor] = None,
-                opset: int = 17) -> dict:
+                opset: int = 17,
+                exporter: str = 'torchscript') -> dict:
     """Export ``model`` (an mmdyt algorithm) to ``out``.
 
     Args:
@@ -362,7 +367,12 @@ def export_onnx(model: nn.Module,
         rate (float, optional): ``R`` of ``topk`` (required there).
         inputs (Tensor, optional): Example input of the deploy module
             (:func:`example_input` by default, batch 2).
-        opset (int): ONNX opset. Defaults to 17.
+        opset (int): ONNX opset, >= 16 (``index_add`` is a ScatterElements
+            / ScatterND with ``reduction='add'``). Defaults to 17
+            (``dynamo`` uses at least 18).
+        exporter (str): ``'torchscript'`` (default:
+            ``torch.onnx.export(dynamo=False)``, seconds) or ``'dynamo'``
+            (``torch.export`` with a symbolic batch, minutes on ViT-B).
 
     Returns:
         dict: ``mode``, ``rate``, ``task``, ``input_shape``, ``exporter``,
@@ -371,26 +381,34 @@ def export_onnx(model: nn.Module,
     from .runtime import require_onnx
     require_onnx()
     task = model_task(model)
+    if exporter not in EXPORTERS:
+        raise DeployError(f'--exporter must be one of {list(EXPORTERS)}, '
+                          f'got {exporter!r}')
     if inputs is None:
         inputs = example_input(model)
-    if opset < 13:
-        raise DeployError(f'--opset must be >= 13 (ScatterND with '
-                          f'reduction needs 16 for index_add), got {opset}')
+    if opset < 16:
+        raise DeployError(f'--opset must be >= 16 (index_add exports as a '
+                          f'scatter with reduction=add), got {opset}')
+    names = dict(input_names=['input'], output_names=['output'])
     with prepare_for_export(model, mode, rate), torch.no_grad():
         module = build_deploy_module(model)
-        torch.onnx.export(
-            module, (inputs, ),
-            out,
-            input_names=['input'],
-            output_names=['output'],
-            dynamic_axes=_dynamic_axes(task),
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False)
+        if exporter == 'torchscript':
+            torch.onnx.export(
+                module, (inputs, ), out,
+                dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}},
+                opset_version=opset, do_constant_folding=True, dynamo=False,
+                **names)
+        else:
+            batch = torch.export.Dim('batch', min=1, max=4096)
+            torch.onnx.export(
+                module, (inputs, ), out,
+                dynamic_shapes={'inputs': {0: batch}},
+                opset_version=max(opset, 18), dynamo=True, **names)
     return dict(mode=mode, rate=rate, task=task,
                 input_shape=list(inputs.shape[1:]),
-                exporter='torch.onnx.export(dynamo=False) (TorchScript)',
-                opset=opset, path=out)
+                exporter=f'torch.onnx.export(dynamo={exporter == "dynamo"})',
+                opset=opset if exporter == 'torchscript' else max(opset, 18),
+                path=out)
 
 
 @torch.no_grad()
@@ -454,7 +472,8 @@ def export_checkpoint(config,
                       frames: Optional[int] = None,
                       opset: int = 17,
                       verify: bool = False,
-                      cfg_options: Optional[Sequence[str]] = None) -> dict:
+                      cfg_options: Optional[Sequence[str]] = None,
+                      exporter: str = 'torchscript') -> dict:
     """Config + checkpoint -> ``out`` (what ``tools/deployment/
     export_onnx.py`` runs).
 
@@ -473,6 +492,8 @@ def export_checkpoint(config,
         opset (int): ONNX opset.
         verify (bool): Compare ORT with PyTorch (:func:`verify_onnx`).
         cfg_options (list[str], optional): ``key=value`` config overrides.
+        exporter (str): ``'torchscript'`` or ``'dynamo'``
+            (:func:`export_onnx`).
 
     Returns:
         dict: The export's report (see :func:`export_onnx`), with
@@ -492,7 +513,7 @@ def export_checkpoint(config,
         check_exportable(model, mode)
         rate, source = default_topk_rate(
             model, ckpt, example_input(model, 8, 100, shape, frames))
-    report = export_onnx(model, out, mode, rate, inputs, opset)
+    report = export_onnx(model, out, mode, rate, inputs, opset, exporter)
     if source:
         report['rate_source'] = source
     if verify:

@@ -220,3 +220,20 @@ def test_checkpoint_that_does_not_fit_the_config(tmp_path):
     model, _ = load_model(vit_cfg(bottleneck=4), path)
     for k, v in other.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_dynamo_exporter_gives_an_equal_skipping_graph(models, tmp_path):
+    model = models('vit')
+    path = str(tmp_path / 'dynamo.onnx')
+    info = export_onnx(model, path, 'gather', inputs=example_input(model, 2),
+                       exporter='dynamo')
+    assert info['exporter'] == 'torch.onnx.export(dynamo=True)'
+    assert 'NonZero' in graph_summary(path)
+    session = ort_session(path, threads=1)
+    for batch in (1, 3):
+        x = example_input(model, batch, 7)
+        np.testing.assert_allclose(run_session(session, x),
+                                   pytorch_output(model, x).numpy(),
+                                   rtol=0, atol=1e-4)
+    report = check_skipping_graph(path, model, example_input(model, 3, 5))
+    assert all(e['rows'] == e['active'] < e['tokens'] for e in report)

@@ -58,7 +58,7 @@ def host_cfg(tmp_path_factory):
 @pytest.mark.parametrize('kind', ['full', 'delta'])
 def test_export_tool_verifies_full_and_delta_checkpoints(
         kind, host_cfg, capsys):
-    from mmdyt.utils.checkpoint import full_to_delta_file
+    from mmdyt.checkpoint import full_to_delta_file
     cfg, root = host_cfg
     model = _trained_like(cfg)
     full = str(root / 'full.pth')

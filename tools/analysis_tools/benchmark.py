@@ -11,6 +11,7 @@ reports medians::
         [--level backbone|model] [--batch-size 32] [--device cpu|cuda]
         [--amp] [--rate 0.5] [--repeats 20] [--warmup 3] [--threads N]
         [--also CONFIG2 ...] [--out results.json]
+        [--backend pytorch|onnxruntime] [--ort-threads 2]
 
 ``--level backbone`` (default) times the backbone forward alone (DyT in its
 ``'gathered'`` inference mode) on a batch of synthetic inputs of the
@@ -42,6 +43,12 @@ sample, see :func:`mmdyt.utils.synthetic.synthetic_inputs`). Timings on shared o
 of interleaved runs in one process mean much. The allocator (glibc malloc or
 a preloaded jemalloc/tcmalloc) and the thread count are reported. ``--amp``
 runs under ``torch.autocast`` (float16 on CUDA, bfloat16 on CPU).
+
+``--backend onnxruntime`` (``--level backbone``, CPU): ``dense`` and ``dyt``
+are the dense and the DyT backbone exported to ONNX the same way
+(:mod:`mmdyt.deploy`) and run in ONNX Runtime with ``--ort-threads``
+intra-op threads; both PyTorch eager models run in the same interleaved loop
+(``pytorch`` in the output: their speeds, and DyT ONNX vs DyT eager).
 """
 import argparse
 import os.path as osp
@@ -91,6 +98,16 @@ def parse_args(argv=None):
     parser.add_argument(
         '--also', nargs='+', default=[],
         help='further DyT configs to time in the same loop (e.g. MoE)')
+    parser.add_argument(
+        '--backend', default='pytorch', choices=['pytorch', 'onnxruntime'],
+        help='onnxruntime: the DyT and the dense backbone exported to ONNX '
+        '(mmdyt.deploy, gather mode) and timed in ONNX Runtime, with both '
+        'PyTorch eager models in the same loop')
+    parser.add_argument('--ort-threads', type=int, default=2,
+                        help='ONNX Runtime intra-op threads (and PyTorch\'s '
+                        'with --backend onnxruntime; default 2)')
+    parser.add_argument('--onnx-dir', default=None,
+                        help='keep the exported .onnx files here')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the results to this JSON')
     parser.add_argument(
@@ -103,6 +120,11 @@ def parse_args(argv=None):
         parser.error('--batch-size and --repeats must be >= 1, --warmup >= 0')
     if args.img_size is not None and len(args.img_size) not in (1, 2):
         parser.error('--img-size takes H or H W')
+    if args.backend == 'onnxruntime' and (
+            args.level != 'backbone' or args.device != 'cpu' or args.amp
+            or args.also):
+        parser.error('--backend onnxruntime supports --level backbone, '
+                     '--device cpu, fp32 (no --amp) and no --also')
     return args
 
 
@@ -145,7 +167,14 @@ def main(argv=None):
 
     runners = {'dense': main_target.run_dense}
     runners.update({name: t.run for name, t in targets.items()})
-    times = time_interleaved(runners, args.repeats, args.warmup, device)
+    if args.backend == 'onnxruntime':  # dense / dyt: the ONNX models
+        from mmdyt.deploy.benchmark import benchmark_onnxruntime
+        ort = benchmark_onnxruntime(main_target, args.batch_size, args.seed,
+                                    shape, args.repeats, args.warmup,
+                                    args.ort_threads, args.onnx_dir)
+        times = ort['times']
+    else:
+        times = time_interleaved(runners, args.repeats, args.warmup, device)
 
     B = args.batch_size
     dense_med = statistics.median(times['dense'])
@@ -186,6 +215,9 @@ def main(argv=None):
             num_experts=t.backbone.dyt_cfg['num_experts'],
             variant=t.backbone.dyt_cfg['variant'],
             **measured)
+    if args.backend == 'onnxruntime':
+        from mmdyt.deploy.benchmark import onnxruntime_fields
+        result.update(onnxruntime_fields(ort, B, args.ort_threads))
     main_res = result['models']['dyt']
     result['img_s_dyt'] = main_res['img_s']
     for key in ('speedup', 'act_rate', 'flops_bound', 'fraction_of_bound',
@@ -225,6 +257,9 @@ def print_report(r):
     print('  speedup = median of per-repetition dense/DyT time ratios; '
           'bound = dense FLOPs / DyT FLOPs (actual masks, adapters and '
           'dispatchers included)')
+    if r.get('backend') == 'onnxruntime':
+        from mmdyt.deploy.benchmark import print_onnxruntime
+        print_onnxruntime(r)
 
 
 if __name__ == '__main__':

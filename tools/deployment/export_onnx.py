@@ -3,7 +3,8 @@
 
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx \
         [--mode gather|topk] [--rate R] [--shape H W] [--frames T] \
-        [--opset N] [--verify] [--cfg-options k=v ...]
+        [--opset N] [--exporter torchscript|dynamo] [--verify]
+        [--cfg-options k=v ...]
 
 CHECKPOINT is a full or delta checkpoint, or ``none`` (the config's initial
 weights). The graph takes the normalised input tensor (``input``, dynamic
@@ -32,6 +33,9 @@ def parse_args(argv=None):
     parser.add_argument('--frames', type=int, default=None,
                         help='frames per clip (video)')
     parser.add_argument('--opset', type=int, default=17)
+    parser.add_argument('--exporter', default='torchscript',
+                        help='torchscript (default, seconds) or dynamo '
+                        '(torch.export; slower)')
     parser.add_argument('--verify', action='store_true',
                         help='run the file in ONNX Runtime and print the '
                         'largest difference to PyTorch')
@@ -48,7 +52,8 @@ def main(argv=None):
     try:
         report = export_checkpoint(
             args.config, checkpoint, args.out, args.mode, args.rate,
-            args.shape, args.frames, args.opset, args.verify, args.cfg_options)
+            args.shape, args.frames, args.opset, args.verify, args.cfg_options,
+            args.exporter)
     except DeployError as e:
         print(f'error: {e}', file=sys.stderr)
         raise SystemExit(2)
