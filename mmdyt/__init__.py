@@ -18,6 +18,6 @@ from mmengine.config.utils import MODULE2PACKAGE
 from . import registry  # noqa: F401
 from .version import __version__, version_info
 
-MODULE2PACKAGE.setdefault('mmdyt', 'mmdyt')  # `mmdyt::` config bases
+MODULE2PACKAGE.setdefault('mmdyt', 'mmdyt.version')  # `mmdyt::` config bases
 
 __all__ = ['__version__', 'version_info', 'registry']
