@@ -11,13 +11,14 @@ reports medians::
         [--level backbone|model] [--batch-size 32] [--device cpu|cuda]
         [--amp] [--rate 0.5] [--repeats 20] [--warmup 3] [--threads N]
         [--also CONFIG2 ...] [--out results.json]
+        [--backend pytorch|onnxruntime] [--ort-threads 2]
 
 ``--level backbone`` (default) times the backbone forward alone (DyT in its
 ``'gathered'`` inference mode) on a batch of synthetic inputs of the
 backbone's input shape; ``--level model`` times the algorithm's ``predict``
 (heads, necks, every view of a video, every crop of a sliding-window
 segmentation) on its synthetic test samples. The logic lives in
-:mod:`mmdyt.apis.analysis`.
+:mod:`mmdyt.analysis`.
 
 Printed and returned (``main(argv)`` returns a dict): img/s of the dense and
 the DyT model, the speedup (median of the per-repetition dense/DyT time
@@ -53,6 +54,12 @@ sample, see :func:`mmdyt.utils.synthetic.synthetic_inputs`). Timings on shared o
 of interleaved runs in one process mean much. The allocator (glibc malloc or
 a preloaded jemalloc/tcmalloc) and the thread count are reported. ``--amp``
 runs under ``torch.autocast`` (float16 on CUDA, bfloat16 on CPU).
+
+``--backend onnxruntime`` (``--level backbone``, CPU): ``dense`` and ``dyt``
+are the dense and the DyT backbone exported to ONNX the same way
+(:mod:`mmdyt.deploy`) and run in ONNX Runtime with ``--ort-threads``
+intra-op threads; both PyTorch eager models run in the same interleaved loop
+(``pytorch`` in the output: their speeds, and DyT ONNX vs DyT eager).
 """
 import argparse
 import copy
@@ -63,7 +70,7 @@ import torch
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
 from mmdyt.apis import init_dyt_model, load_config
-from mmdyt.apis.analysis import (LEVELS, allocator_name, build_target,
+from mmdyt.analysis import (LEVELS, allocator_name, build_target,
                                  copy_dispatchers, host_state,
                                  median_speedup, time_interleaved)
 
@@ -107,6 +114,16 @@ def parse_args(argv=None):
         '--tome', type=int, nargs='+', default=[],
         help='also time the model with token merging, r tokens per layer '
         '(backbone.tome.r), same dispatchers')
+    parser.add_argument(
+        '--backend', default='pytorch', choices=['pytorch', 'onnxruntime'],
+        help='onnxruntime: the DyT and the dense backbone exported to ONNX '
+        '(mmdyt.deploy, gather mode) and timed in ONNX Runtime, with both '
+        'PyTorch eager models in the same loop')
+    parser.add_argument('--ort-threads', type=int, default=2,
+                        help='ONNX Runtime intra-op threads (and PyTorch\'s '
+                        'with --backend onnxruntime; default 2)')
+    parser.add_argument('--onnx-dir', default=None,
+                        help='keep the exported .onnx files here')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the results to this JSON')
     parser.add_argument(
@@ -117,8 +134,15 @@ def parse_args(argv=None):
         parser.error(f'--rate must be in [0, 1], got {args.rate}')
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error('--batch-size and --repeats must be >= 1, --warmup >= 0')
+    if args.tome and args.backend != 'pytorch':
+        parser.error('--tome times PyTorch models only (--backend pytorch)')
     if args.img_size is not None and len(args.img_size) not in (1, 2):
         parser.error('--img-size takes H or H W')
+    if args.backend == 'onnxruntime' and (
+            args.level != 'backbone' or args.device != 'cpu' or args.amp
+            or args.also):
+        parser.error('--backend onnxruntime supports --level backbone, '
+                     '--device cpu, fp32 (no --amp) and no --also')
     return args
 
 
@@ -175,7 +199,14 @@ def main(argv=None):
         runners['dense_fused'] = target('dyt', main_target.model,
                                         fuse(twin)).run_dense
     runners.update({name: t.run for name, t in targets.items()})
-    times = time_interleaved(runners, args.repeats, args.warmup, device)
+    if args.backend == 'onnxruntime':  # dense / dyt: the ONNX models
+        from mmdyt.deploy.benchmark import benchmark_onnxruntime
+        ort = benchmark_onnxruntime(main_target, args.batch_size, args.seed,
+                                    shape, args.repeats, args.warmup,
+                                    args.ort_threads, args.onnx_dir)
+        times = ort['times']
+    else:
+        times = time_interleaved(runners, args.repeats, args.warmup, device)
 
     B = args.batch_size
     dense_med = statistics.median(times['dense'])
@@ -226,6 +257,9 @@ def main(argv=None):
             result['models'][name].update(
                 speedup_vs_fused=fused, fraction_of_bound_vs_fused=fused /
                 bound)
+    if args.backend == 'onnxruntime':
+        from mmdyt.deploy.benchmark import onnxruntime_fields
+        result.update(onnxruntime_fields(ort, B, args.ort_threads))
     main_res = result['models']['dyt']
     result['img_s_dyt'] = main_res['img_s']
     for key in ('speedup', 'act_rate', 'flops_bound', 'fraction_of_bound',
@@ -278,6 +312,9 @@ def print_report(r):
     print('  speedup = median of per-repetition dense/DyT time ratios; '
           'bound = dense FLOPs / DyT FLOPs (actual masks, adapters and '
           'dispatchers included; token merging: merged tokens counted)')
+    if r.get('backend') == 'onnxruntime':
+        from mmdyt.deploy.benchmark import print_onnxruntime
+        print_onnxruntime(r)
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@ norm2 / mlp``, ``q_bias`` / ``v_bias``, optional layer scales ``gamma_1`` /
 ``gamma_2``) keep their modules and state-dict keys.
 """
 import types
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -16,7 +16,7 @@ from mmaction.models.backbones.vit_mae import Attention, VisionTransformer
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, HostLayerOps, ViTFlopsSpec
 
 
 def fused_attention(attn: Attention, x: Tensor,
@@ -117,12 +117,15 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
     tokens.
 
     Args:
-        dyt (dict, optional): DyT settings, keys (defaults in brackets):
-            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
-            ``bottleneck`` (64), ``adapter_scale`` (1.0),
-            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
-            adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
-            (None; a per-sample cap of the active fraction at inference).
+        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
+            adapter, dispatcher, inference cap), documented with their
+            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
+            None (every default).
+        with_cp (bool): Checkpoint every block (host block, dispatchers and
+            adapters) in training: its activations are recomputed in the
+            backward pass (same Gumbel noise, dropout and drop path), saving
+            memory at the cost of a second forward pass. A DyT addition with
+            the name and meaning of mmseg's ``with_cp``. Defaults to False.
         **kwargs: Arguments of mmaction2's ``VisionTransformer``.
 
     Example:
@@ -133,13 +136,15 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
+                 with_cp: bool = False, **kwargs):
         if 'tome' in kwargs:
             raise ValueError(
                 'backbone.tome (token merging) is supported on '
                 'mmdyt.DyTVisionTransformer (image and per-frame video) and '
                 'mmdyt.DyTSegVisionTransformer, not on mmdyt.DyTVideoMAEViT')
         super().__init__(**kwargs)
+        self.with_cp = with_cp
         self.init_dyt(dyt, self.embed_dims, len(self.blocks), 0,
                       host_kwargs=kwargs)
         # Plain Python list: the ops only reference host modules.
@@ -236,7 +241,5 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
             final_norm=self.fc_norm is None,
             pooled_norm=pooled,
             num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
+            **self.dyt_config.flops_fields(),
             **extra)

@@ -1,7 +1,7 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmpretrain's ``SwinTransformer``."""
 import types
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -11,7 +11,7 @@ from mmpretrain.models.utils import WindowMSA, resize_pos_embed
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, SwinFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, SwinFlopsSpec
 from .mmpretrain_vit import MMPretrainLayerOps
 
 #: dispatch variants a Swin supports: attention runs in (shifted) windows,
@@ -117,10 +117,13 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
     merging and the stage norms see every token.
 
     Args:
-        dyt (dict, optional): DyT settings as for
-            :class:`~mmdyt.models.backbones.DyTVisionTransformer`;
+        dyt (dict | DyTConfig, optional): The DyT options, documented with
+            their defaults in :class:`~mmdyt.models.dyt.DyTConfig`;
             ``variant`` must be ``'mlp'``.
-        **kwargs: Arguments of mmpretrain's ``SwinTransformer``.
+        **kwargs: Arguments of mmpretrain's ``SwinTransformer``;
+            ``with_cp=True`` checkpoints every block under DyT (window
+            attention, FFN, dispatcher and adapter; recomputed in the
+            backward pass with the same Gumbel noise and dropout).
 
     Example:
         >>> backbone = dict(type='mmdyt.DyTSwinTransformer', arch='base',
@@ -130,17 +133,17 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
 
     host_class = SwinTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
-        variant = (dyt or {}).get('variant', 'mlp')
-        if variant not in SWIN_VARIANTS:
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
+        dyt = DyTConfig.from_dict(dyt)
+        if dyt.variant not in SWIN_VARIANTS:
             raise ValueError(
                 f'dyt.variant must be one of {list(SWIN_VARIANTS)} for '
-                f'DyTSwinTransformer, got {variant!r} (window attention '
+                f'DyTSwinTransformer, got {dyt.variant!r} (window attention '
                 'among active tokens is not implemented)')
-        if kwargs.get('with_cp', False):
-            raise ValueError('DyTSwinTransformer does not support with_cp='
-                             'True (the host is frozen; set with_cp=False)')
         super().__init__(**kwargs)
+        # the host passes with_cp to its blocks; DyT runs the blocks itself
+        # and checkpoints each one (with its dispatcher and adapter)
+        self.with_cp = kwargs.get('with_cp', False)
         blocks = [block for stage in self.stages for block in stage.blocks]
         if any(len(stage.blocks) == 0 for stage in self.stages):
             raise ValueError('DyTSwinTransformer needs >= 1 block per stage, '
@@ -288,7 +291,5 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
             out_indices=tuple(self.out_indices),
             out_after_downsample=self.out_after_downsample,
             num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
+            **self.dyt_config.flops_fields(),
             **extra)

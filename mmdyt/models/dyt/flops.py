@@ -25,7 +25,7 @@ from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .layer import VARIANT_SITES, check_variant
+from .config import VARIANT_SITES, DyTConfig, check_variant
 from .merge import matching_flops
 
 LN_FLOPS_PER_ELEMENT = 5
@@ -97,9 +97,9 @@ class ViTFlopsSpec(_LayerShapes):
     tubelet_size: int = 1
     pooled_norm: bool = False
     num_classes: int = 0
-    variant: Optional[str] = 'mlp'
-    bottleneck: int = 64
-    num_experts: int = 1
+    variant: Optional[str] = DyTConfig.variant
+    bottleneck: int = DyTConfig.bottleneck
+    num_experts: int = DyTConfig.num_experts
     tome_r: Tuple[int, ...] = ()
     tome_metric_dims: int = 0
     tome_in: int = 0
@@ -160,9 +160,9 @@ class LayerFlopsSpec(_LayerShapes):
     feedforward_channels: int
     num_patches: int
     num_prefix_tokens: int = 0
-    variant: Optional[str] = 'mlp'
-    bottleneck: int = 64
-    num_experts: int = 1
+    variant: Optional[str] = DyTConfig.variant
+    bottleneck: int = DyTConfig.bottleneck
+    num_experts: int = DyTConfig.num_experts
     num_windows: int = 0
     window_tokens: int = 0
 
@@ -215,9 +215,9 @@ class SwinFlopsSpec:
     out_indices: Tuple[int, ...] = (3, )
     out_after_downsample: bool = False
     num_classes: int = 0
-    variant: Optional[str] = 'mlp'
-    bottleneck: int = 64
-    num_experts: int = 1
+    variant: Optional[str] = DyTConfig.variant
+    bottleneck: int = DyTConfig.bottleneck
+    num_experts: int = DyTConfig.num_experts
     #: no CLS-like tokens.
     num_prefix_tokens: ClassVar[int] = 0
 
