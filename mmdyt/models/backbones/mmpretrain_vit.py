@@ -1,6 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmpretrain's ``VisionTransformer``."""
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from mmpretrain.models.backbones import VisionTransformer
@@ -40,6 +40,21 @@ class MMPretrainLayerOps(MMCVLayerOps):
         out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
         return attn.out_drop(attn.gamma1(attn.proj_drop(out)))
 
+    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
+                         ) -> Tuple[Tensor, Tensor]:
+        """The host attention with an additive logit bias (token merging's
+        proportional attention), and its keys averaged over the heads."""
+        attn = self.layer.attn
+        B, N, _ = x.shape
+        q, k, v = attn.qkv(x).reshape(B, N, 3, attn.num_heads,
+                                      attn.head_dims).permute(2, 0, 3, 1, 4)
+        dropout_p = attn.attn_drop if attn.training else 0.
+        out = attn.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if attn_bias is None else
+            attn_bias.to(q.dtype), dropout_p=dropout_p)
+        out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
+        return attn.out_drop(attn.gamma1(attn.proj_drop(out))), k.mean(dim=1)
+
 
 @MODELS.register_module()
 class DyTVisionTransformer(MMCVViTMixin, VisionTransformer):
@@ -55,6 +70,19 @@ class DyTVisionTransformer(MMCVViTMixin, VisionTransformer):
     Args:
         dyt (dict | DyTConfig, optional): The DyT options and their
             defaults: :class:`~mmdyt.models.dyt.DyTConfig`.
+        with_cp (bool): Checkpoint every layer (host layer, dispatchers and
+            adapters) in training: its activations are recomputed in the
+            backward pass (same Gumbel noise and dropout), saving memory at
+            the cost of a second forward pass. A DyT addition with the name
+            and meaning of mmseg's and mmpretrain's Swin ``with_cp``.
+            Defaults to False.
+        tome (dict, optional): Token merging at test time (ToMe, see
+            :mod:`mmdyt.models.dyt.merge`): ``dict(r=R, prop_attn=True)``
+            merges ``R`` tokens per layer (or a list, one ``R`` per layer)
+            after the attention, before the MLP dispatcher; needs
+            ``dyt.variant='mlp'``. Outputs are unmerged to the full token
+            grid (each merged token copied to its sources). None (default)
+            or ``r=0``: no merging, bit for bit.
         **kwargs: Arguments of mmpretrain's ``VisionTransformer``.
 
     Example:
@@ -65,10 +93,14 @@ class DyTVisionTransformer(MMCVViTMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
+                 with_cp: bool = False, tome: Optional[dict] = None,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.with_cp = with_cp
         self.init_dyt(dyt, self.embed_dims, self.num_layers,
                       self.num_extra_tokens, host_kwargs=kwargs)
+        self.init_tome(tome, self.layers[0].attn.head_dims)
         # Plain Python list: the ops only reference host modules, so no
         # parameter is registered twice.
         self._host_ops = [MMPretrainLayerOps(layer) for layer in self.layers]

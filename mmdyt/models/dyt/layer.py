@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from .adapter import build_adapter
 from .config import VARIANT_SITES, DyTConfig, check_variant
@@ -51,6 +52,25 @@ class HostLayerOps(ABC):
     def norm2(self, x: Tensor) -> Tensor:
         """The pre-MLP norm of ``x`` ``(B, N, C)``."""
 
+    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
+                         ) -> Tuple[Tensor, Tensor]:
+        """Self-attention of normalised ``x`` for token merging
+        (``backbone.tome``, :mod:`mmdyt.models.dyt.merge`).
+
+        Args:
+            x (Tensor): ``(B, N, C)``.
+            attn_bias (Tensor, optional): Float ``(B, 1, 1, N)`` added to
+                the attention logits (the proportional-attention ``log s``).
+
+        Returns:
+            tuple: The branch output ``(B, N, C)`` and the keys averaged
+            over the heads ``(B, N, C / heads)`` (the merging metric).
+        """
+        raise NotImplementedError(
+            f'{type(self).__name__} has no attn_with_metric: backbone.tome '
+            'is supported on mmdyt.DyTVisionTransformer (image and per-frame '
+            'video) and mmdyt.DyTSegVisionTransformer')
+
     @abstractmethod
     def mlp(self, x: Tensor) -> Tensor:
         """The MLP branch of already normalised ``x`` ``(B, N, C)``."""
@@ -74,6 +94,36 @@ def _masked_key_mask(hard: Tensor) -> Tensor:
     zero anyway), which avoids a softmax over nothing (NaN * 0 = NaN).
     """
     return hard | ~hard.any(dim=1, keepdim=True)
+
+
+def is_exporting() -> bool:
+    """True while ``torch.onnx.export`` (either exporter), ``torch.export``
+    or the TorchScript tracer runs the model: the gathered path then avoids
+    in-place writes into views, which the tracer can drop silently."""
+    return bool(torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+                or torch.compiler.is_exporting())
+
+
+def active_index(hard: Tensor, per_row: Optional[int] = None) -> Tensor:
+    """Indices of the active tokens of ``hard (B, N)`` in the flattened
+    ``(B * N)`` tokens.
+
+    Args:
+        hard (Tensor): Bool mask.
+        per_row (int, optional): Every row has exactly this many active
+            tokens (the top-k rule): a static-size ``topk`` (ONNX TopK)
+            replaces ``nonzero`` (ONNX NonZero, data-dependent size). The
+            order of the indices then differs; the set is the same.
+
+    Returns:
+        Tensor: int64 indices ``(K,)``.
+    """
+    if per_row is None:
+        return hard.reshape(-1).nonzero().squeeze(1)  # the one sync
+    B, N = hard.shape
+    rows = hard.to(torch.float32).topk(per_row, dim=1).indices
+    return (rows + torch.arange(B, device=hard.device)[:, None] *
+            N).reshape(-1)
 
 
 class PackedTokens:
@@ -177,6 +227,16 @@ class DyTLayer(nn.Module):
             return None
         return dispatcher(x)
 
+    def _fixed_count(self, site: str, x: Tensor,
+                     masks: Optional[Dict[str, Tensor]]) -> Optional[int]:
+        """Active tokens per sample (prefix included) when the dispatcher
+        keeps a fixed count (top-k rule), else None."""
+        if masks is not None and site in masks:
+            return None
+        k = self.dispatchers[site].topk_count(x.shape[1] -
+                                              self.num_prefix_tokens)
+        return None if k is None else k + self.num_prefix_tokens
+
     @staticmethod
     def _layer_delta(x: Tensor, ops: HostLayerOps,
                      key_mask: Optional[Tensor]) -> Tensor:
@@ -216,10 +276,18 @@ class DyTLayer(nn.Module):
             out = x + adapter_out
         if site == 'mlp':
             C = x.shape[-1]
-            index = hard.reshape(-1).nonzero().squeeze(1)  # the one sync
+            index = active_index(hard, self._fixed_count(site, x, masks))
             active = x.reshape(-1, C).index_select(0, index)
-            branch = ops.mlp(ops.norm2(active))
-            out.view(-1, C).index_add_(0, index, branch.to(out.dtype))
+            branch = ops.mlp(ops.norm2(active)).to(out.dtype)
+            if is_exporting():
+                # out of place (the tracer drops an in-place write into a
+                # view); N and C as constants keep the graph's static
+                # shapes known downstream (the batch stays dynamic)
+                N = int(x.shape[1])
+                out = out.reshape(-1, C).index_add(0, index, branch).view(
+                    -1, N, int(C))
+            else:
+                out.view(-1, C).index_add_(0, index, branch)
         else:
             packed = PackedTokens(x, hard)
             branch = self._branch_dense(site, packed.tokens, ops,
@@ -232,7 +300,8 @@ class DyTLayer(nn.Module):
         x: Tensor,
         ops: HostLayerOps,
         mode: str = 'masked',
-        masks: Optional[Dict[str, Tensor]] = None
+        masks: Optional[Dict[str, Tensor]] = None,
+        merger=None
     ) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Run the layer.
 
@@ -242,6 +311,9 @@ class DyTLayer(nn.Module):
             mode (str): ``'masked'``, ``'gathered'`` or ``'complete'``.
             masks (dict, optional): Site -> mask ``(B, N)`` that replaces the
                 dispatcher's decision (tests, fixed-rate benchmarks).
+            merger (TokenMerger, optional): Token merging (ToMe) after the
+                attention residual, before the dispatcher (``'mlp'``
+                variant only, see :mod:`mmdyt.models.dyt.merge`).
 
         Returns:
             tuple: The layer output and a dict site -> mask used (all-true
@@ -252,13 +324,58 @@ class DyTLayer(nn.Module):
         """
         used = {}
         check_mode(mode)
-        if 'attn' not in self.sites and 'layer' not in self.sites:
+        if merger is not None:
+            if self.sites != ('mlp', ):
+                raise ValueError("backbone.tome needs dyt.variant='mlp', "
+                                 f'got {self.variant!r}')
+            x = merger.attn_and_merge(x, ops)
+        elif 'attn' not in self.sites and 'layer' not in self.sites:
             x = x + ops.attn(ops.norm1(x))
         for site in self.sites:
             x, used[site] = self._site(site, x, ops, mode, masks)
         if self.sites == ('attn', ):
             x = x + ops.mlp(ops.norm2(x))
         return x, used
+
+
+def checkpointed_layer(
+    layer: DyTLayer,
+    x: Tensor,
+    ops: HostLayerOps,
+    mode: str = 'masked',
+    masks: Optional[Dict[str, Tensor]] = None
+) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """``layer(x, ops, mode, masks)`` under activation checkpointing.
+
+    The layer's activations (host block, dispatcher, adapter) are dropped
+    after the forward pass and recomputed in the backward pass, with the RNG
+    state of the forward pass (``preserve_rng_state=True``), so the Gumbel
+    noise, the adapter dropout and the host's dropout / drop path are the
+    same and the gradients equal those of ``layer(...)``.
+
+    The outputs (the tokens and the masks that losses and hooks read) are
+    those of the forward pass; the recomputation's outputs are discarded by
+    autograd, so nothing is recorded twice. ``ops`` owns no parameters; its
+    per-call settings (e.g. the token grid of a Swin stage) are restored as
+    they were in the forward pass before the recomputation.
+
+    Args:
+        layer (DyTLayer): The layer.
+        x (Tensor): Layer input ``(B, N, C)``.
+        ops (HostLayerOps): The host layer's parts.
+        mode (str): ``'masked'`` or ``'complete'`` (the training paths).
+        masks (dict, optional): Site -> forced mask.
+
+    Returns:
+        tuple: As :meth:`DyTLayer.forward`.
+    """
+    settings = dict(vars(ops))
+
+    def run(x: Tensor):
+        vars(ops).update(settings)
+        return layer(x, ops, mode, masks)
+
+    return checkpoint(run, x, use_reentrant=False, preserve_rng_state=True)
 
 
 def site_masks(layer_masks: List[Dict[str, Tensor]],

@@ -4,16 +4,20 @@ from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Union
 
+import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
 
+from mmdyt.checkpoint.loading import register_load_hooks
+
 from .config import DyTConfig
 from .dispatcher import TokenDispatcher
 from .flops import ViTFlopsSpec, dynamic_flops, model_flops
-from .layer import (DyTLayer, HostLayerOps, check_mode, masks_rates,
-                    site_masks, stack_masks)
+from .layer import (DyTLayer, HostLayerOps, check_mode, checkpointed_layer,
+                    masks_rates, site_masks, stack_masks)
 from .naming import dyt_state, host_state, is_dyt_param_name
+from .merge import TokenMerger, merge_schedule, parse_tome_cfg
 from .stats import DyTStats
 
 
@@ -46,6 +50,12 @@ class DyTBackboneMixin(metaclass=ABCMeta):
     """
     #: the host backbone class (e.g. mmpretrain's ``VisionTransformer``).
     host_class: Optional[type] = None
+    #: the ``tome`` block (token merging) after :meth:`init_tome`; None: off.
+    tome_cfg: Optional[dict] = None
+    _dyt_merger: Optional[TokenMerger] = None
+    #: checkpoint every layer in training (``backbone.with_cp``); the hosts
+    #: that have the argument (mmseg's ViT, mmpretrain's Swin) set it.
+    with_cp: bool = False
 
     def init_dyt(self, dyt: Union[None, dict, DyTConfig],
                  embed_dims: Union[int, Sequence[int]],
@@ -82,6 +92,9 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         self.dyt_masks: List[Dict[str, Tensor]] = []
         self._dyt_records: Optional[List[DyTStats]] = None
         self.freeze_host()
+        # deltas restore their frozen base, wrong checkpoints fail, wherever
+        # a state dict is loaded (mmdyt.checkpoint.loading)
+        register_load_hooks(self)
 
     # ------------------------------------------------------------- training
     def freeze_host(self) -> None:
@@ -148,6 +161,11 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         recorded with :meth:`set_dyt_token_grid` in its forward pass.
         """
         grid = getattr(self, '_dyt_token_grid', None)
+        if self._dyt_merger is not None:
+            raise NotImplementedError(
+                'with token merging (backbone.tome) the dispatchers see '
+                'merged tokens, which lie on no grid; set backbone.tome=None '
+                'for dispatch maps')
         if grid is None:
             raise NotImplementedError(
                 f'{type(self).__name__} records no token grid (call '
@@ -245,14 +263,35 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         mode = self.current_dyt_mode
         forced = self._dyt_forced_masks
         self.dyt_masks = []
+        self._dyt_merger = self.dyt_token_merger(x.shape[1])
+        self._dyt_input_tokens = x.shape[1]
         for i, (layer, op) in enumerate(zip(self.dyt_layers, ops)):
-            x, used = layer(x, op, mode, None if forced is None else forced[i])
+            x, used = self._run_dyt_layer(layer, x, op, mode,
+                                          None if forced is None else forced[i],
+                                          merger=self._dyt_merger)
             self.dyt_masks.append(used)
             if after_layer is not None:
                 x = after_layer(i, x)
         if self._dyt_records is not None:
             self._dyt_records.append(self.measure_dyt())
         return x
+
+    def _run_dyt_layer(self, layer: DyTLayer, x: Tensor, op: HostLayerOps,
+                       mode: str, masks: Optional[Dict[str, Tensor]],
+                       merger: Optional[TokenMerger] = None):
+        """One layer; checkpointed (:func:`checkpointed_layer`) when
+        ``with_cp`` is set, gradients are recorded and the mode is a
+        training path (``'masked'`` or ``'complete'``): the gathered
+        inference path never is, nor a layer that merges tokens (the
+        merger's state would be advanced again by the recomputation)."""
+        if merger is not None:
+            return layer(x, op, mode, masks, merger=merger)
+        if self.with_cp and mode != 'gathered' and \
+                torch.is_grad_enabled() and (
+                    x.requires_grad or any(p.requires_grad
+                                           for p in layer.parameters())):
+            return checkpointed_layer(layer, x, op, mode, masks)
+        return layer(x, op, mode, masks)
 
     def run_vit_layers(self, x: Tensor, ops: Sequence[HostLayerOps],
                        out_indices: Sequence[int], output,
@@ -266,12 +305,74 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         def after_layer(i, x):
             if i == last and final_norm is not None:
                 x = final_norm(x)
-            if i in out_indices:
-                outs.append(output(x))
+            if i in out_indices:  # full size again after token merging
+                outs.append(output(self.dyt_unmerge(x)))
             return x
 
         self.run_dyt_layers(x, ops, after_layer)
         return outs
+
+    # -------------------------------------------------------- token merging
+    def init_tome(self, tome: Optional[dict], metric_dims: int) -> None:
+        """Set up token merging (ToMe) from the ``tome`` config block (see
+        :mod:`mmdyt.models.dyt.merge`); call after :meth:`init_dyt`.
+
+        Args:
+            tome (dict, optional): ``dict(r=R, prop_attn=True)``; None or
+                ``r=0``: off (the forward is then exactly DyT's).
+            metric_dims (int): Channels of the merging metric (the head
+                width).
+
+        Raises:
+            ValueError: If the dispatch variant is not ``'mlp'``.
+        """
+        cfg = parse_tome_cfg(tome)
+        if cfg is not None and self.dyt_cfg['variant'] != 'mlp':
+            raise ValueError(
+                "backbone.tome needs dyt.variant='mlp' (the other variants "
+                'dispatch the attention, whose keys are the merging metric), '
+                f"got dyt.variant={self.dyt_cfg['variant']!r}")
+        self.tome_cfg = cfg
+        self.tome_metric_dims = metric_dims
+
+    def tome_schedule(self, num_tokens: int) -> List[int]:
+        """Tokens each layer merges for an input of ``num_tokens`` tokens
+        (all 0 when token merging is off)."""
+        if self.tome_cfg is None:
+            return [0] * len(self.dyt_layers)
+        return merge_schedule(self.tome_cfg['r'], len(self.dyt_layers),
+                              num_tokens, self.num_prefix_tokens)
+
+    def dyt_token_merger(self, num_tokens: int) -> Optional[TokenMerger]:
+        """A fresh :class:`TokenMerger` for one forward pass, or None when no
+        layer merges."""
+        schedule = self.tome_schedule(num_tokens)
+        if not any(schedule):
+            return None
+        return TokenMerger(schedule, self.num_prefix_tokens,
+                           self.tome_cfg['prop_attn'])
+
+    def dyt_unmerge(self, x: Tensor) -> Tensor:
+        """Tokens of the last pass back at full size (each merged token
+        copied to its sources); ``x`` itself without merging."""
+        if self._dyt_merger is None:
+            return x
+        return self._dyt_merger.unmerge(x)
+
+    def _dyt_num_tokens(self) -> int:
+        """Tokens entering the layers in the last forward pass."""
+        if self._dyt_merger is not None:
+            return self._dyt_input_tokens
+        return self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
+
+    def tome_flops_fields(self, num_tokens: int) -> dict:
+        """The token-merging fields of a :class:`ViTFlopsSpec` (none when
+        off)."""
+        schedule = self.tome_schedule(num_tokens)
+        if not any(schedule):
+            return {}
+        return dict(tome_r=tuple(schedule),
+                    tome_metric_dims=self.tome_metric_dims)
 
     # --------------------------------------------------------- measurements
     def dyt_site_masks(self) -> List[Tensor]:
@@ -310,19 +411,20 @@ class DyTBackboneMixin(metaclass=ABCMeta):
             in_channels=patch_conv.in_channels,
             num_classes=num_classes,
             **self.dyt_config.flops_fields(),
+            **self.tome_flops_fields(num_tokens),
             **shapes)
 
     def dynamic_flops(self, num_classes: int = 0) -> Tensor:
         """Per-sample FLOPs ``(B,)`` of the last forward pass (with a linear
         head of ``num_classes`` outputs on the embedding)."""
-        num_tokens = self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
+        num_tokens = self._dyt_num_tokens()
         spec = self.dyt_flops_spec(num_tokens, num_classes)
         return dynamic_flops(spec, self.dyt_masks)
 
     def dense_flops(self, num_classes: int = 0) -> float:
         """FLOPs of one sample of the dense host backbone (no adapters, no
         dispatchers) on the input of the last forward pass."""
-        num_tokens = self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
+        num_tokens = self._dyt_num_tokens()
         spec = self.dyt_flops_spec(num_tokens, num_classes)
         return model_flops(spec.dense())
 
