@@ -317,9 +317,13 @@ class DemoSession:
         return cfg
 
     def _run(self, cfg, phase: str, desc: str):
-        from mmdyt.engine import build_runner, check_config_paths
         from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
-        check_config_paths(cfg, phase)
+        from mmdyt.engine import (MissingPathsError, build_runner,
+                                  check_config_paths)
+        try:
+            check_config_paths(cfg, phase)
+        except MissingPathsError as err:  # the message alone, as the tools
+            raise SystemExit(str(err)) from None
         runner = build_runner(cfg)
         hook = ProgressHook(desc)
         runner.register_hook(hook)

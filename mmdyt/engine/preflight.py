@@ -72,13 +72,13 @@ class MissingPath:
     kind: str
 
 
-class MissingPathsError(SystemExit):
-    """The config names missing files: stops a tool with one message.
+class MissingPathsError(FileNotFoundError):
+    """The config names missing files: one message naming them all.
 
-    A ``SystemExit`` (as ``argparse`` errors are), so a tool run from the
-    command line prints the message alone and exits with status 1, without
-    a traceback; in-process callers catch it like any exception
-    (``except MissingPathsError``), and read :attr:`missing`.
+    An ordinary exception (``except Exception`` sees it): callers catch it
+    (``except MissingPathsError``) and read :attr:`missing`; the tools turn
+    it into ``SystemExit(str(err))``, so a tool run from the command line
+    prints the message alone and exits with status 1, without a traceback.
 
     Args:
         missing (list[MissingPath]): What is missing.
@@ -96,10 +96,11 @@ class MissingPathsError(SystemExit):
         lines.append(f'Where to get the data and checkpoints, and the '
                      f'expected layout: {_shown_path(docs)}')
         lines.append('Point a key elsewhere with --cfg-options KEY=PATH.')
-        super().__init__('\n'.join(lines))
+        self.message = '\n'.join(lines)
+        super().__init__(self.message)
 
     def __str__(self) -> str:
-        return str(self.code)
+        return self.message
 
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

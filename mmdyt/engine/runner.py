@@ -6,9 +6,8 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from mmdyt.checkpoint import (check_checkpoint_file,
-                                    find_resume_checkpoint,
-                                    is_delta_checkpoint, load_checkpoint_file)
+from mmdyt.checkpoint import (check_checkpoint_file, find_resume_checkpoint,
+                              is_delta_checkpoint, load_checkpoint_file)
 from .dist import prepare_distributed
 
 #: how configs name :class:`mmdyt.engine.DyTCheckpointHook`.
