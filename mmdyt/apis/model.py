@@ -6,6 +6,10 @@ from typing import Optional, Sequence
 
 import torch.nn as nn
 from mmengine.config import Config, DictAction
+from mmengine.registry import MODELS, init_default_scope
+
+from mmdyt.checkpoint import load_dyt_checkpoint
+from mmdyt.models.dyt import DyTBackboneMixin
 
 
 def load_config(path: str, cfg_options: Optional[Sequence[str]] = None):
@@ -35,9 +39,6 @@ def init_dyt_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
         mmdyt.checkpoint.CheckpointError: If ``checkpoint`` is unreadable, or a
             delta's base is missing or differs (names the files).
     """
-    from mmengine.registry import MODELS, init_default_scope
-
-    from mmdyt.models.dyt import DyTBackboneMixin
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model_cfg = copy.deepcopy(cfg.model)
     if cfg.get('data_preprocessor') is not None:
@@ -45,7 +46,6 @@ def init_dyt_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
                              copy.deepcopy(cfg.data_preprocessor))
     model = MODELS.build(model_cfg)
     if checkpoint:
-        from mmdyt.checkpoint import load_dyt_checkpoint
         load_dyt_checkpoint(model, checkpoint)
     backbone = getattr(model, 'backbone', model)
     if not isinstance(backbone, DyTBackboneMixin):

@@ -37,6 +37,8 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
+from mmengine.registry import DATASETS
+
 __all__ = [
     'MissingPath', 'MissingPathsError', 'find_missing_paths',
     'check_config_paths', 'docs_page'
@@ -139,7 +141,6 @@ def _downloads_itself(dataset: dict, scope: Optional[str]) -> bool:
     dtype = dataset.get('type')
     cls = dtype if inspect.isclass(dtype) else None
     if cls is None and isinstance(dtype, str):
-        from mmengine.registry import DATASETS
         try:
             with DATASETS.switch_scope_and_registry(scope) as registry:
                 cls = registry.get(dtype)

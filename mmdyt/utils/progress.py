@@ -52,6 +52,8 @@ import sys
 import time
 from typing import IO, Dict, Iterator, List, Optional
 
+from mmengine.logging import MMLogger
+
 __all__ = ['quiet_logs', 'console', 'ProgressBar', 'format_seconds']
 
 _CONSOLES: List[IO] = []
@@ -72,11 +74,7 @@ def _all_handlers() -> Iterator[logging.Handler]:
         lg for lg in logging.Logger.manager.loggerDict.values()
         if isinstance(lg, logging.Logger)
     ]
-    try:
-        from mmengine.logging import MMLogger
-        loggers += list(MMLogger._instance_dict.values())
-    except ImportError:  # pragma: no cover
-        pass
+    loggers += list(MMLogger._instance_dict.values())
     seen = set()
     for lg in loggers:
         for handler in lg.handlers:
