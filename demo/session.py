@@ -26,7 +26,7 @@ everything the Runners print goes to ``<work_dir>/demo.log`` (and each
 Runner's own log to its work dir, as mmengine writes it), the terminal shows
 one progress bar per stage (:mod:`mmdyt.utils.progress`) and the tables;
 ``--verbose`` streams the logs instead. Its stage helpers build Runners the
-way ``tools/train.py`` / ``tools/test.py`` do (``mmdyt.apis.build_runner``,
+way ``tools/train.py`` / ``tools/test.py`` do (``mmdyt.engine.build_runner``,
 with the same preflight check of data and checkpoint paths), so a demo's
 configs run unchanged through the tools.
 
