@@ -181,9 +181,12 @@ def _prediction(model, sample, scope: str) -> dict:
 
 def draw_dispatch_map(model, path: str, out_dir: str) -> str:
     """Draw ``path``'s dispatch map to ``out_dir``; returns the file."""
-    from .visualization import (clip_dispatch_masks, dispatch_masks,
-                                dispatch_panels, is_clip_model, load_clip,
-                                load_input, resize_display, save_panel_grid)
+    # imported here: mmdyt.visualization draws with matplotlib, which the
+    # inference API does not import unless a map is asked for
+    from mmdyt.visualization import (clip_dispatch_masks, dispatch_masks,
+                                     dispatch_panels, is_clip_model,
+                                     load_clip, load_input, resize_display,
+                                     save_panel_grid)
     os.makedirs(out_dir, exist_ok=True)
     out = osp.join(out_dir, osp.splitext(osp.basename(path))[0] +
                    '_dispatch.png')
