@@ -91,7 +91,7 @@ def prepare_checkpoint(cfg: Config) -> Optional[str]:
 
 def build_runner(cfg: Config):
     """mmengine's ``Runner`` (or ``cfg.runner_type`` from ``RUNNERS``) after
-    :func:`~mmdyt.apis.dist.prepare_distributed` (CPU distributed runs) and
+    :func:`~mmdyt.engine.dist.prepare_distributed` (CPU distributed runs) and
     :func:`prepare_checkpoint`."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
