@@ -15,9 +15,14 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence, Union
 
+import mmcv
 import numpy as np
 import torch
 import torch.nn as nn
+
+from mmdyt.visualization import (clip_dispatch_masks, dispatch_masks,
+                                 dispatch_panels, is_clip_model, load_clip,
+                                 load_input, resize_display, save_panel_grid)
 
 #: the extensions read as videos (others are images or frame folders).
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
@@ -104,7 +109,6 @@ def check_input_file(path: str, model: Optional[nn.Module] = None) -> None:
     if path.lower().endswith(VIDEO_EXTENSIONS):
         _check_video(path, model)
         return
-    import mmcv
     try:
         img = mmcv.imread(path)
     except Exception as e:  # noqa: BLE001 (any decoder failure)
@@ -187,9 +191,6 @@ def _prediction(model, sample, scope: str) -> dict:
 
 def draw_dispatch_map(model, path: str, out_dir: str) -> str:
     """Draw ``path``'s dispatch map to ``out_dir``; returns the file."""
-    from .visualization import (clip_dispatch_masks, dispatch_masks,
-                                dispatch_panels, is_clip_model, load_clip,
-                                load_input, resize_display, save_panel_grid)
     os.makedirs(out_dir, exist_ok=True)
     out = osp.join(out_dir, osp.splitext(osp.basename(path))[0] +
                    '_dispatch.png')
