@@ -1,11 +1,33 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """Token dispatcher: decides which tokens go through a frozen block."""
 import math
+from contextlib import contextmanager
 from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from .config import DyTConfig, check_max_rate, check_tau, check_threshold
+
+
+@contextmanager
+def fp32_island(device: torch.device):
+    """Turn autocast off on ``device`` inside the block.
+
+    DyT's numerically delicate parts (the Gumbel noise ``-log(-log(u))``,
+    the sigmoid with temperature ``tau`` and its straight-through gradient,
+    the rate and distillation losses) run here on float32 tensors, so mixed
+    precision training (``AmpOptimWrapper``, float16 or bfloat16) quantises
+    neither the noise nor the probabilities nor the loss. Outside autocast
+    (or on a device type without autocast) it changes nothing.
+    """
+    device_type = torch.device(device).type
+    if not torch.amp.is_autocast_available(device_type):
+        yield
+        return
+    with torch.autocast(device_type=device_type, enabled=False):
+        yield
 
 
 class TokenDispatcher(nn.Module):
@@ -42,9 +64,10 @@ class TokenDispatcher(nn.Module):
 
     Args:
         embed_dims (int): Channels ``C`` of the tokens.
-        tau (float): Gumbel-sigmoid temperature. Defaults to 5.0.
+        tau (float): Gumbel-sigmoid temperature. Defaults to
+            :attr:`DyTConfig.tau`.
         threshold (float): Probability above which a token is active, in
-            (0, 1). Defaults to 0.5.
+            (0, 1). Defaults to :attr:`DyTConfig.threshold`.
         num_prefix_tokens (int): Leading tokens that are always active.
             Defaults to 1.
         max_rate (float, optional): The config's cap (``dyt.max_rate``), in
@@ -56,16 +79,13 @@ class TokenDispatcher(nn.Module):
 
     def __init__(self,
                  embed_dims: int,
-                 tau: float = 5.0,
-                 threshold: float = 0.5,
+                 tau: float = DyTConfig.tau,
+                 threshold: float = DyTConfig.threshold,
                  num_prefix_tokens: int = 1,
-                 max_rate: Optional[float] = None):
+                 max_rate: Optional[float] = DyTConfig.max_rate):
         super().__init__()
-        if tau <= 0:
-            raise ValueError(f'dyt.tau must be > 0, got {tau}')
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(
-                f'dyt.threshold must be in (0, 1), got {threshold}')
+        check_tau(tau)
+        check_threshold(threshold)
         if num_prefix_tokens < 0:
             raise ValueError('num_prefix_tokens must be >= 0, got '
                              f'{num_prefix_tokens}')
@@ -260,18 +280,29 @@ class TokenDispatcher(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Return the mask of shape ``(B, N)``.
 
-        In training mode the mask is a float tensor of 0/1 values that carries
-        the straight-through gradient; in eval mode it is a bool tensor.
+        In training mode the mask is a float32 tensor of 0/1 values that
+        carries the straight-through gradient (sampled in float32 also under
+        autocast, see :func:`fp32_island`); in eval mode it is a bool
+        tensor.
         """
         logits = self.logits(x)
         if self.training:
-            u = torch.rand((2, ) + logits.shape, device=logits.device,
-                           dtype=logits.dtype)
-            eps = torch.finfo(logits.dtype).tiny
-            gumbel = -torch.log((-torch.log(u.clamp_min(eps))).clamp_min(eps))
-            soft = torch.sigmoid((logits + gumbel[0] - gumbel[1]) / self.tau)
-            hard = (soft > self.threshold).to(soft.dtype)
-            return self._with_prefix(hard - soft.detach() + soft)
+            # float32 under autocast (fp32_island): the noise, the sigmoid
+            # and the straight-through mask (cast to the branch's dtype
+            # where it multiplies a branch)
+            with fp32_island(logits.device):
+                # float32 at least (float64 stays float64)
+                logits = logits.to(
+                    torch.promote_types(logits.dtype, torch.float32))
+                u = torch.rand((2, ) + logits.shape, device=logits.device,
+                               dtype=logits.dtype)
+                eps = torch.finfo(logits.dtype).tiny
+                gumbel = -torch.log(
+                    (-torch.log(u.clamp_min(eps))).clamp_min(eps))
+                soft = torch.sigmoid(
+                    (logits + gumbel[0] - gumbel[1]) / self.tau)
+                hard = (soft > self.threshold).to(soft.dtype)
+                return self._with_prefix(hard - soft.detach() + soft)
         return self._with_prefix(self.eval_mask(logits))
 
 
@@ -328,14 +359,3 @@ def rate_cut(logits: Sequence[Tensor],
             abs(reached(cuts[lo]) - rate):
         return cuts[lo - 1]
     return cuts[lo]
-
-
-def check_max_rate(max_rate: Optional[float], key: str) -> Optional[float]:
-    """``None`` or a float in (0, 1]; the error names ``key``."""
-    if max_rate is None:
-        return None
-    if isinstance(max_rate, bool) or not isinstance(max_rate, (int, float)) \
-            or not 0.0 < max_rate <= 1.0:
-        raise ValueError(f'{key} must be None (no cap) or a float in (0, 1], '
-                         f'got {max_rate!r}')
-    return float(max_rate)
