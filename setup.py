@@ -102,6 +102,7 @@ if __name__ == '__main__':
         install_requires=parse_requirements('requirements/runtime.txt'),
         extras_require={
             'mim': parse_requirements('requirements/mminstall.txt'),
+            'optional': parse_requirements('requirements/optional.txt'),
             'tests': parse_requirements('requirements/tests.txt'),
             'build': parse_requirements('requirements/build.txt'),
             'docs': parse_requirements('requirements/docs.txt'),

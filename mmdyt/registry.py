@@ -57,9 +57,9 @@ HOOKS = _DyTRegistry(
 METRICS = _DyTRegistry(
     'metric', parent=MMENGINE_METRICS, scope='mmdyt',
     locations=['mmdyt.evaluation'])
-DATASETS = _DyTRegistry(
-    'dataset', parent=MMENGINE_DATASETS, scope='mmdyt',
-    locations=['mmdyt.datasets'])
+# mmdyt registers no dataset or transform; these nodes exist so that a
+# config inheriting mmdyt's through ``mmdyt::`` (parts stamped
+# ``_scope_='mmdyt'``) resolves the host's datasets and transforms.
+DATASETS = _DyTRegistry('dataset', parent=MMENGINE_DATASETS, scope='mmdyt')
 TRANSFORMS = _DyTRegistry(
-    'transform', parent=MMENGINE_TRANSFORMS, scope='mmdyt',
-    locations=['mmdyt.datasets'])
+    'transform', parent=MMENGINE_TRANSFORMS, scope='mmdyt')

@@ -75,9 +75,10 @@ else
   fi
 fi
 
-log "OpenMMLab hosts, runtime, test and docs requirements (tested pins: requirements/constraints.txt)"
+log "OpenMMLab hosts, runtime, optional (demo, video decoding), test and docs requirements (tested pins: requirements/constraints.txt)"
 "${PIP[@]}" -q -r "$REPO/requirements/mminstall.txt" -r "$REPO/requirements/runtime.txt" \
-  -r "$REPO/requirements/tests.txt" -r "$REPO/requirements/docs.txt" -c "$REPO/requirements/constraints.txt"
+  -r "$REPO/requirements/optional.txt" -r "$REPO/requirements/tests.txt" -r "$REPO/requirements/docs.txt" \
+  -c "$REPO/requirements/constraints.txt"
 log "mmdyt (editable)"
 "${PIP[@]}" -q --no-deps --no-build-isolation -e "$REPO"
 "$PY" -c 'import mmdyt, mmcv.ops' >/dev/null

@@ -209,7 +209,7 @@ def test_retarget_a_delta_checkpoint_keeps_it_a_delta(tmp_path):
     record of the frozen base); the retargeted file stays a delta, loads
     into the unchanged config (with or without a config cap) and reaches
     r'."""
-    from mmdyt.utils import is_delta_checkpoint, load_checkpoint_file
+    from mmdyt.checkpoint import is_delta_checkpoint, load_checkpoint_file
     from .dyt_runs import make_base, make_digits, write_config
     data = make_digits(tmp_path / 'digits')
     base = make_base(tmp_path / 'base.pth')

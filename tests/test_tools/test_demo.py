@@ -10,7 +10,7 @@ import statistics
 import pytest
 from mmengine.config import Config
 
-from mmdyt.apis.demo import Column, SeedResults, format_table, mean_std
+from demo.session import Column, SeedResults, format_table, mean_std
 
 from ..conftest import REPO_ROOT, load_tool
 
@@ -126,8 +126,8 @@ def test_frozen_rows_adapt_exactly_the_saved_pretrained_backbone(demo_run):
     out as reproduced by that file, which the record names. A run that did
     not load the file (e.g. a key prefix mismatch) holds its random init."""
     import torch
-    from mmdyt.utils import is_delta_checkpoint, load_checkpoint_file
-    from mmdyt.utils.checkpoint import CHECKPOINT_KEY
+    from mmdyt.checkpoint import is_delta_checkpoint, load_checkpoint_file
+    from mmdyt.checkpoint import CHECKPOINT_KEY
     tmp, _, _ = demo_run
     work = tmp / 'work'
     pre_path = str(work / 'vit-tiny-p4_digits0-4.pth')

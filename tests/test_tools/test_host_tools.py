@@ -18,7 +18,7 @@ import sys
 import pytest
 import torch
 
-from ..test_utils.test_checkpoint import _host_base, default_allowlist
+from ..test_checkpoint.test_checkpoint import _host_base, default_allowlist
 from .test_seg_train_test import STOCK_CFG as SEG_DYT_CFG
 from .test_train_test import PRETRAIN_CFG, SEG_CFG, data_root_options
 

@@ -162,7 +162,7 @@ def test_stock_mmaction_config_with_dyt_through_mmaction_tools(
     hook writes the checkpoint)."""
     import glob
 
-    from ..test_utils.test_checkpoint import default_allowlist
+    from ..test_checkpoint.test_checkpoint import default_allowlist
     from .test_host_tools import run_host_tool
     from .test_train_test import CONFIGS, action_cfg
     action_cfg(tmp_path)  # the stock base, mmaction:: resolved, in tmp_path

@@ -21,7 +21,7 @@ import os.path as osp
 
 import mmdyt  # noqa: F401  (registers mmdyt's scope)
 from mmdyt.apis import init_dyt_model, load_config
-from mmdyt.utils.checkpoint import (full_to_delta_file, merge_delta_file,
+from mmdyt.checkpoint import (full_to_delta_file, merge_delta_file,
                                     tensor_bytes)
 
 

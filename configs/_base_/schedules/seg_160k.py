@@ -6,6 +6,10 @@
 # images; `--auto-scale-lr` rescales it to the actual batch.
 max_iters = 160000
 val_interval = 16000
+# Mixed precision: the paper does not say whether its segmentation runs used
+# fp16 (the classification and video code trains with fp16 AMP). On a GPU,
+# `python tools/train.py CONFIG --amp` turns it on (AmpOptimWrapper, float16);
+# DyT keeps its Gumbel sampling and rate loss in float32 inside autocast.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(

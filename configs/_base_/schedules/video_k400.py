@@ -2,6 +2,12 @@
 # main_video.py / train_video.sh: AdamW, base lr 1e-3 per 256 clips (5e-4 at
 # batch 128 = 8 GPUs x 16), weight decay 0.01, 12 epochs, 2 warm-up epochs
 # (code), cosine decay to 0 (per iteration).
+# Mixed precision: the official code trains with fp16 AMP (autocast +
+# GradScaler, its `--amp`). Here: `python tools/train.py CONFIG --amp` on a GPU
+# (mmengine's AmpOptimWrapper, float16, dynamic loss scale; or set
+# optim_wrapper.type='AmpOptimWrapper', dtype='bfloat16'). DyT keeps its Gumbel
+# sampling and rate loss in float32 inside autocast. Not set by default:
+# mmengine 0.10.7's AmpOptimWrapper refuses to run without a GPU.
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.999),
                    weight_decay=0.01),

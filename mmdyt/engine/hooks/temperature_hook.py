@@ -5,7 +5,6 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 
-from mmdyt.models.dyt.retarget import dyt_dispatchers
 from mmdyt.registry import HOOKS
 from .activation_rate_hook import find_dyt_backbone
 
@@ -111,7 +110,7 @@ class DyTTemperatureHook(Hook):
 
     def _apply(self, runner) -> float:
         tau = self.current_tau(runner)
-        for dispatcher in dyt_dispatchers(find_dyt_backbone(runner.model)):
+        for dispatcher in find_dyt_backbone(runner.model).dispatchers():
             dispatcher.tau = tau
         return tau
 

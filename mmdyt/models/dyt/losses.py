@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .dispatcher import fp32_island
 from .layer import stack_site_masks
 
 
@@ -32,25 +33,35 @@ def activation_rate(masks: Union[Tensor, Sequence[Tensor]]) -> Tensor:
 def rate_loss(masks: Union[Tensor, Sequence[Tensor]],
               target: float) -> Tensor:
     """``(mean(M) - r) ** 2`` over batch x layers x non-prefix tokens
-    (:func:`activation_rate`)."""
+    (:func:`activation_rate`), in float32 (also under autocast: a mean over
+    millions of 0/1 values and a small squared difference would lose digits
+    in float16 / bfloat16)."""
     if not 0.0 <= target <= 1.0:
         raise ValueError(f'target_rate must be in [0, 1], got {target}')
-    return (activation_rate(masks) - target)**2
+    device = (masks if isinstance(masks, Tensor) else masks[0]).device
+    with fp32_island(device):  # float32 also under autocast
+        return (activation_rate(masks) - target)**2
 
 
 def distill_loss(student_logits: Tensor, teacher_logits: Tensor,
                  class_dim: int = -1) -> Tensor:
-    """``KL(teacher || student)``, teacher detached, no temperature.
+    """``KL(teacher || student)``, teacher detached, no temperature, in
+    float32 (also under autocast).
 
     Mean over every prediction: the batch for ``(B, K)`` logits, batch and
     pixels for dense logits such as ``(B, K, H, W)`` with ``class_dim=1``.
     """
+    # float32 at least under autocast (float64 stays float64)
+    dtype = torch.promote_types(student_logits.dtype, torch.float32)
+    student_logits = student_logits.to(dtype)
+    teacher_logits = teacher_logits.to(dtype)
     if class_dim not in (-1, student_logits.dim() - 1):
         K = student_logits.shape[class_dim]
         student_logits = student_logits.movedim(class_dim, -1).reshape(-1, K)
         teacher_logits = teacher_logits.movedim(class_dim, -1).reshape(-1, K)
-    return F.kl_div(
-        F.log_softmax(student_logits, dim=-1),
-        F.log_softmax(teacher_logits.detach(), dim=-1),
-        log_target=True,
-        reduction='batchmean')
+    with fp32_island(student_logits.device):
+        return F.kl_div(
+            F.log_softmax(student_logits, dim=-1),
+            F.log_softmax(teacher_logits.detach(), dim=-1),
+            log_target=True,
+            reduction='batchmean')

@@ -37,7 +37,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .dispatcher import TokenDispatcher, check_max_rate, rate_cut
+from .config import check_max_rate
+from .dispatcher import TokenDispatcher, rate_cut
 from .stats import DyTStats
 
 #: retargeting rules.
@@ -57,10 +58,7 @@ def check_rule(rule: str) -> str:
 def dyt_dispatchers(backbone: nn.Module) -> List[TokenDispatcher]:
     """Every dispatcher of a DyT backbone, in the order of its stacked masks
     (layer by layer, sites in execution order)."""
-    return [
-        layer.dispatchers[site] for layer in backbone.dyt_layers
-        for site in layer.sites
-    ]
+    return backbone.dispatchers()
 
 
 def _detached(obj):

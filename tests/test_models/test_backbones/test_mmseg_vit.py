@@ -224,7 +224,6 @@ def test_input_shape_follows_a_non_square_img_size():
 
 
 @pytest.mark.parametrize('bad, match', [
-    (dict(with_cp=True), 'backbone.with_cp'),
     (dict(num_fcs=3), 'backbone.num_fcs'),
     (dict(dyt=dict(rate=0.5)), 'allowed keys'),
 ])

@@ -6,13 +6,14 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from mmdyt.utils.checkpoint import (check_checkpoint_file,
-                                    find_resume_checkpoint,
-                                    is_delta_checkpoint, load_checkpoint_file)
+from mmdyt.checkpoint import (carries_base_record, check_checkpoint_file,
+                              find_resume_checkpoint, is_delta_checkpoint,
+                              load_checkpoint_file)
 from .dist import prepare_distributed
 
 #: how configs name :class:`mmdyt.engine.DyTCheckpointHook`.
-CHECKPOINT_HOOK_TYPES = ('mmdyt.DyTCheckpointHook', 'DyTCheckpointHook')
+CHECKPOINT_HOOK_TYPES = ('mmdyt.DyTCheckpointHook', 'DyTCheckpointHook',
+                         'mmdyt.DeltaCheckpointHook', 'DeltaCheckpointHook')
 
 
 def set_launcher_and_work_dir(cfg: Config, config_path: str,
@@ -29,12 +30,13 @@ def set_launcher_and_work_dir(cfg: Config, config_path: str,
 
 def has_checkpoint_hook(cfg: Config) -> bool:
     """Whether ``cfg`` registers :class:`~mmdyt.engine.DyTCheckpointHook`."""
-    from mmdyt.engine.hooks import DyTCheckpointHook
+    from mmdyt.engine.hooks import DeltaCheckpointHook, DyTCheckpointHook
     hooks = list((cfg.get('default_hooks') or {}).values())
     hooks += list(cfg.get('custom_hooks') or [])
     for hook in hooks:
         kind = hook.get('type') if isinstance(hook, dict) else type(hook)
-        if kind in CHECKPOINT_HOOK_TYPES or kind is DyTCheckpointHook:
+        if kind in CHECKPOINT_HOOK_TYPES or kind in (DyTCheckpointHook,
+                                                     DeltaCheckpointHook):
             return True
     return False
 
@@ -43,22 +45,24 @@ def prepare_checkpoint(cfg: Config) -> Optional[str]:
     """Resolve and check the checkpoint the run loads; returns its path.
 
     - ``resume=True`` without ``load_from``: the newest readable checkpoint
-      of ``cfg.work_dir`` (:func:`~mmdyt.utils.find_resume_checkpoint`, a
+      of ``cfg.work_dir`` (:func:`~mmdyt.checkpoint.find_resume_checkpoint`, a
       warning names any unreadable one skipped), set as ``cfg.load_from``;
       none at all: a warning and a fresh start; only unreadable ones: an
       error.
     - ``load_from`` (``--resume PATH``, ``tools/test.py CHECKPOINT``): checked
       before the Runner starts, so a missing, truncated or corrupt file
       stops with one message naming it.
-    - a delta checkpoint needs :class:`~mmdyt.engine.DyTCheckpointHook` in
-      the config to rebuild its frozen base.
+    - a delta checkpoint of an older mmdyt (no base record in its
+      ``state_dict``) needs :class:`~mmdyt.engine.DyTCheckpointHook` in the
+      config to rebuild its frozen base; newer ones rebuild it wherever they
+      are loaded.
 
     Raises:
         FileNotFoundError: If ``load_from`` does not exist.
-        mmdyt.utils.CheckpointError: If it is unreadable, or a delta
+        mmdyt.checkpoint.CheckpointError: If it is unreadable, or a delta
             checkpoint meets a config without the hook.
     """
-    from mmdyt.utils import CheckpointError
+    from mmdyt.checkpoint import CheckpointError
     if cfg.get('resume') and not cfg.get('load_from'):
         path = find_resume_checkpoint(cfg.work_dir)
         if path is None:
@@ -74,8 +78,9 @@ def prepare_checkpoint(cfg: Config) -> Optional[str]:
     if '://' in path:  # URL / remote backend: mmengine's loaders handle it
         return path
     check_checkpoint_file(path)
-    if not has_checkpoint_hook(cfg) and is_delta_checkpoint(
-            load_checkpoint_file(path, mmap=True)):
+    checkpoint = load_checkpoint_file(path, mmap=True)
+    if not has_checkpoint_hook(cfg) and is_delta_checkpoint(checkpoint) \
+            and not carries_base_record(checkpoint.get('state_dict', {})):
         raise CheckpointError(
             f'{path} is a delta checkpoint (trained tensors only); loading '
             'it needs the frozen base rebuilt by mmdyt\'s checkpoint hook: '
@@ -86,7 +91,7 @@ def prepare_checkpoint(cfg: Config) -> Optional[str]:
 
 def build_runner(cfg: Config):
     """mmengine's ``Runner`` (or ``cfg.runner_type`` from ``RUNNERS``) after
-    :func:`~mmdyt.apis.dist.prepare_distributed` (CPU distributed runs) and
+    :func:`~mmdyt.engine.dist.prepare_distributed` (CPU distributed runs) and
     :func:`prepare_checkpoint`."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
