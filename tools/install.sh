@@ -47,7 +47,7 @@ fi
 
 PIP=("$PY" -m pip install --disable-pip-version-check)
 log "build requirements (torch, setuptools<82, ...)"
-"${PIP[@]}" -q -r "$REPO/requirements/build.txt"
+"${PIP[@]}" -q -r "$REPO/requirements/build.txt" -c "$REPO/requirements/constraints.txt"
 
 have_mmcv_ops() {
   "$PY" - <<PYEOF 2>/dev/null
@@ -75,9 +75,10 @@ else
   fi
 fi
 
-log "OpenMMLab hosts, runtime and test requirements"
+log "OpenMMLab hosts, runtime, optional (demo, video decoding), test and docs requirements (tested pins: requirements/constraints.txt)"
 "${PIP[@]}" -q -r "$REPO/requirements/mminstall.txt" -r "$REPO/requirements/runtime.txt" \
-  -r "$REPO/requirements/tests.txt"
+  -r "$REPO/requirements/optional.txt" -r "$REPO/requirements/tests.txt" -r "$REPO/requirements/docs.txt" \
+  -c "$REPO/requirements/constraints.txt"
 log "mmdyt (editable)"
 "${PIP[@]}" -q --no-deps --no-build-isolation -e "$REPO"
 "$PY" -c 'import mmdyt, mmcv.ops' >/dev/null

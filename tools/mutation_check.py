@@ -17,7 +17,7 @@ that survived (holes in the suite). Exit status 1 if any mutant survived or
 no longer applies. Run it when the core or an integration changes
 (``--since main``: only the mutants of files changed since ``main``); a new
 integration adds ``tests/mutants/<area>.py``. Details:
-``mmdyt/utils/mutation.py``.
+``tests/mutation.py``.
 """
 import argparse
 import fnmatch
@@ -31,9 +31,9 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _mutation_module():
-    """``mmdyt/utils/mutation.py`` loaded by path: this process must not
+    """``tests/mutation.py`` loaded by path: this process must not
     import ``mmdyt``, which every mutant imports afresh from its copy."""
-    path = osp.join(REPO_ROOT, 'mmdyt', 'utils', 'mutation.py')
+    path = osp.join(REPO_ROOT, 'tests', 'mutation.py')
     spec = importlib.util.spec_from_file_location('mmdyt_mutation', path)
     module = importlib.util.module_from_spec(spec)
     sys.modules['mmdyt_mutation'] = module  # dataclasses look it up

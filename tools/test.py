@@ -4,8 +4,9 @@
 The config's ``default_scope`` picks the host (mmpretrain, mmseg, mmaction2);
 ``runner_type`` picks a custom runner. ``mmdyt`` is imported first. The
 checkpoint may be full, delta (its frozen base is rebuilt from the config's
-``init_cfg``) or from an earlier mmdyt run; an unreadable one stops with a
-message naming it::
+``init_cfg``) or from an earlier mmdyt run; an unreadable one, one without the
+config's trained DyT keys (a dense checkpoint) or one of another DyT config
+stops with a message naming it (and the keys), before any metric::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
@@ -17,8 +18,10 @@ import os
 
 import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
 import mmengine
-from mmdyt.apis import build_runner, set_launcher_and_work_dir
-from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
+from mmdyt.checkpoint import (check_checkpoint_fits,
+                              runner_checkpoint_safe_globals_scope)
+from mmdyt.engine import (build_runner, check_config_paths,
+                          set_launcher_and_work_dir)
 from mmengine.config import Config, ConfigDict, DictAction
 
 
@@ -101,8 +104,10 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    mmdyt.apis.check_config_paths(cfg, 'test')  # data/ckpts exist
+    check_config_paths(cfg, 'test')  # data/ckpts exist
     runner = build_runner(cfg)
+    if '://' not in args.checkpoint:  # the trained DyT keys, or an error
+        check_checkpoint_fits(runner.model, args.checkpoint)
     # checkpoints of earlier mmdyt runs (pickled message hub) load inside
     # the scope; those written with mmdyt's checkpoint hook need nothing
     with runner_checkpoint_safe_globals_scope():

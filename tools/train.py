@@ -4,7 +4,7 @@
 The config's ``default_scope`` picks the host; ``runner_type`` picks a custom
 runner. ``mmdyt`` is imported first, so ``type='mmdyt.X'`` resolves from any
 host config. Distributed runs (``--launcher pytorch|slurm|mpi``) also run
-without GPUs (gloo, :mod:`mmdyt.apis.dist`); ``--resume`` without a path
+without GPUs (gloo, :mod:`mmdyt.engine.dist`); ``--resume`` without a path
 resumes from the newest readable checkpoint of the work dir::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
@@ -16,7 +16,8 @@ import argparse
 import os
 
 import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
-from mmdyt.apis import build_runner, set_launcher_and_work_dir
+from mmdyt.engine import (build_runner, check_config_paths,
+                          set_launcher_and_work_dir)
 from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
 from mmengine.config import Config, DictAction
 
@@ -119,7 +120,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    mmdyt.apis.check_config_paths(cfg, 'train')  # data/ckpts exist
+    check_config_paths(cfg, 'train')  # data/ckpts exist
     runner = build_runner(cfg)
     # checkpoints of earlier mmdyt runs (pickled message hub) load inside
     # the scope; those written with mmdyt's checkpoint hook need nothing

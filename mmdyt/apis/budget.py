@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from mmdyt.models.dyt.naming import is_dispatcher_name
 from mmdyt.models.dyt.retarget import (RetargetResult, capture_backbone_calls,
                                        check_rule, dyt_dispatchers,
                                        retarget_rate)
@@ -140,7 +141,7 @@ def _dispatcher_buffers(model: nn.Module) -> Dict[str, torch.Tensor]:
     return {
         k: v.detach().cpu().clone()
         for k, v in model.state_dict().items()
-        if '.dispatchers.' in k and k.endswith(('.logit_offset', '.max_rate'))
+        if is_dispatcher_name(k) and k.endswith(('.logit_offset', '.max_rate'))
     }
 
 
@@ -219,10 +220,10 @@ def measure_speedup(backbone: nn.Module, dense: nn.Module,
     """The benchmark's speedup of ``backbone`` (gathered) over its dense
     twin on real calibration calls: interleaved timing (each repetition runs
     every call of ``calls``) and the median of the per-repetition ratios
-    (:mod:`mmdyt.apis.analysis`), and the FLOPs bound of the masks of those
+    (:mod:`mmdyt.analysis`), and the FLOPs bound of the masks of those
     calls."""
     from mmdyt.models.dyt import DyTStats
-    from .analysis import median_speedup, time_interleaved
+    from mmdyt.analysis import median_speedup, time_interleaved
     device = next(backbone.parameters()).device
 
     def run_dyt():
@@ -315,7 +316,7 @@ def rate_sweep(cfg: Config,
     """
     from mmengine.model import is_model_wrapper
 
-    from mmdyt.apis import build_runner
+    from mmdyt.engine import build_runner
     from mmdyt.checkpoint import (load_dyt_checkpoint,
                                   runner_checkpoint_safe_globals_scope)
     from mmdyt.utils.progress import ProgressBar

@@ -9,16 +9,23 @@ One file per idea:
 - :mod:`.rng`: torch / numpy / python RNG states as plain tensors;
 - :mod:`.files`: file integrity checks, loading, resume search;
 - :mod:`.delta`: delta checkpoints (the trained tensors plus a record of the
-  frozen base, rebuilt and checked wherever they are loaded).
+  frozen base);
+- :mod:`.loading`: the DyT backbones' load hook (a delta rebuilds and checks
+  its base wherever it is loaded; a checkpoint of another DyT config fails)
+  and the evaluation check (a checkpoint without trained DyT keys fails).
 
 The hooks that use them live in :mod:`mmdyt.engine.hooks`.
 """
-from .delta import (base_reference, complete_delta, full_to_delta_file,
+from .delta import (DELTA_BASE_KEY, base_record_key, base_reference,
+                    carries_base_record, complete_delta,
+                    decode_record, encode_record, full_to_delta_file,
                     is_delta_checkpoint, load_dyt_checkpoint, make_delta,
-                    merge_delta_file, pretrained_sources, state_hash,
-                    tensor_bytes, tensor_digest)
+                    merge_delta_file, pretrained_sources, rebuild_base,
+                    state_hash, tensor_bytes, tensor_digest)
 from .files import (CheckpointError, check_checkpoint_file,
                     find_resume_checkpoint, load_checkpoint_file)
+from .loading import (check_checkpoint_fits, check_trained_keys,
+                      dyt_backbones, dyt_key_mismatch, register_load_hooks)
 from .rng import get_rng_states, preserved_rng_states, set_rng_states
 from .serialization import (CHECKPOINT_KEY, FORMAT_VERSION, find_non_plain,
                             from_plain, history_buffer_getattr,
@@ -27,8 +34,11 @@ from .serialization import (CHECKPOINT_KEY, FORMAT_VERSION, find_non_plain,
                             runner_checkpoint_safe_globals_scope, to_plain)
 
 __all__ = [
-    'CHECKPOINT_KEY', 'FORMAT_VERSION', 'CheckpointError', 'base_reference',
-    'check_checkpoint_file', 'complete_delta', 'find_non_plain',
+    'CHECKPOINT_KEY', 'DELTA_BASE_KEY', 'FORMAT_VERSION', 'CheckpointError',
+    'base_record_key', 'base_reference', 'carries_base_record', 'check_checkpoint_file', 'check_checkpoint_fits',
+    'check_trained_keys', 'decode_record', 'dyt_backbones',
+    'dyt_key_mismatch', 'encode_record', 'rebuild_base',
+    'register_load_hooks', 'complete_delta', 'find_non_plain',
     'find_resume_checkpoint', 'from_plain', 'full_to_delta_file',
     'get_rng_states', 'history_buffer_getattr', 'is_delta_checkpoint',
     'load_checkpoint_file', 'load_dyt_checkpoint', 'make_delta',

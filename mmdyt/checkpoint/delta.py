@@ -12,6 +12,7 @@ both files.
 import contextlib
 import copy
 import hashlib
+import json
 import logging
 import os
 import os.path as osp
@@ -160,6 +161,10 @@ def make_delta(model: nn.Module, state_dict: Dict[str, torch.Tensor],
         (the ``Pretrained`` init_cfgs per module), ``files``, ``keys`` (the
         base's state-dict keys), ``hash`` (:func:`state_hash` of their
         tensors), ``numel`` and ``trained`` (keys of trained parameters).
+        The delta also holds, under each DyT backbone's DyT prefix,
+        ``delta_base`` (:func:`base_record_key`): that backbone's part of
+        the record as a tensor, which its load hook reads wherever the
+        ``state_dict`` is loaded (:mod:`mmdyt.checkpoint.loading`).
     """
     sources, ref = reference
     trained = {name for name, p in model.named_parameters()
@@ -181,7 +186,76 @@ def make_delta(model: nn.Module, state_dict: Dict[str, torch.Tensor],
         hash=state_hash(digests, base_keys),
         numel=int(sum(state_dict[k].numel() for k in base_keys)),
         trained=sorted(trained & set(state_dict)))
+    delta.update(_embedded_records(model, sources, digests))
     return delta, record
+
+
+#: name of the record of the frozen base that a delta carries in its
+#: ``state_dict``, under each DyT backbone's DyT prefix
+#: (``backbone.dyt_layers.delta_base``); read by the backbone's load hook.
+DELTA_BASE_KEY = 'delta_base'
+#: attribute that marks a module whose load hook restores a delta's base.
+RESTORES_BASE_ATTR = '_dyt_restores_delta_base'
+
+
+def dyt_prefix(backbone: nn.Module) -> str:
+    """The state-dict prefix of a DyT backbone's DyT modules
+    (``'dyt_layers.'``), found by identity."""
+    for name, child in backbone.named_children():
+        if child is backbone.dyt_layers:
+            return name + '.'
+    raise AttributeError(f'{type(backbone).__name__} has no dyt_layers')
+
+
+def base_record_key(backbone: nn.Module) -> str:
+    """Key of the base record in a delta, relative to ``backbone``."""
+    return dyt_prefix(backbone) + DELTA_BASE_KEY
+
+
+def carries_base_record(state_dict: Dict[str, Any]) -> bool:
+    """Whether a (delta) ``state_dict`` carries the record of its base, which
+    the DyT backbones' load hook reads."""
+    return any(k.rsplit('.', 1)[-1] == DELTA_BASE_KEY for k in state_dict)
+
+
+def _embedded_records(model: nn.Module, sources: List[dict],
+                      digests: Dict[str, str]) -> Dict[str, torch.Tensor]:
+    """``{'<backbone>.dyt_layers.delta_base': encoded record}`` for every
+    module with a base-restoring load hook that holds base keys: the keys,
+    sources and hash of its part of the base, relative to that module, so
+    that the record travels in the ``state_dict`` that
+    ``mmengine.runner.load_checkpoint`` hands the model."""
+    out: Dict[str, torch.Tensor] = {}
+    for name, module in model.named_modules():
+        if not getattr(module, RESTORES_BASE_ATTR, False):
+            continue
+        prefix = name + '.' if name else ''
+        keys = sorted(k[len(prefix):] for k in digests if k.startswith(prefix))
+        if not keys:
+            continue
+        own = []
+        for source in sources:
+            mod = source['module']
+            if mod == name or mod.startswith(prefix):
+                own.append(dict(module=mod[len(prefix):],
+                                init_cfg=copy.deepcopy(source['init_cfg'])))
+        record = dict(
+            format=FORMAT_VERSION, keys=keys, sources=own,
+            files=_source_files(own),
+            hash=state_hash({k: digests[prefix + k] for k in keys}, keys))
+        out[prefix + base_record_key(module)] = encode_record(record)
+    return out
+
+
+def encode_record(record: dict) -> torch.Tensor:
+    """A JSON record as a uint8 tensor (a state dict holds tensors)."""
+    data = json.dumps(record, sort_keys=True, default=str).encode()
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).clone()
+
+
+def decode_record(tensor: torch.Tensor) -> dict:
+    """Undo :func:`encode_record`."""
+    return json.loads(bytes(tensor.cpu().numpy().tobytes()).decode())
 
 
 def complete_delta(model: nn.Module, checkpoint: dict,
@@ -199,10 +273,42 @@ def complete_delta(model: nn.Module, checkpoint: dict,
     Raises:
         CheckpointError: If the model lacks base keys, a base file is
             missing, or the rebuilt base has another hash (the message names
-            the delta ``path`` and the base files).
+            the delta ``path``, the base files and the merge tool).
     """
     record = checkpoint[CHECKPOINT_KEY]['delta']
+    state = rebuild_base(model, record, path)
+    full = OrderedDict((k, state[k]) for k in record['keys'])
+    full.update(checkpoint['state_dict'])
+    checkpoint['state_dict'] = full
+    return checkpoint
+
+
+#: how to turn a delta into a file that needs no base (error messages).
+MERGE_HINT = ('or merge the delta with its base into one full checkpoint '
+              'once: python tools/model_converters/merge_dyt_checkpoint.py '
+              'CONFIG DELTA OUT')
+
+
+def rebuild_base(model: nn.Module, record: dict,
+                 path: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """``model.state_dict()`` with the frozen base of a delta ``record``
+    restored on ``model`` and checked against the record's hash.
+
+    ``record`` names its keys and source modules relative to ``model`` (the
+    whole model for ``checkpoint['mmdyt']['delta']``, a DyT backbone for the
+    record a delta carries in its ``state_dict``, see :func:`make_delta`).
+    Tensors that already hash to the record are kept; otherwise
+    ``init_weights`` of the ``Pretrained`` modules rebuilds them (the
+    model's own ``init_cfg``; the recorded one where the model has none).
+
+    Raises:
+        CheckpointError: If the model lacks base keys, no base is named, a
+            base file is missing or the rebuilt base has another hash; the
+            message names the delta ``path``, the expected base file and the
+            merge tool.
+    """
     where = path or '<delta checkpoint>'
+    recorded = ', '.join(record['files']) or '<none recorded>'
     state = model.state_dict()
     missing = [k for k in record['keys'] if k not in state]
     if missing:
@@ -210,46 +316,43 @@ def complete_delta(model: nn.Module, checkpoint: dict,
             f'delta checkpoint {where} does not fit this model: its frozen '
             f'base has {len(missing)} key(s) the model lacks, e.g. '
             f'{missing[:3]}')
-    files = record['files']
-    if _hash_of(state, record['keys']) != record['hash']:
-        sources = pretrained_sources(model)
-        from_config = bool(sources)
-        if not from_config:
-            sources = record['sources']
-        files = _source_files(sources)
-        if not files:
+    if _hash_of(state, record['keys']) == record['hash']:
+        return state
+    sources = pretrained_sources(model)
+    from_config = bool(sources)
+    if not from_config:
+        sources = record['sources']
+    files = _source_files(sources)
+    if not files:
+        raise CheckpointError(
+            f'delta checkpoint {where} needs its frozen base (recorded base: '
+            f'{recorded}), but neither the model nor the checkpoint names '
+            "one (init_cfg type='Pretrained'); set the config's init_cfg "
+            f'checkpoint to the base the delta was trained on, {MERGE_HINT}')
+    for file in files:
+        if not osp.isfile(file) and '://' not in file:
             raise CheckpointError(
-                f'delta checkpoint {where} needs its frozen base, but '
-                'neither the model nor the checkpoint names one (init_cfg '
-                "type='Pretrained')")
-        for file in files:
-            if not osp.isfile(file) and '://' not in file:
-                raise CheckpointError(
-                    f'delta checkpoint {where} needs its frozen base {file} '
-                    f'(recorded base: {", ".join(record["files"])}), which '
-                    'does not exist; point the config\'s init_cfg checkpoint '
-                    'at the base the delta was trained on')
-        named = dict(model.named_modules())
-        for source in sources:
-            if source['module'] not in named:
-                raise CheckpointError(
-                    f'delta checkpoint {where} rebuilds its frozen base in '
-                    f'module {source["module"]!r}, which this model lacks')
-            _run_base_init(named[source['module']],
-                           None if from_config else source['init_cfg'])
-        state = model.state_dict()
-        got = _hash_of(state, record['keys'])
-        if got != record['hash']:
+                f'delta checkpoint {where} needs its frozen base {file} '
+                f'(recorded base: {recorded}), which does not exist; point '
+                "the config's init_cfg checkpoint at the base the delta was "
+                f'trained on, {MERGE_HINT}')
+    named = dict(model.named_modules())
+    for source in sources:
+        if source['module'] not in named:
             raise CheckpointError(
-                f'delta checkpoint {where} was trained on a frozen base with '
-                f'hash {record["hash"][:16]} (recorded base: '
-                f'{", ".join(record["files"])}); the base '
-                f'{", ".join(files)} gives hash {got[:16]}: its weights '
-                'differ. Use the base the delta was trained on')
-    full = OrderedDict((k, state[k]) for k in record['keys'])
-    full.update(checkpoint['state_dict'])
-    checkpoint['state_dict'] = full
-    return checkpoint
+                f'delta checkpoint {where} rebuilds its frozen base in '
+                f'module {source["module"]!r}, which this model lacks')
+        _run_base_init(named[source['module']],
+                       None if from_config else source['init_cfg'])
+    state = model.state_dict()
+    got = _hash_of(state, record['keys'])
+    if got != record['hash']:
+        raise CheckpointError(
+            f'delta checkpoint {where} was trained on a frozen base with '
+            f'hash {record["hash"][:16]} (recorded base: {recorded}); the '
+            f'base {", ".join(files)} gives hash {got[:16]}: its weights '
+            f'differ. Use the base the delta was trained on, {MERGE_HINT}')
+    return state
 
 
 def _hash_of(state: Dict[str, torch.Tensor], keys) -> str:

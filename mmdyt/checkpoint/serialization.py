@@ -24,7 +24,7 @@ uses for ``HistoryBuffer``'s statistics methods; it is registered as
 import contextlib
 from collections import OrderedDict
 from pickle import UnpicklingError
-from typing import Any, Callable, List, Tuple, Union
+from typing import Any, Callable, Iterator, List, Tuple, Union
 
 import numpy as np
 import torch
@@ -113,17 +113,27 @@ def register_runner_checkpoint_safe_globals() -> List[SafeGlobal]:
     return safe
 
 
-def runner_checkpoint_safe_globals_scope():
+@contextlib.contextmanager
+def runner_checkpoint_safe_globals_scope() -> Iterator[None]:
     """Context manager: legacy Runner checkpoints load inside it.
 
-    ``torch.serialization.safe_globals`` with
-    :func:`runner_checkpoint_safe_globals`; the allowlist is back to what it
-    was on exit. A ``nullcontext`` on torch < 2.5.
+    Adds :func:`runner_checkpoint_safe_globals` to torch's allowlist; on exit
+    the allowlist is exactly what it was on entry. Re-entrant: a scope
+    opened inside another leaves the outer one's entries in place (torch's
+    own ``safe_globals`` clears them on the inner exit). A no-op on torch
+    without ``torch.serialization.get_safe_globals`` (< 2.4).
     """
-    scope = getattr(torch.serialization, 'safe_globals', None)
-    if scope is None:
-        return contextlib.nullcontext()
-    return scope(runner_checkpoint_safe_globals())
+    get = getattr(torch.serialization, 'get_safe_globals', None)
+    if get is None:
+        yield
+        return
+    saved = list(get())
+    torch.serialization.add_safe_globals(runner_checkpoint_safe_globals())
+    try:
+        yield
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(saved)
 
 
 # --------------------------------------------------------------------------

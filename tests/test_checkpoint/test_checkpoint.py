@@ -265,7 +265,8 @@ def test_delta_holds_what_the_base_does_not_reproduce(trained):
     assert 'backbone.dyt_layers.0.adapters.mlp.up.bias' in trainable
     assert trainable and all('dyt_layers' in n or n.startswith('head.')
                              for n in trainable)
-    assert set(checkpoint['state_dict']) == trainable | {planted}
+    record_key = 'backbone.dyt_layers.delta_base'  # the base's record
+    assert set(checkpoint['state_dict']) == trainable | {planted, record_key}
     assert set(record['keys']) == set(model.state_dict()) - trainable - {
         planted}
     assert record['files'] == [trained['base']]
@@ -385,3 +386,16 @@ def test_registered_getattr_does_not_open_arbitrary_attributes(tmp_path):
     with runner_checkpoint_safe_globals_scope():
         with pytest.raises(pickle.UnpicklingError, match='statistics methods'):
             torch.load(path, weights_only=True)
+
+
+def test_safe_globals_scope_is_reentrant():
+    """A scope opened inside another (tools/test.py checks the file inside
+    the scope the Runner loads it in) keeps the outer scope's allowlist."""
+    before = set(map(str, torch.serialization.get_safe_globals()))
+    with runner_checkpoint_safe_globals_scope():
+        outer = set(map(str, torch.serialization.get_safe_globals()))
+        assert outer > before
+        with runner_checkpoint_safe_globals_scope():
+            pass
+        assert set(map(str, torch.serialization.get_safe_globals())) == outer
+    assert set(map(str, torch.serialization.get_safe_globals())) == before

@@ -8,6 +8,7 @@ import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -53,6 +54,12 @@ class RecordTau(Hook):
 
 def tiny_model():
     torch.manual_seed(0)
+    # the scope of the types below, whatever Runner ran before in this process
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return _build_tiny_model()
+
+
+def _build_tiny_model():
     model = MODELS.build(dict(
         type='mmdyt.DyTImageClassifier',
         complete_loss_weight=0.0, distill_loss_weight=0.0,

@@ -13,7 +13,7 @@ import torch
 from .test_budget_tools import calib_eval_rates
 from .test_demo import _tiny_vit, hand_dense_flops, hand_dyt_flops, run_demo
 
-# written out, not taken from mmdyt.apis.demo_budget
+# written out, not taken from demo.budget
 ROWS = [
     'trained r = 0.5',
     'trained r = 0.3',
@@ -47,7 +47,7 @@ def _unchanged_config(tmp, result):
     """The demo's DyT config as a user loads it, pointed at the test's data
     and pre-trained backbone (target rate as in the file: 0.5)."""
     from mmdyt.apis import load_config
-    from mmdyt.apis.demo_budget import DYT_CFG
+    from demo.budget import DYT_CFG
     root = str(tmp / 'digits' / 'adapt')
     opts = [f'{k}_dataloader.dataset.data_root={root}'
             for k in ('train', 'val', 'test')]

@@ -10,7 +10,7 @@ import statistics
 import pytest
 from mmengine.config import Config
 
-from mmdyt.apis.demo import Column, SeedResults, format_table, mean_std
+from demo.session import Column, SeedResults, format_table, mean_std
 
 from ..conftest import REPO_ROOT, load_tool
 

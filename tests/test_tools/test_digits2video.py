@@ -5,7 +5,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from mmdyt.datasets.digits_video import render_clip
+from demo.digits_video import render_clip
 
 from ..conftest import load_tool
 

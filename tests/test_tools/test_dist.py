@@ -1,5 +1,5 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
-"""Distributed runs for real, on CPU with the gloo backend (mmdyt.apis.dist):
+"""Distributed runs for real, on CPU with the gloo backend (mmdyt.engine.dist):
 
 - ``tools/dist_train.sh CONFIG 2`` trains the demo DyT config with 2
   torchrun processes: world size 2 in the log, the DyT parameters identical

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from mmdyt.utils import mutation
+from tests import mutation
 
 from ..conftest import REPO_ROOT, load_tool
 

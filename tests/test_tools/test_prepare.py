@@ -1,14 +1,14 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """What tools/train.py and tools/test.py do before the Runner starts
-(mmdyt.apis.runner / mmdyt.apis.dist), without starting one."""
+(mmdyt.engine.runner / mmdyt.engine.dist), without starting one."""
 import os
 
 import pytest
 import torch
 from mmengine.config import Config
 
-from mmdyt.apis import has_checkpoint_hook, prepare_checkpoint
-from mmdyt.apis.dist import (_cpu_model_wrapper, init_cpu_process_group,
+from mmdyt.engine import has_checkpoint_hook, prepare_checkpoint
+from mmdyt.engine.dist import (_cpu_model_wrapper, init_cpu_process_group,
                              replace_sync_bn)
 from mmdyt.checkpoint import CheckpointError
 

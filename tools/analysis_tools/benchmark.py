@@ -11,13 +11,14 @@ reports medians::
         [--level backbone|model] [--batch-size 32] [--device cpu|cuda]
         [--amp] [--rate 0.5] [--repeats 20] [--warmup 3] [--threads N]
         [--also CONFIG2 ...] [--out results.json]
+        [--backend pytorch|onnxruntime] [--ort-threads 2]
 
 ``--level backbone`` (default) times the backbone forward alone (DyT in its
 ``'gathered'`` inference mode) on a batch of synthetic inputs of the
 backbone's input shape; ``--level model`` times the algorithm's ``predict``
 (heads, necks, every view of a video, every crop of a sliding-window
 segmentation) on its synthetic test samples. The logic lives in
-:mod:`mmdyt.apis.analysis`.
+:mod:`mmdyt.analysis`.
 
 Printed and returned (``main(argv)`` returns a dict): img/s of the dense and
 the DyT model, the speedup (median of the per-repetition dense/DyT time
@@ -37,13 +38,31 @@ checkpoint, fresh dispatchers activate about half of the tokens by chance
 with the same host weights and, when the dispatch variant matches, the same
 dispatchers as the main one (so the same tokens are active).
 
+``--tome R [R ...]`` times the same DyT model with token merging
+(``backbone.tome=dict(r=R)``, see :mod:`mmdyt.models.dyt.merge`) in the same
+loop: same host weights, same (calibrated) dispatchers, merging applied at
+test time as in the paper's Table 5.
+
+Where the host's own attention is slower than the fused kernel DyT runs
+(mmseg's layers call ``nn.MultiheadAttention`` with ``need_weights=True``),
+the backbone offers ``fuse_host_attention`` and a second dense reference,
+``dense_fused`` (the host with the same fused attention, like for like), is
+timed in the same loop; the report gives the speedup against both.
+
 Inputs are synthetic (smooth random structure plus noise, different per
 sample, see :func:`mmdyt.utils.synthetic.synthetic_inputs`). Timings on shared or small machines are noisy; only the ratios
 of interleaved runs in one process mean much. The allocator (glibc malloc or
 a preloaded jemalloc/tcmalloc) and the thread count are reported. ``--amp``
 runs under ``torch.autocast`` (float16 on CUDA, bfloat16 on CPU).
+
+``--backend onnxruntime`` (``--level backbone``, CPU): ``dense`` and ``dyt``
+are the dense and the DyT backbone exported to ONNX the same way
+(:mod:`mmdyt.deploy`) and run in ONNX Runtime with ``--ort-threads``
+intra-op threads; both PyTorch eager models run in the same interleaved loop
+(``pytorch`` in the output: their speeds, and DyT ONNX vs DyT eager).
 """
 import argparse
+import copy
 import os.path as osp
 import statistics
 
@@ -51,7 +70,7 @@ import torch
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
 from mmdyt.apis import init_dyt_model, load_config
-from mmdyt.apis.analysis import (LEVELS, allocator_name, build_target,
+from mmdyt.analysis import (LEVELS, allocator_name, build_target,
                                  copy_dispatchers, host_state,
                                  median_speedup, time_interleaved)
 
@@ -91,6 +110,20 @@ def parse_args(argv=None):
     parser.add_argument(
         '--also', nargs='+', default=[],
         help='further DyT configs to time in the same loop (e.g. MoE)')
+    parser.add_argument(
+        '--tome', type=int, nargs='+', default=[],
+        help='also time the model with token merging, r tokens per layer '
+        '(backbone.tome.r), same dispatchers')
+    parser.add_argument(
+        '--backend', default='pytorch', choices=['pytorch', 'onnxruntime'],
+        help='onnxruntime: the DyT and the dense backbone exported to ONNX '
+        '(mmdyt.deploy, gather mode) and timed in ONNX Runtime, with both '
+        'PyTorch eager models in the same loop')
+    parser.add_argument('--ort-threads', type=int, default=2,
+                        help='ONNX Runtime intra-op threads (and PyTorch\'s '
+                        'with --backend onnxruntime; default 2)')
+    parser.add_argument('--onnx-dir', default=None,
+                        help='keep the exported .onnx files here')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the results to this JSON')
     parser.add_argument(
@@ -101,8 +134,15 @@ def parse_args(argv=None):
         parser.error(f'--rate must be in [0, 1], got {args.rate}')
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error('--batch-size and --repeats must be >= 1, --warmup >= 0')
+    if args.tome and args.backend != 'pytorch':
+        parser.error('--tome times PyTorch models only (--backend pytorch)')
     if args.img_size is not None and len(args.img_size) not in (1, 2):
         parser.error('--img-size takes H or H W')
+    if args.backend == 'onnxruntime' and (
+            args.level != 'backbone' or args.device != 'cpu' or args.amp
+            or args.also):
+        parser.error('--backend onnxruntime supports --level backbone, '
+                     '--device cpu, fp32 (no --amp) and no --also')
     return args
 
 
@@ -134,6 +174,14 @@ def main(argv=None):
         model.backbone.load_state_dict(host_state(main_target.backbone),
                                        strict=False)
         targets[name] = target(name, model)
+    for r in args.tome:
+        name = f'dyt+tome_r{r}'
+        options = list(args.cfg_options or []) + [f'model.backbone.tome.r={r}']
+        model = init_dyt_model(load_config(args.config, options),
+                               args.checkpoint)
+        model.backbone.load_state_dict(host_state(main_target.backbone),
+                                       strict=False)
+        targets[name] = target(name, model)
 
     calib = {}
     for name, t in targets.items():
@@ -144,8 +192,21 @@ def main(argv=None):
             calib[name] = sum(reached) / len(reached)
 
     runners = {'dense': main_target.run_dense}
+    fuse = getattr(main_target.backbone, 'fuse_host_attention', None)
+    if fuse is not None:  # the like-for-like dense reference
+        twin = main_target.backbone.build_dense_twin() \
+            if args.level == 'backbone' else main_target.model.build_dense_twin()
+        runners['dense_fused'] = target('dyt', main_target.model,
+                                        fuse(twin)).run_dense
     runners.update({name: t.run for name, t in targets.items()})
-    times = time_interleaved(runners, args.repeats, args.warmup, device)
+    if args.backend == 'onnxruntime':  # dense / dyt: the ONNX models
+        from mmdyt.deploy.benchmark import benchmark_onnxruntime
+        ort = benchmark_onnxruntime(main_target, args.batch_size, args.seed,
+                                    shape, args.repeats, args.warmup,
+                                    args.ort_threads, args.onnx_dir)
+        times = ort['times']
+    else:
+        times = time_interleaved(runners, args.repeats, args.warmup, device)
 
     B = args.batch_size
     dense_med = statistics.median(times['dense'])
@@ -170,6 +231,10 @@ def main(argv=None):
         times_dense=times['dense'],
         models={},
     )
+    if 'dense_fused' in times:
+        result['img_s_dense_fused'] = B / statistics.median(
+            times['dense_fused'])
+        result['times_dense_fused'] = times['dense_fused']
     for name, t in targets.items():
         med = statistics.median(times[name])
         measured = t.measure().summary()
@@ -185,12 +250,23 @@ def main(argv=None):
             times=times[name],
             num_experts=t.backbone.dyt_cfg['num_experts'],
             variant=t.backbone.dyt_cfg['variant'],
+            tome_r=(t.backbone.tome_cfg or {}).get('r'),
             **measured)
+        if 'dense_fused' in times:  # against the like-for-like dense
+            fused = median_speedup(times['dense_fused'], times[name])
+            result['models'][name].update(
+                speedup_vs_fused=fused, fraction_of_bound_vs_fused=fused /
+                bound)
+    if args.backend == 'onnxruntime':
+        from mmdyt.deploy.benchmark import onnxruntime_fields
+        result.update(onnxruntime_fields(ort, B, args.ort_threads))
     main_res = result['models']['dyt']
     result['img_s_dyt'] = main_res['img_s']
     for key in ('speedup', 'act_rate', 'flops_bound', 'fraction_of_bound',
-                'gflops', 'gflops_dense'):
-        result[key] = main_res[key]
+                'gflops', 'gflops_dense', 'speedup_vs_fused',
+                'fraction_of_bound_vs_fused'):
+        if key in main_res:
+            result[key] = main_res[key]
     print_report(result)
     if args.out:
         import json
@@ -211,20 +287,34 @@ def print_report(r):
         print(f'  dispatchers calibrated to rate {r["rate_target"]}')
     labels = {name: f'{name} ({m["variant"]}, N={m["num_experts"]})'
               for name, m in r['models'].items()}
+    fused = 'img_s_dense_fused' in r
     w = max([len('dense host')] + [len(v) for v in labels.values()]) + 2
     print(f'  {"model":<{w}}{"img/s":>9}{"speedup":>9}{"act rate":>10}'
           f'{"(min-max)":>13}{"GFLOPs":>8}{"bound":>7}{"of bound":>9}')
     print(f'  {"dense host":<{w}}{r["img_s_dense"]:>9.2f}{1.0:>9.3f}'
           f'{1.0:>10.3f}{"":>13}{r["gflops_dense"]:>8.2f}')
+    if fused:
+        print(f'  {"dense, fused attn":<{w}}{r["img_s_dense_fused"]:>9.2f}'
+              f'{"":>9}{1.0:>10.3f}{"":>13}{r["gflops_dense"]:>8.2f}')
     for name, m in r['models'].items():
         print(f'  {labels[name]:<{w}}{m["img_s"]:>9.2f}{m["speedup"]:>9.3f}'
               f'{m["act_rate"]:>10.3f}'
               f'{m["act_rate_min"]:>7.2f}-{m["act_rate_max"]:<5.2f}'
               f'{m["gflops"]:>8.2f}{m["flops_bound"]:>7.3f}'
               f'{m["fraction_of_bound"]:>9.3f}')
+    if fused:
+        print('  against the dense host with the same fused attention (like '
+              'for like):')
+        for name, m in r['models'].items():
+            print(f'  {labels[name]:<{w}}{"":>9}'
+                  f'{m["speedup_vs_fused"]:>9.3f}{"":>38}'
+                  f'{m["fraction_of_bound_vs_fused"]:>9.3f}')
     print('  speedup = median of per-repetition dense/DyT time ratios; '
           'bound = dense FLOPs / DyT FLOPs (actual masks, adapters and '
-          'dispatchers included)')
+          'dispatchers included; token merging: merged tokens counted)')
+    if r.get('backend') == 'onnxruntime':
+        from mmdyt.deploy.benchmark import print_onnxruntime
+        print_onnxruntime(r)
 
 
 if __name__ == '__main__':

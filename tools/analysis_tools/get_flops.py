@@ -10,7 +10,7 @@
 Works for a DyT model of any host (mmpretrain, mmseg, mmaction2): every
 count comes from the model's own ``predict`` (a sample's FLOPs summed over
 every backbone call it needs: views, frames, sliding-window crops; heads and
-necks included), see :mod:`mmdyt.apis.analysis`.
+necks included), see :mod:`mmdyt.analysis`.
 
 - **Static**: FLOPs per sample of the dense host model (one multiply-add = one
   FLOP, the paper's convention; ViT-B/16 at 224 = 17.58 G) and of the DyT
@@ -110,7 +110,7 @@ def dataset_batches(cfg, num_batches, batch_size=None, seed=0):
 def main(argv=None):
     args = parse_args(argv)
     from mmdyt.apis import init_dyt_model, load_config
-    from mmdyt.apis.analysis import (Measured, count_params, example_batch,
+    from mmdyt.analysis import (Measured, count_params, example_batch,
                                      measured_from_predictions, traced_flops)
 
     cfg = load_config(args.config, args.cfg_options)

@@ -7,13 +7,20 @@ default) that mmaction2's ``DecordInit`` / ``DecordDecode`` (or
 ``--rawframes`` also the frames as JPEGs in the layout of
 ``RawframeDataset``. Two tasks (``pretrain``: digits 0-4, ``adapt``: digits
 5-9) and two label sets (``digit``, ``direction`` of motion); see
-:mod:`mmdyt.datasets.digits_video`::
+:mod:`demo.digits_video`::
 
     python tools/dataset_converters/digits2video.py data/digits_video [--rawframes]
 """
 import argparse
+import os.path as osp
+import sys
 
-from mmdyt.datasets.digits_video import TASKS, write_digit_videos
+# demo/ is a top-level package of the repository, not installed with mmdyt
+# (first on the path: tools/demo.py would shadow it).
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+
+from demo.digits_video import TASKS, write_digit_videos  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -12,13 +12,20 @@ layout (``images/`` plus ``train800val200.txt`` and ``test.txt`` lists of
 
 Each task is split by a fixed seed into half training, half test images.
 Images are upscaled to ``--size`` pixels (bicubic) and saved as RGB PNG
-(``mmdyt.apis.demo_image.write_digits``).
+(``demo.image.write_digits``).
 
     python tools/dataset_converters/digits2vtab.py data/digits
 """
 import argparse
+import os.path as osp
+import sys
 
-from mmdyt.apis.demo_image import write_digits
+# demo/ is a top-level package of the repository, not installed with mmdyt
+# (first on the path: tools/demo.py would shadow it).
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+
+from demo.image import write_digits  # noqa: E402
 
 
 def parse_args(argv=None):

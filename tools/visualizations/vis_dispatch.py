@@ -55,11 +55,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from mmdyt.apis import init_dyt_model, load_config
-    from mmdyt.apis.analysis import calibrate_rate
-    from mmdyt.apis.visualization import (dispatch_masks, dispatch_panels,
+    from mmdyt.analysis import calibrate_rate
+    from mmdyt.visualization import (dispatch_masks, dispatch_panels,
                                           load_input, predicted_label,
                                           resize_display, save_panel_grid)
-    from mmdyt.apis.visualization import is_clip_model
+    from mmdyt.visualization import is_clip_model
     cfg = load_config(args.config, args.cfg_options)
     model = init_dyt_model(cfg, args.checkpoint)
     if is_clip_model(model):
@@ -85,8 +85,8 @@ def main(argv=None):
 
 def draw_clip(args, cfg, model):
     """One row per frame: the frame, then one panel per dispatcher."""
-    from mmdyt.apis.analysis import calibrate_rate
-    from mmdyt.apis.visualization import (clip_dispatch_masks,
+    from mmdyt.analysis import calibrate_rate
+    from mmdyt.visualization import (clip_dispatch_masks,
                                           dispatch_panels, load_clip,
                                           resize_display, save_panel_grid)
     clip, frames = load_clip(args.img, cfg, model)

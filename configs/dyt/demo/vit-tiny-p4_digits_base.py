@@ -1,6 +1,6 @@
 # Shared parts of the offline demo: a tiny ViT (6 layers, 64 channels, patch
 # 4 on 16x16 images: 16 patch tokens + CLS) on digit images written by
-# tools/dataset_converters/digits2vtab.py (mmdyt.apis.demo_image.write_digits)
+# tools/dataset_converters/digits2vtab.py (demo.image.write_digits)
 # in the VTAB-1K folder layout, read by mmpretrain's stock CustomDataset.
 # Demo scale only (2 CPU cores, minutes); the paper's recipes are in
 # configs/dyt/vtab1k and configs/dyt/image. Source of the settings: tuned on

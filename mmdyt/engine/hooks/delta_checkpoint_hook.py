@@ -3,10 +3,12 @@
 from typing import Optional
 
 from mmengine.hooks import Hook
+from mmengine.runner import BaseLoop
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from mmdyt.checkpoint import (CHECKPOINT_KEY, FORMAT_VERSION, base_reference,
-                              complete_delta, is_delta_checkpoint, make_delta)
+                              check_trained_keys, complete_delta,
+                              is_delta_checkpoint, make_delta)
 from mmdyt.registry import HOOKS
 from .utils import WarnOnceMixin, unwrap_model
 
@@ -25,7 +27,11 @@ class DeltaCheckpointHook(WarnOnceMixin, Hook):
     After a delta checkpoint is loaded (``--resume``, ``load_from``,
     ``tools/test.py``) it rebuilds the frozen base from the model's
     ``init_cfg`` and refuses a base whose hash differs, naming both files
-    (:func:`mmdyt.checkpoint.complete_delta`).
+    (:func:`mmdyt.checkpoint.complete_delta`). A checkpoint loaded for
+    evaluation (``test()`` / ``val()``, not a training start) must hold the
+    trained DyT keys of the model (:func:`mmdyt.checkpoint.check_trained_keys`):
+    a dense or another DyT config's checkpoint is an error, before any
+    metric.
 
     Args:
         save (bool): Write delta checkpoints; False writes full ones and only
@@ -71,13 +77,22 @@ class DeltaCheckpointHook(WarnOnceMixin, Hook):
                 'checkpoints hold every tensor')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = unwrap_model(runner.model)
+        if not _training(runner):  # evaluation: a trained DyT model only
+            check_trained_keys(model, checkpoint.get('state_dict', {}),
+                               _loading_path(runner))
         if is_delta_checkpoint(checkpoint):
-            complete_delta(unwrap_model(runner.model), checkpoint,
-                           _loading_path(runner))
+            complete_delta(model, checkpoint, _loading_path(runner))
 
     def before_train(self, runner) -> None:
         if self.save and self._reference is None:
             self._find_base(runner)  # before any forward pass: copyable
+
+
+def _training(runner) -> bool:
+    """Whether the runner loads for ``train()`` (``load_from`` / resume: a
+    dense-to-DyT start is allowed) rather than ``test()`` / ``val()``."""
+    return isinstance(getattr(runner, '_train_loop', None), BaseLoop)
 
 
 def _loading_path(runner) -> Optional[str]:

@@ -6,15 +6,62 @@ every token is dispatched. The host's blocks (``blocks.i``: ``norm1 / attn /
 norm2 / mlp``, ``q_bias`` / ``v_bias``, optional layer scales ``gamma_1`` /
 ``gamma_2``) keep their modules and state-dict keys.
 """
-from typing import Optional
+import types
+from typing import Optional, Tuple, Union
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
-from mmaction.models.backbones.vit_mae import VisionTransformer
+from mmaction.models.backbones.vit_mae import Attention, VisionTransformer
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, HostLayerOps, ViTFlopsSpec
+
+
+def fused_attention(attn: Attention, x: Tensor,
+                    attn_mask: Optional[Tensor] = None
+                    ) -> Tuple[Tensor, Tensor]:
+    """mmaction2's VideoMAE ``Attention`` on the fused kernel.
+
+    The host writes ``softmax(q k^T * scale) v`` as explicit matmuls (a
+    ``(B, heads, N, N)`` score tensor: 1568 tokens for a 16-frame clip);
+    this runs ``F.scaled_dot_product_attention`` on the same weights (zero k
+    bias, the host's ``q_bias`` / ``v_bias``, its ``scale``), looked up as
+    ``attn.scaled_dot_product_attention`` when set (FLOP tracing swaps in
+    explicit matmuls there).
+
+    Args:
+        attn (Attention): The host module.
+        x (Tensor): ``(B, N, C)``.
+        attn_mask (Tensor, optional): Bool (True = attend) or float
+            additive mask, broadcastable to ``(B, heads, N, N)``.
+
+    Returns:
+        tuple: Output ``(B, N, C)`` (after ``proj``) and the keys
+        ``(B, heads, N, C / heads)``.
+    """
+    B, N, C = x.shape
+    if hasattr(attn, 'q_bias'):
+        bias = torch.cat((attn.q_bias, torch.zeros_like(attn.v_bias),
+                          attn.v_bias))
+        qkv = F.linear(x, attn.qkv.weight, bias)
+    else:
+        qkv = attn.qkv(x)
+    q, k, v = qkv.reshape(B, N, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)
+    default = q.shape[-1]**-0.5
+    if attn.scale != default:  # a qk_scale: fold it into q
+        q = q * (attn.scale / default)
+    sdpa = getattr(attn, 'scaled_dot_product_attention',
+                   F.scaled_dot_product_attention)
+    out = sdpa(q, k, v, attn_mask=attn_mask,
+               dropout_p=attn.attn_drop.p if attn.training else 0.)
+    out = attn.proj_drop(attn.proj(out.transpose(1, 2).reshape(B, N, -1)))
+    return out, k
+
+
+def _fused_forward(self: Attention, x: Tensor) -> Tensor:
+    return fused_attention(self, x)[0]
 
 
 class MMActionLayerOps(HostLayerOps):
@@ -22,7 +69,9 @@ class MMActionLayerOps(HostLayerOps):
 
     The block adds both residuals itself (``x + drop_path(gamma * f(x))``),
     so the branches here are ``drop_path(gamma_1 * attn(x))`` and
-    ``drop_path(gamma_2 * mlp(x))`` (no gamma without layer scale).
+    ``drop_path(gamma_2 * mlp(x))`` (no gamma without layer scale). The
+    attention runs the fused kernel (:func:`fused_attention`), equal to the
+    host's explicit matmuls to float tolerance.
     """
 
     def __init__(self, block):
@@ -40,25 +89,11 @@ class MMActionLayerOps(HostLayerOps):
         return self.block.drop_path(out)
 
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
-        attn = self.block.attn
-        if key_mask is None:
-            return self._branch(attn(x), 'gamma_1')
-        # The host's attention (explicit matmuls, zero k bias) with the
-        # inactive keys masked out of every query's softmax.
-        B, N, C = x.shape
-        if hasattr(attn, 'q_bias'):
-            bias = torch.cat((attn.q_bias, torch.zeros_like(attn.v_bias),
-                              attn.v_bias))
-            qkv = F.linear(x, attn.qkv.weight, bias)
-        else:
-            qkv = attn.qkv(x)
-        q, k, v = qkv.reshape(B, N, 3, attn.num_heads,
-                              -1).permute(2, 0, 3, 1, 4)
-        scores = (q * attn.scale) @ k.transpose(-2, -1)
-        scores = scores.masked_fill(~key_mask[:, None, None, :],
-                                    float('-inf'))
-        out = attn.attn_drop(scores.softmax(dim=-1)) @ v
-        out = attn.proj_drop(attn.proj(out.transpose(1, 2).reshape(B, N, -1)))
+        """The host's attention (fused kernel), the inactive keys masked
+        out of every query's softmax when ``key_mask`` is given."""
+        out = fused_attention(
+            self.block.attn, x,
+            None if key_mask is None else key_mask[:, None, None, :])[0]
         return self._branch(out, 'gamma_1')
 
     def mlp(self, x: Tensor) -> Tensor:
@@ -82,12 +117,10 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
     tokens.
 
     Args:
-        dyt (dict, optional): DyT settings, keys (defaults in brackets):
-            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
-            ``bottleneck`` (64), ``adapter_scale`` (1.0),
-            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
-            adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
-            (None; a per-sample cap of the active fraction at inference).
+        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
+            adapter, dispatcher, inference cap), documented with their
+            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
+            None (every default).
         with_cp (bool): Checkpoint every block (host block, dispatchers and
             adapters) in training: its activations are recomputed in the
             backward pass (same Gumbel noise, dropout and drop path), saving
@@ -103,14 +136,33 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, with_cp: bool = False,
-                 **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
+                 with_cp: bool = False, **kwargs):
+        if 'tome' in kwargs:
+            raise ValueError(
+                'backbone.tome (token merging) is supported on '
+                'mmdyt.DyTVisionTransformer (image and per-frame video) and '
+                'mmdyt.DyTSegVisionTransformer, not on mmdyt.DyTVideoMAEViT')
         super().__init__(**kwargs)
         self.with_cp = with_cp
         self.init_dyt(dyt, self.embed_dims, len(self.blocks), 0,
                       host_kwargs=kwargs)
         # Plain Python list: the ops only reference host modules.
         self._host_ops = [MMActionLayerOps(block) for block in self.blocks]
+        for block in self.blocks:  # the fused kernel, swappable for tracing
+            block.attn.scaled_dot_product_attention = \
+                F.scaled_dot_product_attention
+
+    @staticmethod
+    def fuse_host_attention(module: nn.Module) -> nn.Module:
+        """Make every VideoMAE ``Attention`` of a host model (e.g. the dense
+        twin) run :func:`fused_attention` instead of its explicit matmuls:
+        the like-for-like dense reference of benchmarks. In place; returns
+        ``module``."""
+        for m in module.modules():
+            if isinstance(m, Attention):
+                m.forward = types.MethodType(_fused_forward, m)
+        return module
 
     # ------------------------------------------------------------- shapes
     @property
@@ -189,7 +241,5 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
             final_norm=self.fc_norm is None,
             pooled_norm=pooled,
             num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
+            **self.dyt_config.flops_fields(),
             **extra)

@@ -1,19 +1,71 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmpretrain's ``SwinTransformer``."""
-from typing import List, Optional, Tuple
+import types
+from typing import List, Optional, Tuple, Union
 
+import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn.bricks.transformer import PatchMerging
 from mmpretrain.models.backbones import SwinTransformer
-from mmpretrain.models.utils import resize_pos_embed
+from mmpretrain.models.utils import WindowMSA, resize_pos_embed
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, SwinFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, SwinFlopsSpec
 from .mmpretrain_vit import MMPretrainLayerOps
 
 #: dispatch variants a Swin supports: attention runs in (shifted) windows,
 #: and attention among the active tokens of each window is not implemented.
 SWIN_VARIANTS = ('mlp', )
+
+
+def fused_window_attention(self: WindowMSA, x: Tensor,
+                           mask: Optional[Tensor] = None) -> Tensor:
+    """mmpretrain's ``WindowMSA.forward`` on the fused kernel.
+
+    The host writes ``softmax(q k^T * scale + bias [+ shift mask]) v`` as
+    explicit matmuls; this passes the relative position bias (and the
+    shifted-window mask) to ``F.scaled_dot_product_attention`` as a float
+    mask, on the same weights. Looked up as
+    ``self.scaled_dot_product_attention`` when set (FLOP tracing swaps in
+    explicit matmuls there).
+
+    Args:
+        x (Tensor): Windows ``(num_windows * B, N, C)``.
+        mask (Tensor, optional): ``(num_windows, N, N)``, values in
+            ``(-inf, 0]``.
+    """
+    B_, N, C = x.shape
+    h = self.num_heads
+    q, k, v = self.qkv(x).reshape(B_, N, 3, h, C // h).permute(2, 0, 3, 1, 4)
+    default = (C // h)**-0.5
+    if self.scale != default:  # a qk_scale: fold it into q
+        q = q * (self.scale / default)
+    bias = self.relative_position_bias_table[
+        self.relative_position_index.view(-1)].view(N, N, -1).permute(
+            2, 0, 1).to(q.dtype)  # (heads, N, N)
+    sdpa = getattr(self, 'scaled_dot_product_attention',
+                   F.scaled_dot_product_attention)
+    dropout_p = self.attn_drop.p if self.training else 0.
+    if mask is None:
+        out = sdpa(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)
+    else:  # windows of a sample share one mask per window position
+        nW = mask.shape[0]
+        attn_mask = (bias[None] + mask[:, None].to(q.dtype)).reshape(
+            1, nW * h, N, N)
+        out = sdpa(*(t.reshape(B_ // nW, nW * h, N, -1) for t in (q, k, v)),
+                   attn_mask=attn_mask, dropout_p=dropout_p)
+        out = out.reshape(B_, h, N, -1)
+    return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B_, N, C)))
+
+
+def _use_fused_window_attention(module: nn.Module, swappable: bool) -> None:
+    for m in module.modules():
+        if isinstance(m, WindowMSA):
+            m.forward = types.MethodType(fused_window_attention, m)
+            if swappable:
+                m.scaled_dot_product_attention = \
+                    F.scaled_dot_product_attention
 
 
 class SwinBlockOps(MMPretrainLayerOps):
@@ -65,8 +117,8 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
     merging and the stage norms see every token.
 
     Args:
-        dyt (dict, optional): DyT settings as for
-            :class:`~mmdyt.models.backbones.DyTVisionTransformer`;
+        dyt (dict | DyTConfig, optional): The DyT options, documented with
+            their defaults in :class:`~mmdyt.models.dyt.DyTConfig`;
             ``variant`` must be ``'mlp'``.
         **kwargs: Arguments of mmpretrain's ``SwinTransformer``;
             ``with_cp=True`` checkpoints every block under DyT (window
@@ -81,12 +133,12 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
 
     host_class = SwinTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
-        variant = (dyt or {}).get('variant', 'mlp')
-        if variant not in SWIN_VARIANTS:
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None, **kwargs):
+        dyt = DyTConfig.from_dict(dyt)
+        if dyt.variant not in SWIN_VARIANTS:
             raise ValueError(
                 f'dyt.variant must be one of {list(SWIN_VARIANTS)} for '
-                f'DyTSwinTransformer, got {variant!r} (window attention '
+                f'DyTSwinTransformer, got {dyt.variant!r} (window attention '
                 'among active tokens is not implemented)')
         super().__init__(**kwargs)
         # the host passes with_cp to its blocks; DyT runs the blocks itself
@@ -112,6 +164,17 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
             self._stage_end[first + len(stage.blocks) - 1] = s
         #: ``(H, W)`` token grid of every stage in the last pass.
         self.dyt_stage_hw: List[Tuple[int, int]] = []
+        # window attention on the fused kernel (see fused_window_attention)
+        _use_fused_window_attention(self.stages, swappable=True)
+
+    @staticmethod
+    def fuse_host_attention(module: nn.Module) -> nn.Module:
+        """Make every ``WindowMSA`` of a host model (e.g. the dense twin)
+        run :func:`fused_window_attention` instead of its explicit matmuls:
+        the like-for-like dense reference of benchmarks. In place; returns
+        ``module``."""
+        _use_fused_window_attention(module, swappable=False)
+        return module
 
     def _set_stage_hw(self, stage: int, hw_shape) -> None:
         hw_shape = tuple(hw_shape)
@@ -228,7 +291,5 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
             out_indices=tuple(self.out_indices),
             out_after_downsample=self.out_after_downsample,
             num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
+            **self.dyt_config.flops_fields(),
             **extra)

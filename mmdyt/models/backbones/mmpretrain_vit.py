@@ -1,39 +1,30 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmpretrain's ``VisionTransformer``."""
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import torch
-from mmcv.cnn.bricks.transformer import FFN
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, ViTFlopsSpec
+from .mmcv_ops import MMCVLayerOps
 
 
-class MMPretrainLayerOps(HostLayerOps):
+class MMPretrainLayerOps(MMCVLayerOps):
     """The parts of an mmpretrain ``TransformerEncoderLayer``.
 
-    ``ln1 / attn / ln2 / ffn``; the FFN adds its residual inside the module,
-    so :meth:`mlp` runs ``ffn.layers`` -> ``gamma2`` -> ``dropout_layer``
-    without it.
+    ``ln1 / attn / ln2 / ffn``; the norms and the FFN branch (without the
+    residual the FFN adds inside the module) are :class:`MMCVLayerOps`'.
     """
+    ffn_requirement = ("mmpretrain layers with layer_cfgs.ffn_type='origin' "
+                       '(mmcv FFN)')
 
     def __init__(self, layer):
-        if not isinstance(layer.ffn, FFN) or not layer.ffn.add_identity:
-            raise TypeError(
-                'DyT supports mmpretrain layers with layer_cfgs.ffn_type='
-                f"'origin' (mmcv FFN), got {type(layer.ffn).__name__}")
+        super().__init__(layer)
         if getattr(layer.attn, 'v_shortcut', False):
             raise TypeError('DyT does not support attention with v_shortcut')
-        self.layer = layer
-
-    def norm1(self, x: Tensor) -> Tensor:
-        return self.layer.ln1(x)
-
-    def norm2(self, x: Tensor) -> Tensor:
-        return self.layer.ln2(x)
 
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         attn = self.layer.attn
@@ -49,9 +40,20 @@ class MMPretrainLayerOps(HostLayerOps):
         out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
         return attn.out_drop(attn.gamma1(attn.proj_drop(out)))
 
-    def mlp(self, x: Tensor) -> Tensor:
-        ffn = self.layer.ffn
-        return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
+    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
+                         ) -> Tuple[Tensor, Tensor]:
+        """The host attention with an additive logit bias (token merging's
+        proportional attention), and its keys averaged over the heads."""
+        attn = self.layer.attn
+        B, N, _ = x.shape
+        q, k, v = attn.qkv(x).reshape(B, N, 3, attn.num_heads,
+                                      attn.head_dims).permute(2, 0, 3, 1, 4)
+        dropout_p = attn.attn_drop if attn.training else 0.
+        out = attn.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if attn_bias is None else
+            attn_bias.to(q.dtype), dropout_p=dropout_p)
+        out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
+        return attn.out_drop(attn.gamma1(attn.proj_drop(out))), k.mean(dim=1)
 
 
 @MODELS.register_module()
@@ -66,18 +68,23 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
     adapters (``dyt_layers.i``).
 
     Args:
-        dyt (dict, optional): DyT settings, keys (defaults in brackets):
-            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
-            ``bottleneck`` (64), ``adapter_scale`` (1.0),
-            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
-            adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
-            (None; a per-sample cap of the active fraction at inference).
+        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
+            adapter, dispatcher, inference cap), documented with their
+            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
+            None (every default).
         with_cp (bool): Checkpoint every layer (host layer, dispatchers and
             adapters) in training: its activations are recomputed in the
             backward pass (same Gumbel noise and dropout), saving memory at
             the cost of a second forward pass. A DyT addition with the name
             and meaning of mmseg's and mmpretrain's Swin ``with_cp``.
             Defaults to False.
+        tome (dict, optional): Token merging at test time (ToMe, see
+            :mod:`mmdyt.models.dyt.merge`): ``dict(r=R, prop_attn=True)``
+            merges ``R`` tokens per layer (or a list, one ``R`` per layer)
+            after the attention, before the MLP dispatcher; needs
+            ``dyt.variant='mlp'``. Outputs are unmerged to the full token
+            grid (each merged token copied to its sources). None (default)
+            or ``r=0``: no merging, bit for bit.
         **kwargs: Arguments of mmpretrain's ``VisionTransformer``.
 
     Example:
@@ -88,12 +95,14 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Optional[dict] = None, with_cp: bool = False,
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
+                 with_cp: bool = False, tome: Optional[dict] = None,
                  **kwargs):
         super().__init__(**kwargs)
         self.with_cp = with_cp
         self.init_dyt(dyt, self.embed_dims, self.num_layers,
                       self.num_extra_tokens, host_kwargs=kwargs)
+        self.init_tome(tome, self.layers[0].attn.head_dims)
         # Plain Python list: the ops only reference host modules, so no
         # parameter is registered twice.
         self._host_ops = [MMPretrainLayerOps(layer) for layer in self.layers]

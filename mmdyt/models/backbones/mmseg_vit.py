@@ -1,66 +1,86 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """DyT on mmsegmentation's ``VisionTransformer``."""
-from typing import Optional
+import functools
+from typing import Optional, Tuple, Union
 
 import torch
-from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn.bricks.transformer import MultiheadAttention
 from mmseg.models.backbones import VisionTransformer as MMSegViT
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, HostLayerOps, ViTFlopsSpec
+from ..dyt import DyTBackboneMixin, DyTConfig, ViTFlopsSpec
 from ..dyt.flops import LN_FLOPS_PER_ELEMENT
+from .mmcv_ops import MMCVLayerOps
 
 
-class MMSegLayerOps(HostLayerOps):
+class MMSegLayerOps(MMCVLayerOps):
     """The parts of an mmseg ``TransformerEncoderLayer``.
 
     ``ln1 / attn / ln2 / ffn``. Both mmcv's ``MultiheadAttention`` and its
     ``FFN`` add their residual inside the module (``identity + ...``), so
-    :meth:`attn` and :meth:`mlp` run the modules' inner parts without it and
-    DyT's mask multiplies the branch only, never the identity.
+    :meth:`attn` and :meth:`mlp` (:class:`MMCVLayerOps`') run the modules'
+    inner parts without it and DyT's mask multiplies the branch only, never
+    the identity.
+
+    The attention runs the fused kernel: ``F.scaled_dot_product_attention``
+    on the host ``nn.MultiheadAttention``'s own ``in_proj`` and
+    ``out_proj`` weights (the stock layer calls it with ``need_weights=True``,
+    which rules the fused kernel out). The outputs equal the stock layer's
+    to float tolerance; the kernel is looked up on the mmcv module as
+    ``attn.scaled_dot_product_attention`` (set by
+    :class:`DyTSegVisionTransformer`), so FLOP tracing can swap in explicit
+    matmuls (``mmdyt``'s ``explicit_attention``).
     """
+    ffn_requirement = 'mmseg layers with an mmcv FFN that adds its identity'
 
     def __init__(self, layer):
         if not isinstance(layer.attn, MultiheadAttention):
             raise TypeError('DyT supports mmseg layers with mmcv '
                             'MultiheadAttention, got '
                             f'{type(layer.attn).__name__}')
-        if not isinstance(layer.ffn, FFN) or not layer.ffn.add_identity:
-            raise TypeError('DyT supports mmseg layers with an mmcv FFN that '
-                            'adds its identity, got '
-                            f'{type(layer.ffn).__name__}')
-        self.layer = layer
+        super().__init__(layer)
+        mha = layer.attn.attn
+        if not isinstance(mha, nn.MultiheadAttention) or \
+                not mha._qkv_same_embed_dim or mha.bias_k is not None or \
+                mha.add_zero_attn or mha.batch_first:
+            raise TypeError('DyT supports mmseg attention built on a plain '
+                            'nn.MultiheadAttention (packed in_proj, no '
+                            'bias_kv, no zero attention)')
 
-    def norm1(self, x: Tensor) -> Tensor:
-        return self.layer.ln1(x)
-
-    def norm2(self, x: Tensor) -> Tensor:
-        return self.layer.ln2(x)
+    def _attention(self, x: Tensor, attn_mask: Optional[Tensor]
+                   ) -> Tuple[Tensor, Tensor]:
+        """Fused attention of DyT's ``(B, N, C)`` tokens on the host
+        weights; the branch output and the keys ``(B, heads, N, C /
+        heads)``."""
+        m = self.layer.attn
+        mha = m.attn
+        B, N, C = x.shape
+        q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).reshape(
+            B, N, 3, mha.num_heads, C // mha.num_heads).permute(2, 0, 3, 1, 4)
+        sdpa = getattr(m, 'scaled_dot_product_attention',
+                       F.scaled_dot_product_attention)
+        out = sdpa(q, k, v, attn_mask=attn_mask,
+                   dropout_p=mha.dropout if mha.training else 0.)
+        out = mha.out_proj(out.transpose(1, 2).reshape(B, N, C))
+        return m.dropout_layer(m.proj_drop(out)), k
 
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
-        """mmcv ``MultiheadAttention.forward`` without ``identity +``.
+        """mmcv ``MultiheadAttention.forward`` without ``identity +``, on
+        the fused kernel (see the class docstring); ``key_mask`` (True =
+        attend) masks the keys."""
+        return self._attention(
+            x, None if key_mask is None else key_mask[:, None, None, :])[0]
 
-        ``key_mask`` (True = attend) becomes ``nn.MultiheadAttention``'s
-        ``key_padding_mask`` (True = ignore). The call is the host's own
-        (``need_weights`` at its default), so the dense twin and DyT run the
-        same attention kernel.
-        """
-        m = self.layer.attn
-        q = x.transpose(0, 1) if m.batch_first else x
-        out = m.attn(
-            query=q,
-            key=q,
-            value=q,
-            key_padding_mask=None if key_mask is None else ~key_mask)[0]
-        if m.batch_first:
-            out = out.transpose(0, 1)
-        return m.dropout_layer(m.proj_drop(out))
-
-    def mlp(self, x: Tensor) -> Tensor:
-        """mmcv ``FFN.forward`` without ``identity +``."""
-        ffn = self.layer.ffn
-        return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
+    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
+                         ) -> Tuple[Tensor, Tensor]:
+        """The attention with an additive logit bias (token merging), and
+        its keys averaged over the heads."""
+        out, k = self._attention(
+            x, None if attn_bias is None else attn_bias.to(x.dtype))
+        return out, k.mean(dim=1)
 
 
 @MODELS.register_module()
@@ -82,12 +102,16 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
     without it every token is dispatched.
 
     Args:
-        dyt (dict, optional): DyT settings, keys (defaults in brackets):
-            ``variant`` ('mlp'; or 'attn', 'attn_mlp', 'layer'),
-            ``bottleneck`` (64), ``adapter_scale`` (1.0),
-            ``adapter_dropout`` (0.1), ``num_experts`` (1; > 1 for the MoE
-            adapter), ``tau`` (5.0), ``threshold`` (0.5), ``max_rate``
-            (None; a per-sample cap of the active fraction at inference).
+        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
+            adapter, dispatcher, inference cap), documented with their
+            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
+            None (every default).
+        tome (dict, optional): Token merging (ToMe, see
+            :mod:`mmdyt.models.dyt.merge`): ``dict(r=R, prop_attn=True)``
+            merges ``R`` tokens per layer; every output map is unmerged to
+            the full ``H/p x W/p`` grid before the neck (each merged token
+            copied to its sources). Needs ``dyt.variant='mlp'``. None
+            (default) or ``r=0``: no merging.
         **kwargs: Arguments of mmseg's ``VisionTransformer``.
             ``with_cp=True`` checkpoints every layer under DyT (host layer,
             dispatchers and adapters; recomputed in the backward pass with
@@ -102,7 +126,8 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
 
     host_class = MMSegViT
 
-    def __init__(self, dyt: Optional[dict] = None, **kwargs):
+    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
+                 tome: Optional[dict] = None, **kwargs):
         if kwargs.get('num_fcs', 2) != 2:
             raise ValueError('backbone.num_fcs must be 2 under DyT '
                              f'(allowed: 2), got {kwargs["num_fcs"]}')
@@ -112,6 +137,26 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
                       1 if self.with_cls_token else 0, host_kwargs=kwargs)
         # Plain list: the ops only reference host modules.
         self._host_ops = [MMSegLayerOps(layer) for layer in self.layers]
+        for layer in self.layers:  # the fused kernel, swappable for tracing
+            layer.attn.scaled_dot_product_attention = \
+                F.scaled_dot_product_attention
+        self.init_tome(tome,
+                       self.embed_dims // self.layers[0].attn.attn.num_heads)
+
+    @staticmethod
+    def fuse_host_attention(module: nn.Module) -> nn.Module:
+        """Make every mmcv ``MultiheadAttention`` of a host model (e.g. the
+        dense twin) call its ``nn.MultiheadAttention`` with
+        ``need_weights=False``, PyTorch's fused path: the like-for-like
+        dense reference of benchmarks (same outputs, same kernel as the DyT
+        layers). In place; returns ``module``."""
+        for m in module.modules():
+            if isinstance(m, MultiheadAttention) and \
+                    isinstance(m.attn, nn.MultiheadAttention):
+                m.attn.forward = functools.partial(
+                    nn.MultiheadAttention.forward, m.attn,
+                    need_weights=False)
+        return module
 
     def _format_output(self, x: Tensor, hw_shape) -> object:
         """mmseg's output of one level: the patch tokens as a
@@ -161,7 +206,7 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
     def _extra_norm_flops(self) -> float:
         """LayerNorms that :class:`ViTFlopsSpec` does not describe: the
         optional patch norm (``patch_norm``) and pre-norm (``pre_norm``)."""
-        num_tokens = self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
+        num_tokens = self._dyt_num_tokens()
         num_patches = num_tokens - self.num_prefix_tokens
         flops = 0
         if self.patch_embed.norm is not None:

@@ -7,6 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .config import DyTConfig, check_bottleneck, check_num_experts
+
 
 def _kaiming_uniform_like_linear(weight: Tensor) -> None:
     """``nn.Linear``'s default weight init: kaiming-uniform with a=sqrt(5)."""
@@ -23,18 +25,19 @@ class Adapter(nn.Module):
     Args:
         embed_dims (int): Channels ``C``.
         bottleneck (int): Hidden width ``d``.
-        scale (float): Output scale ``s``. Defaults to 1.0.
-        dropout (float): Dropout on the bottleneck activation. Defaults to 0.1.
+        scale (float): Output scale ``s``. Defaults to
+            :attr:`DyTConfig.adapter_scale`.
+        dropout (float): Dropout on the bottleneck activation. Defaults to
+            :attr:`DyTConfig.adapter_dropout`.
     """
 
     def __init__(self,
                  embed_dims: int,
                  bottleneck: int,
-                 scale: float = 1.0,
-                 dropout: float = 0.1):
+                 scale: float = DyTConfig.adapter_scale,
+                 dropout: float = DyTConfig.adapter_dropout):
         super().__init__()
-        if bottleneck < 1:
-            raise ValueError(f'dyt.bottleneck must be >= 1, got {bottleneck}')
+        check_bottleneck(bottleneck)
         self.embed_dims = embed_dims
         self.bottleneck = bottleneck
         self.scale = float(scale)
@@ -75,23 +78,24 @@ class MoEAdapter(nn.Module):
         embed_dims (int): Channels ``C``.
         bottleneck (int): Hidden width ``d`` of each expert.
         num_experts (int): Number of experts ``N`` (>= 2).
-        scale (float): Output scale ``s``. Defaults to 1.0.
-        dropout (float): Dropout on the bottleneck activation. Defaults to 0.1.
+        scale (float): Output scale ``s``. Defaults to
+            :attr:`DyTConfig.adapter_scale`.
+        dropout (float): Dropout on the bottleneck activation. Defaults to
+            :attr:`DyTConfig.adapter_dropout`.
     """
 
     def __init__(self,
                  embed_dims: int,
                  bottleneck: int,
                  num_experts: int,
-                 scale: float = 1.0,
-                 dropout: float = 0.1):
+                 scale: float = DyTConfig.adapter_scale,
+                 dropout: float = DyTConfig.adapter_dropout):
         super().__init__()
         if num_experts < 2:
             raise ValueError(
                 f'dyt.num_experts must be >= 2 for a MoE adapter, got '
                 f'{num_experts} (use num_experts=1 for a plain adapter)')
-        if bottleneck < 1:
-            raise ValueError(f'dyt.bottleneck must be >= 1, got {bottleneck}')
+        check_bottleneck(bottleneck)
         self.embed_dims = embed_dims
         self.bottleneck = bottleneck
         self.num_experts = num_experts
@@ -141,12 +145,11 @@ class MoEAdapter(nn.Module):
 
 def build_adapter(embed_dims: int,
                   bottleneck: int,
-                  num_experts: int = 1,
-                  scale: float = 1.0,
-                  dropout: float = 0.1) -> nn.Module:
+                  num_experts: int = DyTConfig.num_experts,
+                  scale: float = DyTConfig.adapter_scale,
+                  dropout: float = DyTConfig.adapter_dropout) -> nn.Module:
     """Plain :class:`Adapter` for ``num_experts == 1``, else :class:`MoEAdapter`."""
-    if num_experts < 1:
-        raise ValueError(f'dyt.num_experts must be >= 1, got {num_experts}')
+    check_num_experts(num_experts)
     if num_experts == 1:
         return Adapter(embed_dims, bottleneck, scale=scale, dropout=dropout)
     return MoEAdapter(

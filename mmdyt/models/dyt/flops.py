@@ -25,7 +25,8 @@ from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .layer import VARIANT_SITES, check_variant
+from .config import VARIANT_SITES, DyTConfig, check_variant
+from .merge import matching_flops
 
 LN_FLOPS_PER_ELEMENT = 5
 
@@ -70,6 +71,16 @@ class ViTFlopsSpec(_LayerShapes):
         variant (str): DyT dispatch variant, or ``None`` for the dense ViT.
         bottleneck (int): Adapter width.
         num_experts (int): Adapter experts (1: plain adapter).
+        tome_r (tuple[int]): Tokens merged by each layer (token merging,
+            :mod:`mmdyt.models.dyt.merge`, after the attention, before the
+            dispatcher); empty (default): no merging. ``num_patches`` stays
+            the input's count; :meth:`layer_specs` shrinks it layer by layer.
+        tome_metric_dims (int): Channels of the merging metric (the head
+            width: keys averaged over heads).
+        tome_in (int): In a per-layer spec from :meth:`layer_specs`, the
+            tokens entering the layer's attention when the layer merges
+            (``num_patches`` then counts the tokens after merging); 0: the
+            layer merges nothing.
     """
     #: global attention over all tokens (see :class:`LayerFlopsSpec`).
     num_windows: ClassVar[int] = 0
@@ -86,25 +97,42 @@ class ViTFlopsSpec(_LayerShapes):
     tubelet_size: int = 1
     pooled_norm: bool = False
     num_classes: int = 0
-    variant: Optional[str] = 'mlp'
-    bottleneck: int = 64
-    num_experts: int = 1
+    variant: Optional[str] = DyTConfig.variant
+    bottleneck: int = DyTConfig.bottleneck
+    num_experts: int = DyTConfig.num_experts
+    tome_r: Tuple[int, ...] = ()
+    tome_metric_dims: int = 0
+    tome_in: int = 0
 
     def dense(self, **changes) -> 'ViTFlopsSpec':
-        """The same ViT without DyT (the host's dense model), plus changes."""
-        return replace(self, variant=None, **changes)
+        """The same ViT without DyT and without token merging (the host's
+        dense model), plus changes."""
+        return replace(self, variant=None, tome_r=(), **changes)
 
     def layer_specs(self) -> List['ViTFlopsSpec']:
-        """Every layer of a plain ViT has the model's shapes."""
-        return [self] * self.num_layers
+        """Every layer of a plain ViT has the model's shapes; with token
+        merging (``tome_r``) each layer sees the tokens the layers before it
+        left (its attention before, the rest after its own merging)."""
+        if not self.tome_r:
+            return [self] * self.num_layers
+        if len(self.tome_r) != self.num_layers:
+            raise ValueError(f'tome_r has {len(self.tome_r)} entries for '
+                             f'{self.num_layers} layers')
+        specs, n = [], self.num_tokens
+        for r in self.tome_r:
+            specs.append(replace(self, tome_r=(), tome_in=n if r else 0,
+                                 num_patches=n - r - self.num_prefix_tokens))
+            n -= r
+        return specs
 
     def base_flops(self) -> float:
         """Patch (or tubelet) embedding, final norm(s) and head."""
         C = self.embed_dims
         flops = self.num_patches * C * self.in_channels * \
             self.tubelet_size * self.patch_size**2
-        if self.final_norm:
-            flops += LN_FLOPS_PER_ELEMENT * self.num_tokens * C
+        if self.final_norm:  # on the tokens the last layer left
+            flops += LN_FLOPS_PER_ELEMENT * (self.num_tokens -
+                                             sum(self.tome_r)) * C
         if self.pooled_norm:
             flops += LN_FLOPS_PER_ELEMENT * C
         return flops + C * self.num_classes
@@ -132,9 +160,9 @@ class LayerFlopsSpec(_LayerShapes):
     feedforward_channels: int
     num_patches: int
     num_prefix_tokens: int = 0
-    variant: Optional[str] = 'mlp'
-    bottleneck: int = 64
-    num_experts: int = 1
+    variant: Optional[str] = DyTConfig.variant
+    bottleneck: int = DyTConfig.bottleneck
+    num_experts: int = DyTConfig.num_experts
     num_windows: int = 0
     window_tokens: int = 0
 
@@ -187,9 +215,9 @@ class SwinFlopsSpec:
     out_indices: Tuple[int, ...] = (3, )
     out_after_downsample: bool = False
     num_classes: int = 0
-    variant: Optional[str] = 'mlp'
-    bottleneck: int = 64
-    num_experts: int = 1
+    variant: Optional[str] = DyTConfig.variant
+    bottleneck: int = DyTConfig.bottleneck
+    num_experts: int = DyTConfig.num_experts
     #: no CLS-like tokens.
     num_prefix_tokens: ClassVar[int] = 0
 
@@ -320,6 +348,10 @@ def layer_flops(spec,
     k = {site: active.get(site, N) for site in ('attn', 'mlp', 'layer')}
     if 'layer' in spec.sites:
         flops = attn_flops(spec, k['layer']) + mlp_flops(spec, k['layer'])
+    elif getattr(spec, 'tome_in', 0):  # attention, merging, then the MLP
+        flops = attn_flops(spec, spec.tome_in) + matching_flops(
+            spec.tome_in, spec.num_prefix_tokens, spec.tome_metric_dims) + \
+            mlp_flops(spec, k['mlp'])
     else:
         flops = attn_flops(spec, k['attn']) + mlp_flops(spec, k['mlp'])
     n_sites = len(spec.sites)

@@ -7,6 +7,7 @@ attention branch, pre-MLP norm, MLP branch, each *without* its residual) and
 :class:`DyTLayer` adds the dispatchers and adapters and runs one of the four
 dispatch variants in one of three modes.
 """
+from abc import ABC, abstractmethod
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -15,31 +16,30 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from .adapter import build_adapter
+from .config import VARIANT_SITES, DyTConfig, check_variant
 from .dispatcher import TokenDispatcher
 
-#: dispatch variant -> dispatched sites, in execution order.
-VARIANT_SITES: Dict[str, Tuple[str, ...]] = {
-    'mlp': ('mlp', ),
-    'attn': ('attn', ),
-    'attn_mlp': ('attn', 'mlp'),
-    'layer': ('layer', ),
-}
 #: ``masked``: every token computed, branch output multiplied by the mask
 #: (training). ``gathered``: only active tokens computed (inference).
 #: ``complete``: every token active, no dispatcher (self-distillation teacher).
 MODES = ('masked', 'gathered', 'complete')
 
 
-class HostLayerOps:
+class HostLayerOps(ABC):
     """Adapts one host transformer layer to :class:`DyTLayer`.
 
-    Subclasses wrap the host's modules; they own no parameters. Every method
-    returns a branch output *without* the residual.
+    Subclasses wrap the host's modules; they own no parameters. A
+    pre-norm layer is ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``;
+    :meth:`attn` and :meth:`mlp` return their branch *without* the residual,
+    so that DyT's mask multiplies the branch only. A subclass implements all
+    four methods (it cannot be built otherwise).
     """
 
+    @abstractmethod
     def norm1(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The pre-attention norm of ``x`` ``(B, N, C)``."""
 
+    @abstractmethod
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         """Self-attention of already normalised ``x`` of shape ``(B, N, C)``.
 
@@ -47,20 +47,33 @@ class HostLayerOps:
             key_mask (Tensor, optional): Bool ``(B, N)``; ``False`` keys are
                 ignored by every query. ``None`` attends to all tokens.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def norm2(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The pre-MLP norm of ``x`` ``(B, N, C)``."""
 
+    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
+                         ) -> Tuple[Tensor, Tensor]:
+        """Self-attention of normalised ``x`` for token merging
+        (``backbone.tome``, :mod:`mmdyt.models.dyt.merge`).
+
+        Args:
+            x (Tensor): ``(B, N, C)``.
+            attn_bias (Tensor, optional): Float ``(B, 1, 1, N)`` added to
+                the attention logits (the proportional-attention ``log s``).
+
+        Returns:
+            tuple: The branch output ``(B, N, C)`` and the keys averaged
+            over the heads ``(B, N, C / heads)`` (the merging metric).
+        """
+        raise NotImplementedError(
+            f'{type(self).__name__} has no attn_with_metric: backbone.tome '
+            'is supported on mmdyt.DyTVisionTransformer (image and per-frame '
+            'video) and mmdyt.DyTSegVisionTransformer')
+
+    @abstractmethod
     def mlp(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
-
-
-def check_variant(variant: str) -> str:
-    if variant not in VARIANT_SITES:
-        raise ValueError(f'dyt.variant must be one of {list(VARIANT_SITES)}, '
-                         f'got {variant!r}')
-    return variant
+        """The MLP branch of already normalised ``x`` ``(B, N, C)``."""
 
 
 def check_mode(mode: str) -> str:
@@ -81,6 +94,36 @@ def _masked_key_mask(hard: Tensor) -> Tensor:
     zero anyway), which avoids a softmax over nothing (NaN * 0 = NaN).
     """
     return hard | ~hard.any(dim=1, keepdim=True)
+
+
+def is_exporting() -> bool:
+    """True while ``torch.onnx.export`` (either exporter), ``torch.export``
+    or the TorchScript tracer runs the model: the gathered path then avoids
+    in-place writes into views, which the tracer can drop silently."""
+    return bool(torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+                or torch.compiler.is_exporting())
+
+
+def active_index(hard: Tensor, per_row: Optional[int] = None) -> Tensor:
+    """Indices of the active tokens of ``hard (B, N)`` in the flattened
+    ``(B * N)`` tokens.
+
+    Args:
+        hard (Tensor): Bool mask.
+        per_row (int, optional): Every row has exactly this many active
+            tokens (the top-k rule): a static-size ``topk`` (ONNX TopK)
+            replaces ``nonzero`` (ONNX NonZero, data-dependent size). The
+            order of the indices then differs; the set is the same.
+
+    Returns:
+        Tensor: int64 indices ``(K,)``.
+    """
+    if per_row is None:
+        return hard.reshape(-1).nonzero().squeeze(1)  # the one sync
+    B, N = hard.shape
+    rows = hard.to(torch.float32).topk(per_row, dim=1).indices
+    return (rows + torch.arange(B, device=hard.device)[:, None] *
+            N).reshape(-1)
 
 
 class PackedTokens:
@@ -140,31 +183,23 @@ class DyTLayer(nn.Module):
 
     Args:
         embed_dims (int): Channels ``C``.
-        variant (str): One of ``'mlp'``, ``'attn'``, ``'attn_mlp'``,
-            ``'layer'``. Defaults to ``'mlp'``.
-        bottleneck (int): Adapter width ``d``. Defaults to 64.
-        adapter_scale (float): Adapter output scale ``s``. Defaults to 1.0.
-        adapter_dropout (float): Adapter dropout. Defaults to 0.1.
-        num_experts (int): 1 for a plain adapter, > 1 for a MoE adapter.
-        tau (float): Gumbel-sigmoid temperature. Defaults to 5.0.
-        threshold (float): Activation threshold. Defaults to 0.5.
+        variant, bottleneck, adapter_scale, adapter_dropout, num_experts,
+            tau, threshold, max_rate: The ``dyt=`` options, documented
+            (with their defaults) in :class:`~mmdyt.models.dyt.DyTConfig`.
         num_prefix_tokens (int): Always-active leading tokens (CLS).
-        max_rate (float, optional): Per-sample cap of the active fraction at
-            inference (``dyt.max_rate``, see :class:`TokenDispatcher`).
-            Defaults to None (the checkpoint's cap; none by default).
     """
 
     def __init__(self,
                  embed_dims: int,
-                 variant: str = 'mlp',
-                 bottleneck: int = 64,
-                 adapter_scale: float = 1.0,
-                 adapter_dropout: float = 0.1,
-                 num_experts: int = 1,
-                 tau: float = 5.0,
-                 threshold: float = 0.5,
+                 variant: str = DyTConfig.variant,
+                 bottleneck: int = DyTConfig.bottleneck,
+                 adapter_scale: float = DyTConfig.adapter_scale,
+                 adapter_dropout: float = DyTConfig.adapter_dropout,
+                 num_experts: int = DyTConfig.num_experts,
+                 tau: float = DyTConfig.tau,
+                 threshold: float = DyTConfig.threshold,
                  num_prefix_tokens: int = 1,
-                 max_rate: Optional[float] = None):
+                 max_rate: Optional[float] = DyTConfig.max_rate):
         super().__init__()
         self.variant = check_variant(variant)
         self.sites = VARIANT_SITES[variant]
@@ -191,6 +226,16 @@ class DyTLayer(nn.Module):
         if dispatcher.keeps_all_tokens:  # retargeted to rate 1: complete
             return None
         return dispatcher(x)
+
+    def _fixed_count(self, site: str, x: Tensor,
+                     masks: Optional[Dict[str, Tensor]]) -> Optional[int]:
+        """Active tokens per sample (prefix included) when the dispatcher
+        keeps a fixed count (top-k rule), else None."""
+        if masks is not None and site in masks:
+            return None
+        k = self.dispatchers[site].topk_count(x.shape[1] -
+                                              self.num_prefix_tokens)
+        return None if k is None else k + self.num_prefix_tokens
 
     @staticmethod
     def _layer_delta(x: Tensor, ops: HostLayerOps,
@@ -231,10 +276,18 @@ class DyTLayer(nn.Module):
             out = x + adapter_out
         if site == 'mlp':
             C = x.shape[-1]
-            index = hard.reshape(-1).nonzero().squeeze(1)  # the one sync
+            index = active_index(hard, self._fixed_count(site, x, masks))
             active = x.reshape(-1, C).index_select(0, index)
-            branch = ops.mlp(ops.norm2(active))
-            out.view(-1, C).index_add_(0, index, branch.to(out.dtype))
+            branch = ops.mlp(ops.norm2(active)).to(out.dtype)
+            if is_exporting():
+                # out of place (the tracer drops an in-place write into a
+                # view); N and C as constants keep the graph's static
+                # shapes known downstream (the batch stays dynamic)
+                N = int(x.shape[1])
+                out = out.reshape(-1, C).index_add(0, index, branch).view(
+                    -1, N, int(C))
+            else:
+                out.view(-1, C).index_add_(0, index, branch)
         else:
             packed = PackedTokens(x, hard)
             branch = self._branch_dense(site, packed.tokens, ops,
@@ -247,7 +300,8 @@ class DyTLayer(nn.Module):
         x: Tensor,
         ops: HostLayerOps,
         mode: str = 'masked',
-        masks: Optional[Dict[str, Tensor]] = None
+        masks: Optional[Dict[str, Tensor]] = None,
+        merger=None
     ) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Run the layer.
 
@@ -257,6 +311,9 @@ class DyTLayer(nn.Module):
             mode (str): ``'masked'``, ``'gathered'`` or ``'complete'``.
             masks (dict, optional): Site -> mask ``(B, N)`` that replaces the
                 dispatcher's decision (tests, fixed-rate benchmarks).
+            merger (TokenMerger, optional): Token merging (ToMe) after the
+                attention residual, before the dispatcher (``'mlp'``
+                variant only, see :mod:`mmdyt.models.dyt.merge`).
 
         Returns:
             tuple: The layer output and a dict site -> mask used (all-true
@@ -267,7 +324,12 @@ class DyTLayer(nn.Module):
         """
         used = {}
         check_mode(mode)
-        if 'attn' not in self.sites and 'layer' not in self.sites:
+        if merger is not None:
+            if self.sites != ('mlp', ):
+                raise ValueError("backbone.tome needs dyt.variant='mlp', "
+                                 f'got {self.variant!r}')
+            x = merger.attn_and_merge(x, ops)
+        elif 'attn' not in self.sites and 'layer' not in self.sites:
             x = x + ops.attn(ops.norm1(x))
         for site in self.sites:
             x, used[site] = self._site(site, x, ops, mode, masks)

@@ -1,5 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """What every DyT backbone shares, whatever its host codebase."""
+from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -8,37 +9,19 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
 
-from .flops import ViTFlopsSpec, dynamic_flops, model_flops
+from mmdyt.checkpoint.loading import register_load_hooks
+
+from .config import DyTConfig
 from .dispatcher import TokenDispatcher
+from .flops import ViTFlopsSpec, dynamic_flops, model_flops
 from .layer import (DyTLayer, HostLayerOps, check_mode, checkpointed_layer,
                     masks_rates, site_masks, stack_masks)
 from .naming import dyt_state, host_state, is_dyt_param_name
+from .merge import TokenMerger, merge_schedule, parse_tome_cfg
 from .stats import DyTStats
 
-#: keys of the ``dyt`` config dict and their defaults (paper defaults).
-DYT_DEFAULTS = dict(
-    variant='mlp',
-    bottleneck=64,
-    adapter_scale=1.0,
-    adapter_dropout=0.1,
-    num_experts=1,
-    tau=5.0,
-    threshold=0.5,
-    max_rate=None,  # inference cap per sample and dispatcher, (0, 1]
-)
 
-
-def parse_dyt_cfg(dyt: Optional[dict]) -> dict:
-    """Fill the defaults of a ``dyt=dict(...)`` block, rejecting unknown keys."""
-    dyt = dict(dyt or {})
-    unknown = set(dyt) - set(DYT_DEFAULTS)
-    if unknown:
-        raise KeyError(f'unknown key(s) {sorted(unknown)} in backbone.dyt; '
-                       f'allowed keys: {sorted(DYT_DEFAULTS)}')
-    return {**DYT_DEFAULTS, **dyt}
-
-
-class DyTBackboneMixin:
+class DyTBackboneMixin(metaclass=ABCMeta):
     """Adds DyT to a host ViT backbone (an ``nn.Module``).
 
     The host keeps its modules and state-dict keys (``layers.i...``), so a
@@ -57,26 +40,33 @@ class DyTBackboneMixin:
 
     A host integration sets :attr:`host_class` (the host backbone class it
     subclasses) and passes its host arguments to :meth:`init_dyt`, which
-    makes :meth:`build_dense_twin` work; it implements
+    makes :meth:`build_dense_twin` work; it must implement the abstract
     :meth:`dyt_flops_spec` (a :class:`ViTFlopsSpec`, a
     :class:`~mmdyt.models.dyt.flops.SwinFlopsSpec` or any model spec of
-    :mod:`~mmdyt.models.dyt.flops`), :meth:`dyt_input_shape` and
-    :meth:`dyt_token_grids`.
+    :mod:`~mmdyt.models.dyt.flops`) and :meth:`dyt_input_shape`, and either
+    calls :meth:`set_dyt_token_grid` in its forward or overrides
+    :meth:`dyt_token_grids`. Its forward runs the layers through
+    :meth:`run_dyt_layers` with one :class:`HostLayerOps` per layer.
     """
     #: the host backbone class (e.g. mmpretrain's ``VisionTransformer``).
     host_class: Optional[type] = None
+    #: the ``tome`` block (token merging) after :meth:`init_tome`; None: off.
+    tome_cfg: Optional[dict] = None
+    _dyt_merger: Optional[TokenMerger] = None
     #: checkpoint every layer in training (``backbone.with_cp``); the hosts
     #: that have the argument (mmseg's ViT, mmpretrain's Swin) set it.
     with_cp: bool = False
 
-    def init_dyt(self, dyt: Optional[dict], embed_dims: Union[int,
-                                                              Sequence[int]],
+    def init_dyt(self, dyt: Union[None, dict, DyTConfig],
+                 embed_dims: Union[int, Sequence[int]],
                  num_layers: int, num_prefix_tokens: int,
                  host_kwargs: Optional[dict] = None) -> None:
         """Build the dispatchers and adapters and freeze the host.
 
         Args:
-            dyt (dict, optional): The ``dyt`` config block.
+            dyt (dict | DyTConfig, optional): The ``dyt`` options, see
+                :class:`~mmdyt.models.dyt.DyTConfig` (kept as
+                :attr:`dyt_config`, and as a plain dict in ``dyt_cfg``).
             embed_dims (int | list[int]): Channels of the tokens, or of each
                 layer's tokens (hierarchical backbones such as Swin).
             num_layers (int): Layers that get a :class:`DyTLayer`.
@@ -84,7 +74,8 @@ class DyTBackboneMixin:
             host_kwargs (dict, optional): The arguments the host class was
                 built with (for :meth:`build_dense_twin`).
         """
-        self.dyt_cfg = parse_dyt_cfg(dyt)
+        self.dyt_config = DyTConfig.from_dict(dyt)
+        self.dyt_cfg = self.dyt_config.to_dict()
         self._host_kwargs = dict(host_kwargs or {})
         self.num_prefix_tokens = num_prefix_tokens
         dims = [embed_dims] * num_layers if isinstance(embed_dims, int) \
@@ -101,6 +92,9 @@ class DyTBackboneMixin:
         self.dyt_masks: List[Dict[str, Tensor]] = []
         self._dyt_records: Optional[List[DyTStats]] = None
         self.freeze_host()
+        # deltas restore their frozen base, wrong checkpoints fail, wherever
+        # a state dict is loaded (mmdyt.checkpoint.loading)
+        register_load_hooks(self)
 
     # ------------------------------------------------------------- training
     def freeze_host(self) -> None:
@@ -167,6 +161,11 @@ class DyTBackboneMixin:
         recorded with :meth:`set_dyt_token_grid` in its forward pass.
         """
         grid = getattr(self, '_dyt_token_grid', None)
+        if self._dyt_merger is not None:
+            raise NotImplementedError(
+                'with token merging (backbone.tome) the dispatchers see '
+                'merged tokens, which lie on no grid; set backbone.tome=None '
+                'for dispatch maps')
         if grid is None:
             raise NotImplementedError(
                 f'{type(self).__name__} records no token grid (call '
@@ -179,10 +178,10 @@ class DyTBackboneMixin:
         same for every dispatcher (see :meth:`dyt_token_grids`)."""
         self._dyt_token_grid = tuple(int(g) for g in grid)
 
+    @abstractmethod
     def dyt_input_shape(self) -> tuple:
         """Shape of one input sample at the configured size, e.g.
         ``(3, 224, 224)`` (images) or ``(3, 16, 224, 224)`` (clips)."""
-        raise NotImplementedError
 
     def init_weights(self):
         """Host init (e.g. ``Pretrained``), then DyT's own initialisation.
@@ -264,9 +263,12 @@ class DyTBackboneMixin:
         mode = self.current_dyt_mode
         forced = self._dyt_forced_masks
         self.dyt_masks = []
+        self._dyt_merger = self.dyt_token_merger(x.shape[1])
+        self._dyt_input_tokens = x.shape[1]
         for i, (layer, op) in enumerate(zip(self.dyt_layers, ops)):
             x, used = self._run_dyt_layer(layer, x, op, mode,
-                                          None if forced is None else forced[i])
+                                          None if forced is None else forced[i],
+                                          merger=self._dyt_merger)
             self.dyt_masks.append(used)
             if after_layer is not None:
                 x = after_layer(i, x)
@@ -275,11 +277,15 @@ class DyTBackboneMixin:
         return x
 
     def _run_dyt_layer(self, layer: DyTLayer, x: Tensor, op: HostLayerOps,
-                       mode: str, masks: Optional[Dict[str, Tensor]]):
+                       mode: str, masks: Optional[Dict[str, Tensor]],
+                       merger: Optional[TokenMerger] = None):
         """One layer; checkpointed (:func:`checkpointed_layer`) when
         ``with_cp`` is set, gradients are recorded and the mode is a
         training path (``'masked'`` or ``'complete'``): the gathered
-        inference path never is."""
+        inference path never is, nor a layer that merges tokens (the
+        merger's state would be advanced again by the recomputation)."""
+        if merger is not None:
+            return layer(x, op, mode, masks, merger=merger)
         if self.with_cp and mode != 'gathered' and \
                 torch.is_grad_enabled() and (
                     x.requires_grad or any(p.requires_grad
@@ -299,12 +305,74 @@ class DyTBackboneMixin:
         def after_layer(i, x):
             if i == last and final_norm is not None:
                 x = final_norm(x)
-            if i in out_indices:
-                outs.append(output(x))
+            if i in out_indices:  # full size again after token merging
+                outs.append(output(self.dyt_unmerge(x)))
             return x
 
         self.run_dyt_layers(x, ops, after_layer)
         return outs
+
+    # -------------------------------------------------------- token merging
+    def init_tome(self, tome: Optional[dict], metric_dims: int) -> None:
+        """Set up token merging (ToMe) from the ``tome`` config block (see
+        :mod:`mmdyt.models.dyt.merge`); call after :meth:`init_dyt`.
+
+        Args:
+            tome (dict, optional): ``dict(r=R, prop_attn=True)``; None or
+                ``r=0``: off (the forward is then exactly DyT's).
+            metric_dims (int): Channels of the merging metric (the head
+                width).
+
+        Raises:
+            ValueError: If the dispatch variant is not ``'mlp'``.
+        """
+        cfg = parse_tome_cfg(tome)
+        if cfg is not None and self.dyt_cfg['variant'] != 'mlp':
+            raise ValueError(
+                "backbone.tome needs dyt.variant='mlp' (the other variants "
+                'dispatch the attention, whose keys are the merging metric), '
+                f"got dyt.variant={self.dyt_cfg['variant']!r}")
+        self.tome_cfg = cfg
+        self.tome_metric_dims = metric_dims
+
+    def tome_schedule(self, num_tokens: int) -> List[int]:
+        """Tokens each layer merges for an input of ``num_tokens`` tokens
+        (all 0 when token merging is off)."""
+        if self.tome_cfg is None:
+            return [0] * len(self.dyt_layers)
+        return merge_schedule(self.tome_cfg['r'], len(self.dyt_layers),
+                              num_tokens, self.num_prefix_tokens)
+
+    def dyt_token_merger(self, num_tokens: int) -> Optional[TokenMerger]:
+        """A fresh :class:`TokenMerger` for one forward pass, or None when no
+        layer merges."""
+        schedule = self.tome_schedule(num_tokens)
+        if not any(schedule):
+            return None
+        return TokenMerger(schedule, self.num_prefix_tokens,
+                           self.tome_cfg['prop_attn'])
+
+    def dyt_unmerge(self, x: Tensor) -> Tensor:
+        """Tokens of the last pass back at full size (each merged token
+        copied to its sources); ``x`` itself without merging."""
+        if self._dyt_merger is None:
+            return x
+        return self._dyt_merger.unmerge(x)
+
+    def _dyt_num_tokens(self) -> int:
+        """Tokens entering the layers in the last forward pass."""
+        if self._dyt_merger is not None:
+            return self._dyt_input_tokens
+        return self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
+
+    def tome_flops_fields(self, num_tokens: int) -> dict:
+        """The token-merging fields of a :class:`ViTFlopsSpec` (none when
+        off)."""
+        schedule = self.tome_schedule(num_tokens)
+        if not any(schedule):
+            return {}
+        return dict(tome_r=tuple(schedule),
+                    tome_metric_dims=self.tome_metric_dims)
 
     # --------------------------------------------------------- measurements
     def dyt_site_masks(self) -> List[Tensor]:
@@ -322,13 +390,13 @@ class DyTBackboneMixin:
         """Per-sample, per-dispatcher rates ``(B, layers x sites)``."""
         return masks_rates([m.detach() for m in self.dyt_site_masks()])
 
+    @abstractmethod
     def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
         """FLOPs spec of this backbone (a model spec of
         :mod:`mmdyt.models.dyt.flops`, e.g. :class:`ViTFlopsSpec` or
         :class:`SwinFlopsSpec`); host integrations fill the shapes (a
         plain ViT through :meth:`vit_flops_spec`)."""
-        raise NotImplementedError
 
     def vit_flops_spec(self, num_tokens: int, num_classes: int,
                        patch_conv: nn.Module, **shapes) -> ViTFlopsSpec:
@@ -342,22 +410,21 @@ class DyTBackboneMixin:
             patch_size=patch_conv.kernel_size[0],
             in_channels=patch_conv.in_channels,
             num_classes=num_classes,
-            variant=self.dyt_cfg['variant'],
-            bottleneck=self.dyt_cfg['bottleneck'],
-            num_experts=self.dyt_cfg['num_experts'],
+            **self.dyt_config.flops_fields(),
+            **self.tome_flops_fields(num_tokens),
             **shapes)
 
     def dynamic_flops(self, num_classes: int = 0) -> Tensor:
         """Per-sample FLOPs ``(B,)`` of the last forward pass (with a linear
         head of ``num_classes`` outputs on the embedding)."""
-        num_tokens = self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
+        num_tokens = self._dyt_num_tokens()
         spec = self.dyt_flops_spec(num_tokens, num_classes)
         return dynamic_flops(spec, self.dyt_masks)
 
     def dense_flops(self, num_classes: int = 0) -> float:
         """FLOPs of one sample of the dense host backbone (no adapters, no
         dispatchers) on the input of the last forward pass."""
-        num_tokens = self.dyt_masks[0][next(iter(self.dyt_masks[0]))].shape[1]
+        num_tokens = self._dyt_num_tokens()
         spec = self.dyt_flops_spec(num_tokens, num_classes)
         return model_flops(spec.dense())
 

@@ -37,7 +37,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .dispatcher import TokenDispatcher, check_max_rate, rate_cut
+from .config import check_max_rate
+from .dispatcher import TokenDispatcher, rate_cut
 from .stats import DyTStats
 
 #: retargeting rules.

@@ -1,10 +1,12 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """mmseg ``EncoderDecoder`` trained with DyT's losses, with dynamic FLOPs
 per image at test time (whole-image and sliding-window inference)."""
+import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
@@ -127,7 +129,6 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
         """
         key = _shapes(feats)
         if key not in self._dyt_flops_cache:
-            from mmengine.analysis import FlopAnalyzer
             parts = _NeckAndDecodeHead(self.neck if self.with_neck else None,
                                        self.decode_head)
             with torch.no_grad():
@@ -192,7 +193,6 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
         """Per-image FLOPs of the dense host model by part, summed over the
         crops of the configured inference: ``backbone`` (analytic),
         ``neck`` and ``decode_head`` (traced), each ``(B,)`` float64."""
-        import copy
         with torch.no_grad():
             _, stats, head_flops, index = self._recorded_predict(
                 inputs, copy.deepcopy(data_samples))

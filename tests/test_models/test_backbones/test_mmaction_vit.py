@@ -208,9 +208,27 @@ def test_dense_twin_and_input_shape():
         torch.testing.assert_close(twin(x), host(x))
 
 
+def _explicit_sdpa(q, k, v, attn_mask=None, dropout_p=0.):
+    scores = q @ k.transpose(-2, -1) * q.shape[-1]**-0.5
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float('-inf'))
+    return scores.softmax(dim=-1) @ v
+
+
 def _traced(module, x):
-    return FlopAnalyzer(module, (x, )).unsupported_ops_warnings(
-        False).uncalled_modules_warnings(False).total()
+    """The traced FLOPs; DyT's fused attention (which the tracer skips) runs
+    as explicit matmuls during the trace."""
+    fused = [m for m in module.modules()
+             if 'scaled_dot_product_attention' in vars(m)]
+    for m in fused:
+        m.scaled_dot_product_attention = _explicit_sdpa
+    try:
+        return FlopAnalyzer(module, (x, )).unsupported_ops_warnings(
+            False).uncalled_modules_warnings(False).total()
+    finally:
+        for m in fused:
+            m.scaled_dot_product_attention = \
+                torch.nn.functional.scaled_dot_product_attention
 
 
 @pytest.mark.parametrize('host_cfg', [

@@ -17,9 +17,8 @@ PACKAGE = Path(mmdyt.__file__).resolve().parent
 NAMING = Path(naming.__file__).resolve()
 #: the name fragments that only :mod:`mmdyt.models.dyt.naming` may spell.
 FRAGMENTS = ('dyt_layers.', '.dispatchers.', '.adapters.')
-#: files still spelling the fragments until the move of issue 24 lands
-#: (the analysis and budget APIs); emptied by the follow-up commit.
-PENDING = {'apis/analysis.py', 'apis/budget.py'}
+#: files allowed to spell the fragments besides the naming module (none).
+PENDING = set()
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 

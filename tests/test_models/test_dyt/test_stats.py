@@ -68,6 +68,9 @@ class RefBackbone(DyTBackboneMixin, torch.nn.Module):
                             in_channels=self.dims, final_norm=False,
                             num_classes=num_classes, bottleneck=4)
 
+    def dyt_input_shape(self):
+        return (9, self.dims)  # tokens of one sample
+
     def forward(self, x):
         return self.run_dyt_layers(x, self.ops)
 

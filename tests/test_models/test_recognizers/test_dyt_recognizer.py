@@ -288,7 +288,7 @@ def test_per_frame_flops_are_frames_plus_pooling_head():
     patch token) more."""
     from mmengine.analysis import FlopAnalyzer
 
-    from mmdyt.apis.analysis import traced_flops
+    from mmdyt.analysis import traced_flops
     model = build(per_frame_cfg()).eval()
     x = clips(1)
     with torch.no_grad(), model.backbone.dyt_mode('complete'):

@@ -1,4 +1,4 @@
-# Demo: shared parts of the offline video demo (mmdyt.apis.demo_video,
+# Demo: shared parts of the offline video demo (demo.video,
 # `python tools/demo.py --task video`): clips of 8 frames, 32x32, of a real
 # handwritten digit (scikit-learn) moving across the frame, written as mp4
 # files by tools/dataset_converters/digits2video.py and decoded by

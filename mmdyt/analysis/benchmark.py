@@ -25,13 +25,14 @@ import copy
 import os
 import statistics
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
+from mmdyt.models.dyt.naming import dispatcher_state
 from mmdyt.models.dyt.stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD,
                                     RATES_FIELD)
 from mmdyt.utils.synthetic import synthetic_inputs
@@ -69,11 +70,7 @@ def calibrate_rate(backbone: nn.Module, run: Callable[[], object],
 def copy_dispatchers(src: nn.Module, dst: nn.Module) -> bool:
     """Give ``dst`` the dispatchers of ``src`` if variants and shapes match;
     return whether it did."""
-    state = {
-        k: v
-        for k, v in src.state_dict().items()
-        if k.startswith('dyt_layers.') and '.dispatchers.' in k
-    }
+    state = dispatcher_state(src.state_dict())
     dst_state = dst.state_dict()
     if set(state) - set(dst_state) or any(
             dst_state[k].shape != v.shape for k, v in state.items()):
@@ -84,8 +81,7 @@ def copy_dispatchers(src: nn.Module, dst: nn.Module) -> bool:
 
 def host_state(backbone: nn.Module) -> dict:
     """The host weights of a DyT backbone (its state dict minus DyT's)."""
-    return {k: v for k, v in backbone.state_dict().items()
-            if not k.startswith('dyt_layers.')}
+    return backbone.host_state_dict()
 
 
 # ------------------------------------------------------------------ timing
@@ -304,96 +300,3 @@ def build_target(name: str,
     return Target(name, model, backbone, run,
                   lambda: call(dense, inputs, samples), measure, calibrate,
                   batch_size, tuple(inputs.shape[1:]))
-
-
-# ------------------------------------------------------------------ tracing
-#: Functions ``patch(module) -> restore or None`` that make one kind of
-#: attention module compute its products as explicit matmuls, which FLOP
-#: tracers see (they skip PyTorch's fused ``scaled_dot_product_attention``).
-#: A host integration whose attention the tracer misses appends one.
-EXPLICIT_ATTENTION_PATCHES: List[Callable[[nn.Module],
-                                          Optional[Callable[[], None]]]] = []
-
-
-def explicit_sdpa(query, key, value, attn_mask=None, dropout_p=0., **kwargs):
-    """Scaled dot-product attention as matmuls (FLOP tracers see these)."""
-    scores = query @ key.transpose(-2, -1) * query.shape[-1]**-0.5
-    if attn_mask is not None:
-        scores = scores.masked_fill(~attn_mask, float('-inf')) \
-            if attn_mask.dtype == torch.bool else scores + attn_mask
-    return scores.softmax(dim=-1) @ value
-
-
-def _patch_sdpa_attribute(module: nn.Module):
-    """mmpretrain / mmcv attention modules keep the fused kernel in a
-    ``scaled_dot_product_attention`` attribute."""
-    if not hasattr(module, 'scaled_dot_product_attention'):
-        return None
-    saved = module.scaled_dot_product_attention
-    module.scaled_dot_product_attention = explicit_sdpa
-
-    def restore():
-        module.scaled_dot_product_attention = saved
-
-    return restore
-
-
-EXPLICIT_ATTENTION_PATCHES.append(_patch_sdpa_attribute)
-
-
-@contextmanager
-def explicit_attention(model: nn.Module):
-    """Inside the block, every attention module of ``model`` that a patch of
-    :data:`EXPLICIT_ATTENTION_PATCHES` knows runs explicit matmuls."""
-    restores = []
-    try:
-        for module in model.modules():
-            for patch in EXPLICIT_ATTENTION_PATCHES:
-                restore = patch(module)
-                if restore is not None:
-                    restores.append(restore)
-                    break
-        yield model
-    finally:
-        for restore in reversed(restores):
-            restore()
-
-
-def traced_flops(module: nn.Module, inputs: torch.Tensor) -> dict:
-    """mmengine's traced FLOPs of ``module`` on ``inputs``: as is (fused
-    attention unseen) and with explicit-matmul attention."""
-    from mmengine.analysis import FlopAnalyzer
-
-    def count():
-        return FlopAnalyzer(module, (inputs, )).unsupported_ops_warnings(
-            False).uncalled_modules_warnings(False).total()
-
-    fused = count()
-    with explicit_attention(module):
-        explicit = count()
-    return dict(fused=fused, explicit=explicit)
-
-
-# --------------------------------------------------------------- parameters
-def count_params(model: nn.Module) -> dict:
-    """Parameters: total, frozen, trainable; the DyT parts (adapters with
-    their MoE routers, dispatchers) and the task head (every parameter of
-    the model outside its backbone: heads, necks, pooling blocks).
-    ``paper_params`` is the paper's "Params (M)": the adapters (MoE routers
-    included, dispatchers and heads excluded)."""
-    counts = dict(total=0, frozen=0, trainable=0, adapters=0,
-                  dispatchers=0, moe_routers=0, head=0)
-    for name, p in model.named_parameters():
-        n = p.numel()
-        counts['total'] += n
-        counts['trainable' if p.requires_grad else 'frozen'] += n
-        if '.adapters.' in name:
-            counts['adapters'] += n
-            if '.router.' in name:
-                counts['moe_routers'] += n
-        elif '.dispatchers.' in name:
-            counts['dispatchers'] += n
-        if not name.startswith('backbone.'):
-            counts['head'] += n
-    counts['paper_params'] = counts['adapters']
-    return counts

@@ -3,9 +3,9 @@
 trained at each rate, on the image demo's real digits.
 
 ``python tools/demo.py --task budget`` runs, in one process, through the
-demo session of :mod:`mmdyt.apis.demo` (progress bars, quiet logs, seeds):
+demo session of :mod:`demo.session` (progress bars, quiet logs, seeds):
 
-1. the image demo's digits (:func:`mmdyt.apis.demo_image.write_digits`) and
+1. the image demo's digits (:func:`demo.image.write_digits`) and
    its pre-trained tiny ViT (pre-training, or ``--pretrained PATH``);
 2. for each seed: DyT trained at r = 0.3, 0.5 and 0.7 with the image demo's
    recipe (``configs/dyt/demo/dyt_vit-tiny-p4_digits5-9.py``, only
@@ -33,8 +33,8 @@ from typing import Dict, List
 
 from mmdyt.models.dyt.retarget import RETARGET_RULES
 from mmdyt.utils.progress import ProgressBar
-from .demo import Column, SeedResults, format_table
-from .demo_image import (CFG_DIR, METHODS, add_data_args, adapt_options,
+from .session import Column, SeedResults, format_table
+from .image import (CFG_DIR, METHODS, add_data_args, adapt_options,
                          digits_layout, pretrain_note, pretrained_backbone,
                          write_digits)
 

@@ -1,4 +1,4 @@
-"""mmdyt.apis.preflight: missing data roots, annotation files, data prefixes
+"""mmdyt.engine.preflight: missing data roots, annotation files, data prefixes
 and checkpoints stop a run with one message naming key, path and docs page;
 an existing layout passes; the tools call it before the Runner starts."""
 import os
@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmdyt.apis.preflight import (MissingPathsError, check_config_paths,
+from mmdyt.engine.preflight import (MissingPathsError, check_config_paths,
                                   find_missing_paths)
 
 from ..conftest import REPO_ROOT
@@ -207,7 +207,7 @@ def test_every_docs_page_the_check_names_exists():
     """The message points at these pages: they must ship with the checkout
     (CI runs on a clean clone; an ignore pattern once kept docs/data/ out of
     git)."""
-    from mmdyt.apis import preflight
+    from mmdyt.engine import preflight
     pages = sorted(set(preflight.DOCS.values()) | {preflight.DOCS_INDEX})
     assert len(pages) == 4
     missing = [p for p in pages if not osp.isfile(osp.join(REPO_ROOT, p))]

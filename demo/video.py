@@ -2,9 +2,9 @@
 """The offline video demo: DyT on both mmaction2 routes, on real digits.
 
 ``python tools/demo.py --task video`` runs, in one process, through the demo
-session of :mod:`mmdyt.apis.demo` (progress bars, quiet logs, seeds):
+session of :mod:`demo.session` (progress bars, quiet logs, seeds):
 
-1. :func:`mmdyt.datasets.digits_video.write_digit_videos`: scikit-learn's
+1. :func:`demo.digits_video.write_digit_videos`: scikit-learn's
    real handwritten digits moving across 8 frames, written as mp4 files and
    read back through mmaction2's ``DecordInit`` / ``DecordDecode``; digits
    0-4 (pre-training) and 5-9 (adaptation), two label sets: the ``digit``
@@ -26,13 +26,13 @@ session of :mod:`mmdyt.apis.demo` (progress bars, quiet logs, seeds):
 import os.path as osp
 from typing import Dict
 
-from .demo import Column, SeedResults
+from .session import Column, SeedResults
 
 TITLE = ('tiny ViTs pre-trained on moving digits 0-4 (8 frames, mp4), '
          'adapted to digits 5-9: DyT on the per-frame and the VideoMAE '
          'route against full tuning')
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'dyt', 'video', 'demo')
 #: label set -> classes
 LABEL_SETS = {'digit': 5, 'direction': 4}
@@ -94,7 +94,7 @@ def run(session, args) -> dict:
     (``rows``: label set -> row -> per-seed values and their mean/std)."""
     import torch
 
-    from mmdyt.datasets.digits_video import write_digit_videos
+    from demo.digits_video import write_digit_videos
     seeds = list(args.seeds)
     counts = write_digit_videos(args.data_root, seed=0,
                                 max_per_split=args.max_per_split)

@@ -2,7 +2,7 @@
 """Multi-stage demos: stages with progress bars, seeds, mean ± std tables.
 
 ``tools/demo.py --task NAME`` parses the common options and calls
-:func:`main`; each task lives in its own module, ``mmdyt.apis.demo_<name>``
+:func:`main`; each task lives in its own module, ``demo.<name>``
 (listed in :data:`TASKS`), which defines::
 
     TITLE = 'one line saying what the demo shows'
@@ -52,7 +52,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from mmdyt.utils.progress import ProgressHook, console, quiet_logs
+from mmdyt.engine.hooks import ProgressHook
+from mmdyt.utils.progress import console, quiet_logs
 
 __all__ = [
     'TASKS', 'DemoSession', 'StageRun', 'SeedResults', 'Column',
@@ -61,9 +62,9 @@ __all__ = [
 
 # task name -> module defining TITLE, run(session, args), add_args(parser)
 TASKS = {
-    'image': 'mmdyt.apis.demo_image',
-    'video': 'mmdyt.apis.demo_video',
-    'budget': 'mmdyt.apis.demo_budget',
+    'image': 'demo.image',
+    'video': 'demo.video',
+    'budget': 'demo.budget',
 }
 
 
@@ -316,7 +317,7 @@ class DemoSession:
         return cfg
 
     def _run(self, cfg, phase: str, desc: str):
-        from mmdyt.apis import build_runner, check_config_paths
+        from mmdyt.engine import build_runner, check_config_paths
         from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
         check_config_paths(cfg, phase)
         runner = build_runner(cfg)
@@ -409,7 +410,7 @@ def _task_module(name: str):
 def build_parser(task: Optional[str] = None) -> argparse.ArgumentParser:
     """The common demo options, plus ``add_args`` of ``task``."""
     parser = argparse.ArgumentParser(
-        description='mmdyt offline demo (see mmdyt/apis/demo.py)')
+        description='mmdyt offline demo (see demo/session.py)')
     parser.add_argument('--task', default='image', choices=sorted(TASKS),
                         help='which demo (default: image)')
     parser.add_argument('--work-dir', default=None,

@@ -8,7 +8,7 @@ runs first and stops with one message that names, for every missing path,
 the config key, the path and the docs page that says where the data or
 checkpoint comes from and how it is laid out::
 
-    from mmdyt.apis.preflight import check_config_paths
+    from mmdyt.engine.preflight import check_config_paths
     check_config_paths(cfg, 'train')   # tools/train.py; 'test' in test.py
 
 What is checked, generic over the hosts' dataset configs (mmpretrain,

@@ -6,9 +6,9 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from mmdyt.checkpoint import (check_checkpoint_file,
-                                    find_resume_checkpoint,
-                                    is_delta_checkpoint, load_checkpoint_file)
+from mmdyt.checkpoint import (carries_base_record, check_checkpoint_file,
+                              find_resume_checkpoint, is_delta_checkpoint,
+                              load_checkpoint_file)
 from .dist import prepare_distributed
 
 #: how configs name :class:`mmdyt.engine.DyTCheckpointHook`.
@@ -52,8 +52,10 @@ def prepare_checkpoint(cfg: Config) -> Optional[str]:
     - ``load_from`` (``--resume PATH``, ``tools/test.py CHECKPOINT``): checked
       before the Runner starts, so a missing, truncated or corrupt file
       stops with one message naming it.
-    - a delta checkpoint needs :class:`~mmdyt.engine.DyTCheckpointHook` in
-      the config to rebuild its frozen base.
+    - a delta checkpoint of an older mmdyt (no base record in its
+      ``state_dict``) needs :class:`~mmdyt.engine.DyTCheckpointHook` in the
+      config to rebuild its frozen base; newer ones rebuild it wherever they
+      are loaded.
 
     Raises:
         FileNotFoundError: If ``load_from`` does not exist.
@@ -76,8 +78,9 @@ def prepare_checkpoint(cfg: Config) -> Optional[str]:
     if '://' in path:  # URL / remote backend: mmengine's loaders handle it
         return path
     check_checkpoint_file(path)
-    if not has_checkpoint_hook(cfg) and is_delta_checkpoint(
-            load_checkpoint_file(path, mmap=True)):
+    checkpoint = load_checkpoint_file(path, mmap=True)
+    if not has_checkpoint_hook(cfg) and is_delta_checkpoint(checkpoint) \
+            and not carries_base_record(checkpoint.get('state_dict', {})):
         raise CheckpointError(
             f'{path} is a delta checkpoint (trained tensors only); loading '
             'it needs the frozen base rebuilt by mmdyt\'s checkpoint hook: '
@@ -88,7 +91,7 @@ def prepare_checkpoint(cfg: Config) -> Optional[str]:
 
 def build_runner(cfg: Config):
     """mmengine's ``Runner`` (or ``cfg.runner_type`` from ``RUNNERS``) after
-    :func:`~mmdyt.apis.dist.prepare_distributed` (CPU distributed runs) and
+    :func:`~mmdyt.engine.dist.prepare_distributed` (CPU distributed runs) and
     :func:`prepare_checkpoint`."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner

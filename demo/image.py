@@ -29,12 +29,12 @@ from typing import List
 
 import numpy as np
 
-from .demo import Column, SeedResults
+from .session import Column, SeedResults
 
 TITLE = ('a tiny ViT pre-trained on digits 0-4 (scikit-learn load_digits), '
          'adapted to digits 5-9: DyT against full tuning and a linear probe')
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'dyt', 'demo')
 PRETRAIN_CFG = 'vit-tiny-p4_digits0-4_pretrain.py'
 PRETRAINED_NAME = 'vit-tiny-p4_digits0-4.pth'
@@ -280,7 +280,7 @@ def _fill_dense(results: SeedResults) -> None:
 
 def conclusions(results: SeedResults) -> List[str]:
     """The comparisons the demo is about, with the seeds' spread."""
-    from .demo import mean_std
+    from .session import mean_std
     rows = results.rows
     dyt, std = mean_std(rows[DYT]['top1'])
     lines = []
