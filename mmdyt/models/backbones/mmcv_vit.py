@@ -61,10 +61,14 @@ class MMCVViTMixin(DyTBackboneMixin):
     def dyt_input_shape(self) -> tuple:
         return (self.patch_embed.projection.in_channels, *self.img_size)
 
-    def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
+    def dyt_flops_spec(self,
+                       num_tokens: int,
+                       num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
         return self.vit_flops_spec(
-            num_tokens, num_classes, self.patch_embed.projection,
+            num_tokens,
+            num_classes,
+            self.patch_embed.projection,
             embed_dims=self.embed_dims,
             num_layers=len(self.layers),
             feedforward_channels=self.layers[0].ffn.feedforward_channels,

@@ -10,14 +10,13 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from mmdyt.checkpoint.loading import register_load_hooks
-
 from .config import DyTConfig
 from .dispatcher import TokenDispatcher
 from .flops import ViTFlopsSpec, dynamic_flops, model_flops
 from .layer import (DyTLayer, HostLayerOps, check_mode, checkpointed_layer,
                     masks_rates, site_masks, stack_masks)
-from .naming import dyt_state, host_state, is_dyt_param_name
 from .merge import TokenMerger, merge_schedule, parse_tome_cfg
+from .naming import dyt_state, host_state, is_dyt_param_name
 from .stats import DyTStats
 
 
