@@ -153,7 +153,7 @@ train_cfg = dict(max_epochs=2, val_interval=2)
     saved = sys.argv
     sys.argv = [_host_train_py(), str(cfg), '--work-dir', work]
     try:
-        from mmdyt.utils import runner_checkpoint_safe_globals_scope
+        from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
         with runner_checkpoint_safe_globals_scope():
             runpy.run_path(sys.argv[0], run_name='__main__')
     finally:
