@@ -16,7 +16,6 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used; the message names the file."""
 
 
-
 def check_checkpoint_file(path: str) -> str:
     """Raise :class:`CheckpointError` (naming ``path``) unless it is a
     complete torch checkpoint; returns ``path``.

@@ -197,7 +197,7 @@ def from_plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         tag = obj.get(TAG)
         if tag == 'HistoryBuffer':
-                    return HistoryBuffer(obj['log_history'].numpy(),
+            return HistoryBuffer(obj['log_history'].numpy(),
                                  obj['count_history'].numpy(),
                                  obj['max_length'])
         if tag == 'ndarray':

@@ -12,7 +12,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DATASETS, init_default_scope
 
-from mmdyt.apis import (InputFileError, inference_dyt_model, init_dyt_model)
+from mmdyt.apis import InputFileError, inference_dyt_model, init_dyt_model
+
 from ..conftest import load_tool
 from ..test_tools.dyt_runs import make_base, make_digits, write_config
 

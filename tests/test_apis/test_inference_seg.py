@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mmdyt.apis import inference_dyt_model, init_dyt_model
+
 from ..conftest import load_tool
 from ..test_tools.test_host_tools import HOOK, SEG_DYT_CFG, _seg_base
 

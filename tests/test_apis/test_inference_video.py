@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mmdyt.apis import InputFileError, inference_dyt_model, init_dyt_model
+
 from ..conftest import load_tool
 from ..test_tools.test_video_train_test import (  # noqa: F401 (fixture)
     data_root_options, digit_videos, tiny_config)

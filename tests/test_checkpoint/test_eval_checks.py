@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 from mmdyt.checkpoint import CheckpointError
+
 from ..test_tools.dyt_runs import make_base, make_digits, write_config
 
 

@@ -12,8 +12,8 @@ from mmengine.runner import load_checkpoint
 
 from mmdyt.checkpoint import (CheckpointError, base_reference,
                               check_checkpoint_fits, check_trained_keys,
-                              make_delta)
-from mmdyt.checkpoint import loading
+                              loading, make_delta)
+
 from .test_checkpoint import ARCH, _dyt_classifier, _host_base
 
 X = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -190,6 +190,7 @@ def test_every_backbone_restores_its_base(kind, cfg, shape, tmp_path):
     """Swin (whose loader runs as the host class) and mmaction2's VideoMAE
     ViT, each the whole model (state-dict prefix '')."""
     from mmengine.registry import MODELS
+
     import mmdyt.models  # noqa: F401
 
     def build(init_cfg):

@@ -3,6 +3,7 @@
 from mmengine.hooks import Hook
 
 from mmdyt.registry import HOOKS
+
 from .delta_checkpoint_hook import DeltaCheckpointHook
 from .plain_checkpoint_hook import PlainCheckpointHook
 from .rng_state_hook import RNGStateHook

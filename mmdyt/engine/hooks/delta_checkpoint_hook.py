@@ -10,6 +10,7 @@ from mmdyt.checkpoint import (CHECKPOINT_KEY, FORMAT_VERSION, base_reference,
                               check_trained_keys, complete_delta,
                               is_delta_checkpoint, make_delta)
 from mmdyt.registry import HOOKS
+
 from .utils import WarnOnceMixin, unwrap_model
 
 
@@ -29,9 +30,9 @@ class DeltaCheckpointHook(WarnOnceMixin, Hook):
     ``init_cfg`` and refuses a base whose hash differs, naming both files
     (:func:`mmdyt.checkpoint.complete_delta`). A checkpoint loaded for
     evaluation (``test()`` / ``val()``, not a training start) must hold the
-    trained DyT keys of the model (:func:`mmdyt.checkpoint.check_trained_keys`):
-    a dense or another DyT config's checkpoint is an error, before any
-    metric.
+    trained DyT keys of the model
+    (:func:`mmdyt.checkpoint.check_trained_keys`): a dense or another DyT
+    config's checkpoint is an error, before any metric.
 
     Args:
         save (bool): Write delta checkpoints; False writes full ones and only

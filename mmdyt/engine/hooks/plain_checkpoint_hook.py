@@ -5,6 +5,7 @@ from mmengine.hooks import Hook
 from mmdyt.checkpoint import (CHECKPOINT_KEY, FORMAT_VERSION, find_non_plain,
                               from_plain, to_plain)
 from mmdyt.registry import HOOKS
+
 from .utils import WarnOnceMixin
 
 
@@ -41,8 +42,9 @@ class PlainCheckpointHook(WarnOnceMixin, Hook):
         if left:
             self._warn_once(
                 runner, 'non-plain',
-                f'{type(self).__name__}: these checkpoint entries are no plain '
-                'types; torch.load(weights_only=True) may reject the file: ' +
+                f'{type(self).__name__}: these checkpoint entries are no '
+                'plain types; torch.load(weights_only=True) may reject the '
+                'file: ' +
                 ', '.join(f'{p} ({t})' for p, t in left[:10]))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:

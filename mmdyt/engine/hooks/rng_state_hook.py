@@ -8,6 +8,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmdyt.checkpoint import (CHECKPOINT_KEY, FORMAT_VERSION, get_rng_states,
                               set_rng_states)
 from mmdyt.registry import HOOKS
+
 from .utils import WarnOnceMixin
 
 
