@@ -263,7 +263,8 @@ def main_metric_key(metrics: dict, key: Optional[str] = None) -> str:
     raise KeyError('the test loop reports no task metric besides dyt/*')
 
 
-SWEEP_COLUMNS = ('point', 'checkpoint', 'rule', 'rate_target', 'calib_rate', 'act_rate',
+SWEEP_COLUMNS = ('point', 'checkpoint', 'rule', 'rate_target', 'tome_r',
+                 'calib_rate', 'act_rate',
                  'metric', 'gflops', 'dense_gflops', 'flops_ratio',
                  'speedup', 'flops_bound', 'timed_act_rate', 'max_rate')
 
@@ -296,7 +297,8 @@ def rate_sweep(cfg: Config,
                progress: bool = False,
                compare: Sequence[str] = (),
                time_batches: int = 1,
-               desc: Optional[str] = None) -> dict:
+               desc: Optional[str] = None,
+               tome_rs: Optional[Sequence[int]] = None) -> dict:
     """Retarget ``checkpoint`` to every rate and run the config's test loop.
 
     The first point is the checkpoint as it is (``point='trained'``), then
@@ -308,6 +310,13 @@ def rate_sweep(cfg: Config,
     bar over the rates (:class:`mmdyt.utils.progress.ProgressBar`) on the
     terminal (:func:`~mmdyt.utils.progress.console`), with the text
     ``desc`` (default: ``'rate sweep (<rules>)'``).
+
+    ``tome_rs`` adds token merging (``backbone.tome.r``, see
+    :mod:`mmdyt.models.dyt.merge`) as a second axis: at every rate the
+    dispatchers are retargeted without merging, then the test loop runs once
+    per ``r`` (0: no merging), as the paper applies ToMe to a trained DyT
+    model (Table 5); each row then has its ``tome_r``. None (default): the
+    config's setting, one row per rate.
 
     Returns:
         dict: ``rows`` (one dict per point, keys :data:`SWEEP_COLUMNS`),
@@ -324,6 +333,9 @@ def rate_sweep(cfg: Config,
         rules = [rules]
     for rule in rules:
         check_rule(rule)
+    tome_grid = [None] if not tome_rs else [int(r) for r in tome_rs]
+    if any(r is not None and r < 0 for r in tome_grid):
+        raise ValueError(f'--tome-r must be >= 0, got {list(tome_rs)}')
     for rate in rates:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f'--rates must lie in [0, 1], got {rate}')
@@ -363,21 +375,31 @@ def rate_sweep(cfg: Config,
     rows = [dict(_row('trained', None, None, None, metrics, key,
                       measure_speedup(backbone, dense, timed, **speed),
                       trained_cap), checkpoint=checkpoint)]
-    bar = ProgressBar(len(rates) * len(rules),
+    bar = ProgressBar(len(rates) * len(rules) * len(tome_grid),
                       desc or f'rate sweep ({", ".join(rules)})') \
         if progress else None
+    trained_tome = backbone.tome_cfg
     for rule, rate in itertools.product(rules, rates):
+        if tome_rs:  # retarget DyT alone; merging is applied after
+            backbone.set_tome_r(0)
         result = retarget_rate(backbone, calls, rate, rule=rule,
                                max_rate=max_rate)
-        metrics = runner.test_loop.run()
-        rows.append(_row('retargeted', rule, rate, result.reached, metrics,
-                         key, measure_speedup(backbone, dense, timed,
-                                              **speed), result.max_rate))
-        if bar is not None:
-            bar.update(1, rule=rule, rate=f'{rate:g}', act=f"{rows[-1]['act_rate']:.3f}",
-                       metric=f"{rows[-1]['metric']:.2f}")
+        for tome_r in tome_grid:
+            if tome_r is not None:
+                backbone.set_tome_r(tome_r)
+            metrics = runner.test_loop.run()
+            rows.append(dict(_row('retargeted', rule, rate, result.reached,
+                                  metrics, key,
+                                  measure_speedup(backbone, dense, timed,
+                                                  **speed), result.max_rate),
+                             tome_r=tome_r))
+            if bar is not None:
+                bar.update(1, rule=rule, rate=f'{rate:g}', act=f"{rows[-1]['act_rate']:.3f}",
+                           metric=f"{rows[-1]['metric']:.2f}")
     if bar is not None:
         bar.close()
+    if tome_rs:  # as the config built it
+        backbone.tome_cfg = trained_tome
     for path in compare:
         model.load_state_dict(built_buffers, strict=False)
         load_dyt_checkpoint(model, path)  # full or delta
@@ -421,8 +443,13 @@ def sweep_table(summary: dict) -> List[str]:
         f'{"point":<12}{"rule":<10}{rp:>6}{"calib":>8}{"act":>8}{key:>16}'
         f'{"GFLOPs":>10}{"vs dense":>10}{"speedup":>9}{"bound":>7}'
     ]
+    tome = any(r.get('tome_r') is not None for r in summary['rows'])
+    if tome:  # token merging: its r after the rate
+        lines[1] = lines[1].replace(f'{rp:>6}', f'{rp:>6}{"ToMe r":>7}', 1)
     for r in summary['rows']:
         target = '-' if r['rate_target'] is None else f'{r["rate_target"]:g}'
+        if tome:
+            target += f'{"-" if r.get("tome_r") is None else r["tome_r"]:>7}'
         calib = '-' if r['calib_rate'] is None else f'{r["calib_rate"]:.3f}'
         lines.append(
             f'{r["point"]:<12}{r["rule"] or "-":<10}{target:>6}{calib:>8}'
@@ -477,14 +504,24 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
                      alpha=0.8)
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
     styles = {'global': ('o-', 'tab:blue'), 'per_layer': ('s--', 'tab:green')}
-    for k, rule in enumerate(summary['rules']):
+    tome_rs = sorted({r.get('tome_r') for r in rows
+                      if r['point'] == 'retargeted'}, key=lambda v: v or 0)
+    curves = [(rule, t) for rule in summary['rules'] for t in tome_rs]
+    for k, (rule, tome_r) in enumerate(curves):
         sweep = sorted((r for r in rows if r['point'] == 'retargeted'
-                        and r['rule'] == rule), key=lambda r: r['gflops'])
+                        and r['rule'] == rule and r.get('tome_r') == tome_r),
+                       key=lambda r: r['gflops'])
         if not sweep:
             continue
         fmt, color = styles[rule]
+        if tome_r:  # token merging: a lighter shade per r, same marker
+            color = matplotlib.colormaps['tab20'](
+                2 * list(styles).index(rule) + 1)
+            fmt = fmt[0] + ':'
         ax.plot([r['gflops'] for r in sweep], [r['metric'] for r in sweep],
-                fmt, color=color, label=f"retargeted, {rule} rule")
+                fmt, color=color, alpha=1.0 if not tome_r else 0.9,
+                label=f'retargeted, {rule} rule' +
+                ('' if tome_r is None else f', ToMe r={tome_r}'))
         if k == 0:  # the same rate has the same FLOPs under every rule
             for r in sweep:
                 ax.annotate(f"r'={r['rate_target']:g}",
