@@ -94,7 +94,6 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         keywords='computer vision, parameter-efficient fine-tuning, '
         'dynamic tuning, vision transformer, openmmlab',
-        url='https://github.com/mmdyt/mmdyt',
         # mmdyt only: the offline demo (demo/), the tests and the tools stay
         # out of the package (tools travel as data in mmdyt/.mim).
         packages=find_packages(include=('mmdyt', 'mmdyt.*')),

@@ -12,7 +12,7 @@ demo session of :mod:`demo.session` (progress bars, quiet logs, seeds):
    ``model.target_rate`` changes), each tested from its checkpoint;
 3. for each seed: the r = 0.5 checkpoint retargeted to r' = 0.3, 0.7 and
    0.9 with both rules (``global``, ``per_layer``) by
-   :func:`mmdyt.apis.budget.retarget_checkpoint`, as
+   :func:`mmdyt.apis.retarget`, as
    ``tools/analysis_tools/retarget.py`` does (calibration on the whole
    training split read through the test pipeline; never the test split),
    each retargeted checkpoint tested with the unchanged config;
@@ -21,7 +21,7 @@ demo session of :mod:`demo.session` (progress bars, quiet logs, seeds):
    calibration data) and, per seed, retargeted minus trained top-1 at the
    rates that have both;
 5. the rate sweep of the first seed's r = 0.5 checkpoint
-   (:func:`mmdyt.apis.budget.rate_sweep`, as ``rate_sweep.py --rates 0.1
+   (:func:`mmdyt.apis.sweep`, as ``rate_sweep.py --rates 0.1
    0.2 0.3 0.5 0.7 0.9 1.0 --rule global per_layer --compare`` the seed's
    other trained checkpoints): ``<work_dir>/sweep/sweep.{csv,json,png}``.
 
@@ -31,12 +31,17 @@ import math
 import os.path as osp
 from typing import Dict, List
 
+import matplotlib
+
+from mmdyt.apis import retarget, sweep
+from mmdyt.apis.budget import SWEEP_COLUMNS
 from mmdyt.models.dyt.retarget import RETARGET_RULES
 from mmdyt.utils.progress import ProgressBar
+from mmdyt.visualization import SweepProgress, save_sweep, sweep_table
+from .image import (CFG_DIR, METHODS, adapt_options, add_data_args,
+                    digits_layout, pretrain_note, pretrained_backbone,
+                    write_digits)
 from .session import Column, SeedResults, format_table
-from .image import (CFG_DIR, METHODS, add_data_args, adapt_options,
-                         digits_layout, pretrain_note, pretrained_backbone,
-                         write_digits)
 
 TITLE = ('one DyT checkpoint (r = 0.5) retargeted to other activation rates '
          'without training, against DyT trained at those rates (digits 5-9)')
@@ -130,7 +135,7 @@ def run(session, args) -> dict:
     """The stages (see the module docstring); returns the results dict
     (``rows``: row -> per-seed values and their mean/std, ``differences``,
     ``sweep``, ``pretrain``)."""
-    from mmdyt.apis.budget import retarget_checkpoint, rate_sweep, sweep_table
+    matplotlib.use('Agg')  # the sweep's plot: a file
     seeds = list(args.seeds)
     if args.repeats < 1:
         raise SystemExit(f'--repeats must be >= 1, got {args.repeats}')
@@ -174,7 +179,7 @@ def run(session, args) -> dict:
             for rate, rule in points:
                 out = osp.join(session.work_dir, rel,
                                f'r{rate:g}_{rule}.pth')
-                res = retarget_checkpoint(
+                res = retarget(
                     cfg, checkpoints[seed][SOURCE_RATE], rate, out,
                     rule=rule, calib_batches=calib_batches)
                 done.append((res, out))
@@ -217,17 +222,19 @@ def run(session, args) -> dict:
 
     seed = seeds[0]
     sweep_dir = osp.join(session.work_dir, 'sweep')
-    sweep = rate_sweep(
+    swept = sweep(
         session.config(DYT_CFG, sweep_dir, options[SOURCE_RATE]),
-        checkpoints[seed][SOURCE_RATE], SWEEP_RATES, sweep_dir,
-        rules=RULES, calib_batches=calib_batches, repeats=args.repeats,
-        time_batches=calib_batches, progress=True,
+        checkpoints[seed][SOURCE_RATE], SWEEP_RATES,
+        osp.join(sweep_dir, 'runner'), rules=RULES,
+        calib_batches=calib_batches, repeats=args.repeats,
+        time_batches=calib_batches,
+        progress=SweepProgress(RULES, session.next_desc(
+            f'rate sweep of seed {seed}, r = {SOURCE_RATE:g}')),
         compare=[checkpoints[seed][r] for r in TRAINED_RATES
-                 if r != SOURCE_RATE],
-        desc=session.next_desc(f'rate sweep of seed {seed}, r = '
-                               f'{SOURCE_RATE:g}'))
+                 if r != SOURCE_RATE])
+    swept['files'] = save_sweep(swept, sweep_dir, SWEEP_COLUMNS)
     session.print()
-    for line in sweep_table(sweep):
+    for line in sweep_table(swept):
         session.print(line)
 
     out = dict(rows=results.summary(), row_order=row_order(), seeds=seeds,
@@ -235,7 +242,7 @@ def run(session, args) -> dict:
                checkpoints={str(s): {f'{r:g}': p for r, p in c.items()}
                             for s, c in checkpoints.items()},
                calib=dict(batches=calib_batches, samples=n_train),
-               sweep=sweep, layer_profile=profile,
+               sweep=swept, layer_profile=profile,
                pretrain=dict(top1=pre_top1, train_s=pre_s,
                              train_cpu_s=pre_cpu, checkpoint=pretrained,
                              seed=args.pretrain_seed),

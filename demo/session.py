@@ -26,7 +26,7 @@ everything the Runners print goes to ``<work_dir>/demo.log`` (and each
 Runner's own log to its work dir, as mmengine writes it), the terminal shows
 one progress bar per stage (:mod:`mmdyt.utils.progress`) and the tables;
 ``--verbose`` streams the logs instead. Its stage helpers build Runners the
-way ``tools/train.py`` / ``tools/test.py`` do (``mmdyt.apis.build_runner``,
+way ``tools/train.py`` / ``tools/test.py`` do (``mmdyt.engine.build_runner``,
 with the same preflight check of data and checkpoint paths), so a demo's
 configs run unchanged through the tools.
 
@@ -317,9 +317,13 @@ class DemoSession:
         return cfg
 
     def _run(self, cfg, phase: str, desc: str):
-        from mmdyt.engine import build_runner, check_config_paths
         from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
-        check_config_paths(cfg, phase)
+        from mmdyt.engine import (MissingPathsError, build_runner,
+                                  check_config_paths)
+        try:
+            check_config_paths(cfg, phase)
+        except MissingPathsError as err:  # the message alone, as the tools
+            raise SystemExit(str(err)) from None
         runner = build_runner(cfg)
         hook = ProgressHook(desc)
         runner.register_hook(hook)

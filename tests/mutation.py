@@ -98,8 +98,9 @@ class Mutant:
 @dataclass
 class MutantResult:
     """Outcome of one mutant: ``killed``, ``survived``, ``invalid`` (the
-    tests could not run: collection or import error, stale snippet) or
-    ``timeout`` (counted as killed, reported apart)."""
+    tests could not run: collection or import error, stale snippet),
+    ``timeout`` (counted as killed, reported apart) or ``skipped`` (not run:
+    the time budget was spent; not a hole)."""
     name: str
     status: str
     seconds: float = 0.0
@@ -109,7 +110,7 @@ class MutantResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ('killed', 'timeout')
+        return self.status in ('killed', 'timeout', 'skipped')
 
 
 def mutant_from_dict(entry: dict, area: str = '') -> Mutant:
@@ -394,7 +395,8 @@ def run_mutants(repo_root: str,
                 keep_going: bool = False,
                 baseline: bool = True,
                 fresh: Sequence[str] = FRESH_PACKAGES,
-                echo=print) -> Dict:
+                echo=print,
+                time_budget: Optional[float] = None) -> Dict:
     """Plant every mutant alone in a temporary copy of ``repo_root`` and run
     its tests.
 
@@ -415,6 +417,8 @@ def run_mutants(repo_root: str,
         fresh (list[str]): Packages imported afresh by every mutant; the
             calling process must not have imported them.
         echo (callable): Progress printer.
+        time_budget (float, optional): Seconds (baseline included) after
+            which no further mutant starts; the rest are ``skipped``.
 
     Returns:
         dict: ``results`` (list of :class:`MutantResult`), ``baseline``
@@ -473,6 +477,12 @@ def run_mutants(repo_root: str,
                 n = preload(base['modules'], fresh)
                 echo(f'preloaded {n} modules in {time.monotonic() - t0:.1f} s')
             for i, m in enumerate(valid):
+                if time_budget is not None and \
+                        time.monotonic() - start > time_budget:
+                    results.append(MutantResult(
+                        m.name, 'skipped',
+                        message=f'time budget of {time_budget:g} s spent'))
+                    continue
                 log = osp.join(log_dir, f'{m.name}.log')
                 payload = run_in_fork(root, m, m.tests, timeout, log,
                                       stop_first=not keep_going, fresh=fresh)

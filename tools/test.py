@@ -20,8 +20,8 @@ import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
 import mmengine
 from mmdyt.checkpoint import (check_checkpoint_fits,
                               runner_checkpoint_safe_globals_scope)
-from mmdyt.engine import (build_runner, check_config_paths,
-                          set_launcher_and_work_dir)
+from mmdyt.engine import (MissingPathsError, build_runner,
+                          check_config_paths, set_launcher_and_work_dir)
 from mmengine.config import Config, ConfigDict, DictAction
 
 
@@ -104,7 +104,10 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    check_config_paths(cfg, 'test')  # data/ckpts exist
+    try:
+        check_config_paths(cfg, 'test')  # data/ckpts exist
+    except MissingPathsError as err:  # the message alone, exit status 1
+        raise SystemExit(str(err)) from None
     runner = build_runner(cfg)
     if '://' not in args.checkpoint:  # the trained DyT keys, or an error
         check_checkpoint_fits(runner.model, args.checkpoint)

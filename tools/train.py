@@ -16,8 +16,8 @@ import argparse
 import os
 
 import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
-from mmdyt.engine import (build_runner, check_config_paths,
-                          set_launcher_and_work_dir)
+from mmdyt.engine import (MissingPathsError, build_runner,
+                          check_config_paths, set_launcher_and_work_dir)
 from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
 from mmengine.config import Config, DictAction
 
@@ -120,7 +120,10 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    check_config_paths(cfg, 'train')  # data/ckpts exist
+    try:
+        check_config_paths(cfg, 'train')  # data/ckpts exist
+    except MissingPathsError as err:  # the message alone, exit status 1
+        raise SystemExit(str(err)) from None
     runner = build_runner(cfg)
     # checkpoints of earlier mmdyt runs (pickled message hub) load inside
     # the scope; those written with mmdyt's checkpoint hook need nothing

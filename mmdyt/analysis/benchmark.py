@@ -34,7 +34,7 @@ import torch.nn as nn
 
 from mmdyt.models.dyt.naming import dispatcher_state
 from mmdyt.models.dyt.stats import (DENSE_FLOPS_FIELD, FLOPS_FIELD,
-                                    RATES_FIELD)
+                                    RATES_FIELD, DyTStats)
 from mmdyt.utils.synthetic import synthetic_inputs
 
 LEVELS = ('backbone', 'model')
@@ -47,26 +47,7 @@ def check_level(level: str) -> str:
     return level
 
 
-# ------------------------------------------------------------ calibration
-@torch.no_grad()
-def calibrate_rate(backbone: nn.Module, run: Callable[[], object],
-                   rate: float) -> List[float]:
-    """Calibrate every dispatcher of ``backbone`` to ``rate`` on the
-    backbone calls of one call of ``run`` (a forward pass of the model that
-    holds it).
-
-    Each dispatcher is calibrated on its actual inputs, after the
-    dispatchers before it have been (the ``per_layer`` rule of
-    :func:`~mmdyt.models.dyt.retarget.retarget_rate`, over every backbone
-    call of ``run``: crops, views), so every layer meets ``rate``. Returns
-    the rates reached, one per dispatcher.
-    """
-    from mmdyt.models.dyt.retarget import (capture_backbone_calls,
-                                           retarget_rate)
-    calls = capture_backbone_calls(backbone, run)
-    return retarget_rate(backbone, calls, rate, rule='per_layer').layer_rates
-
-
+# ------------------------------------------------------------ dispatchers
 def copy_dispatchers(src: nn.Module, dst: nn.Module) -> bool:
     """Give ``dst`` the dispatchers of ``src`` if variants and shapes match;
     return whether it did."""
@@ -137,6 +118,38 @@ def median_speedup(dense_times: Sequence[float],
     return statistics.median(d / t for d, t in zip(dense_times, times))
 
 
+@torch.no_grad()
+def measure_speedup(backbone: nn.Module, dense: nn.Module,
+                    calls: Sequence, repeats: int = 10,
+                    warmup: int = 2) -> dict:
+    """The benchmark's speedup of ``backbone`` (gathered) over its dense
+    twin on real calibration calls: interleaved timing (each repetition runs
+    every call of ``calls``) and the median of the per-repetition ratios,
+    and the FLOPs bound of the masks of those calls."""
+    device = next(backbone.parameters()).device
+
+    def run_dyt():
+        with torch.inference_mode(), backbone.dyt_mode('gathered'):
+            for args, kwargs in calls:
+                backbone(*args, **kwargs)
+
+    def run_dense():
+        with torch.inference_mode():
+            for args, kwargs in calls:
+                dense(*args, **kwargs)
+
+    times = time_interleaved(dict(dense=run_dense, dyt=run_dyt), repeats,
+                             warmup, device)
+    with torch.inference_mode(), backbone.dyt_recording() as records:
+        run_dyt()
+    stats = DyTStats.cat(records)
+    return dict(
+        speedup=median_speedup(times['dense'], times['dyt']),
+        flops_bound=float(stats.dense_flops.sum() / stats.flops.sum()),
+        timed_act_rate=float(stats.rates.float().mean()),
+        timed_samples=len(stats))
+
+
 # ------------------------------------------------------------------ targets
 @dataclass
 class Measured:
@@ -195,8 +208,9 @@ class Target:
     ``run()`` runs the DyT model on the benchmark inputs (gathered mode),
     ``run_dense()`` the dense twin on the same inputs, ``measure()`` returns
     the :class:`Measured` FLOPs and rates of the last ``run()``; ``backbone``
-    is the DyT backbone (dispatchers to calibrate) and ``calibrate(rate)``
-    calibrates it on a separate batch.
+    is the DyT backbone (dispatchers to calibrate) and ``run_calibration()``
+    runs the DyT model on a separate batch (calibrate on its backbone calls
+    with :func:`mmdyt.apis.calibration.calibrate`).
     """
     name: str
     model: nn.Module
@@ -204,7 +218,7 @@ class Target:
     run: Callable[[], object]
     run_dense: Callable[[], object]
     measure: Callable[[], Measured]
-    calibrate: Callable[[float], List[float]]
+    run_calibration: Callable[[], object]
     samples_per_run: int
     input_shape: tuple
 
@@ -297,10 +311,9 @@ def build_target(name: str,
             return measured_from_backbone(backbone)
         return measured_from_predictions(last['out'])
 
-    def calibrate(rate):
-        return calibrate_rate(
-            backbone, lambda: call(model, calib_inputs, calib_samples), rate)
+    def run_calibration():
+        return call(model, calib_inputs, calib_samples)
 
     return Target(name, model, backbone, run,
-                  lambda: call(dense, inputs, samples), measure, calibrate,
-                  batch_size, tuple(inputs.shape[1:]))
+                  lambda: call(dense, inputs, samples), measure,
+                  run_calibration, batch_size, tuple(inputs.shape[1:]))

@@ -15,6 +15,7 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence, Union
 
+import mmcv
 import numpy as np
 import torch
 import torch.nn as nn
@@ -90,8 +91,8 @@ def dyt_fields(sample) -> dict:
 def check_input_file(path: str, model: Optional[nn.Module] = None) -> None:
     """One clear error naming ``path`` unless it is a readable input.
 
-    Images are decoded (mmcv); videos must have at least as many frames as
-    the config's test clip reads (``clip_len * frame_interval`` of its
+    Images are decoded (mmcv); videos must decode and have at least as many
+    frames as one test clip holds (``clip_len`` of the test pipeline's
     ``SampleFrames``).
 
     Raises:
@@ -104,7 +105,6 @@ def check_input_file(path: str, model: Optional[nn.Module] = None) -> None:
     if path.lower().endswith(VIDEO_EXTENSIONS):
         _check_video(path, model)
         return
-    import mmcv
     try:
         img = mmcv.imread(path)
     except Exception as e:  # noqa: BLE001 (any decoder failure)
@@ -128,16 +128,22 @@ def _check_video(path: str, model: Optional[nn.Module]) -> None:
     if frames < need:
         raise InputFileError(
             f'input video {path} has {frames} frame(s); the test clip needs '
-            f'at least {need} (SampleFrames clip_len x frame_interval)')
+            f'at least {need} (SampleFrames clip_len of the test pipeline)')
 
 
 def _clip_frames(model: Optional[nn.Module]) -> int:
+    """Frames of one test clip (``SampleFrames.clip_len``). A shorter video
+    would repeat frames; a longer one with fewer frames than ``clip_len x
+    frame_interval`` is sampled by mmaction2 as it is (its test sampling
+    wraps around), as ``tools/test.py`` does."""
     cfg = getattr(model, 'cfg', None)
-    pipeline = (cfg.get('test_pipeline') if cfg is not None else None) or []
+    loader = (cfg.get('test_dataloader') if cfg is not None else None) or {}
+    pipeline = cfg.get('test_pipeline') if cfg is not None else None
+    pipeline = pipeline or (loader.get('dataset') or {}).get('pipeline') \
+        or []
     for step in pipeline:
         if str(step.get('type', '')).endswith('SampleFrames'):
-            return int(step.get('clip_len', 1)) * int(
-                step.get('frame_interval', 1))
+            return int(step.get('clip_len', 1))
     return 1
 
 
@@ -181,9 +187,12 @@ def _prediction(model, sample, scope: str) -> dict:
 
 def draw_dispatch_map(model, path: str, out_dir: str) -> str:
     """Draw ``path``'s dispatch map to ``out_dir``; returns the file."""
-    from .visualization import (clip_dispatch_masks, dispatch_masks,
-                                dispatch_panels, is_clip_model, load_clip,
-                                load_input, resize_display, save_panel_grid)
+    # imported here: mmdyt.visualization draws with matplotlib, which the
+    # inference API does not import unless a map is asked for
+    from mmdyt.visualization import (clip_dispatch_masks, dispatch_masks,
+                                     dispatch_panels, is_clip_model,
+                                     load_clip, load_input, resize_display,
+                                     save_panel_grid)
     os.makedirs(out_dir, exist_ok=True)
     out = osp.join(out_dir, osp.splitext(osp.basename(path))[0] +
                    '_dispatch.png')

@@ -34,16 +34,17 @@ from .serialization import (CHECKPOINT_KEY, FORMAT_VERSION, find_non_plain,
                             runner_checkpoint_safe_globals_scope, to_plain)
 
 __all__ = [
-    'CHECKPOINT_KEY', 'DELTA_BASE_KEY', 'FORMAT_VERSION', 'CheckpointError',
-    'base_record_key', 'base_reference', 'carries_base_record', 'check_checkpoint_file', 'check_checkpoint_fits',
-    'check_trained_keys', 'decode_record', 'dyt_backbones',
-    'dyt_key_mismatch', 'encode_record', 'rebuild_base',
-    'register_load_hooks', 'complete_delta', 'find_non_plain',
-    'find_resume_checkpoint', 'from_plain', 'full_to_delta_file',
-    'get_rng_states', 'history_buffer_getattr', 'is_delta_checkpoint',
-    'load_checkpoint_file', 'load_dyt_checkpoint', 'make_delta',
-    'merge_delta_file', 'preserved_rng_states', 'pretrained_sources',
+    'base_record_key', 'base_reference', 'carries_base_record',
+    'check_checkpoint_file', 'check_checkpoint_fits', 'check_trained_keys',
+    'CHECKPOINT_KEY', 'CheckpointError', 'complete_delta', 'decode_record',
+    'DELTA_BASE_KEY', 'dyt_backbones', 'dyt_key_mismatch', 'encode_record',
+    'find_non_plain', 'find_resume_checkpoint', 'FORMAT_VERSION', 'from_plain',
+    'full_to_delta_file', 'get_rng_states', 'history_buffer_getattr',
+    'is_delta_checkpoint', 'load_checkpoint_file', 'load_dyt_checkpoint',
+    'make_delta', 'merge_delta_file', 'preserved_rng_states',
+    'pretrained_sources', 'rebuild_base', 'register_load_hooks',
     'register_runner_checkpoint_safe_globals',
     'runner_checkpoint_safe_globals', 'runner_checkpoint_safe_globals_scope',
-    'set_rng_states', 'state_hash', 'tensor_bytes', 'tensor_digest', 'to_plain'
+    'set_rng_states', 'state_hash', 'tensor_bytes', 'tensor_digest',
+    'to_plain'
 ]

@@ -52,7 +52,7 @@ def benchmark_onnxruntime(target, batch_size: int, seed: int,
     """Time DyT ONNX, dense ONNX, DyT eager and dense eager, interleaved.
 
     Args:
-        target: The benchmark's :class:`~mmdyt.apis.analysis.Target`
+        target: The benchmark's :class:`~mmdyt.analysis.Target`
             (``--level backbone``), dispatchers already calibrated.
         batch_size (int): Samples per run.
         seed (int): Seed of the synthetic inputs (the target's).
@@ -67,7 +67,7 @@ def benchmark_onnxruntime(target, batch_size: int, seed: int,
         dict: ``times`` per runner (``dense``, ``dyt`` for ONNX Runtime;
         ``dense_pytorch``, ``dyt_pytorch`` for eager) and ``files``.
     """
-    from mmdyt.apis.analysis import example_batch, time_interleaved
+    from mmdyt.analysis import example_batch, time_interleaved
     from .runtime import ort_session
     torch.set_num_threads(threads)
     model = target.model

@@ -121,7 +121,11 @@ class OnnxPredictor:
                 data = t(data)
             return data
         key = 'filename' if self.task == 'video' else 'img_path'
-        return self._test_pipeline()(dict({key: item}))
+        data = dict({key: item})
+        for t in self._test_pipeline().transforms:
+            if type(t).__name__ != 'LoadAnnotations':  # no labels to serve
+                data = t(data)
+        return data
 
     def normalise(self, inputs: np.ndarray) -> np.ndarray:
         """``(..., C, H, W)`` uint8/float pixels -> the graph's input."""
@@ -142,32 +146,49 @@ class OnnxPredictor:
         W)`` for an image, ``(V, C, T, H, W)`` for the views of a video."""
         packed = self._sample(item)['inputs']
         x = packed.numpy() if hasattr(packed, 'numpy') else np.asarray(packed)
-        if self.task != 'video':
-            return self.normalise(x[None])
-        return self.normalise(x)  # (V, C, T, H, W)
+        if self.task == 'video':
+            return self.normalise(x)  # (V, C, T, H, W)
+        x = self.normalise(x[None])
+        if self.task == 'seg':  # pad (after normalising, with 0) as mmseg
+            H, W = self.session.get_inputs()[0].shape[2:]
+            h, w = x.shape[2:]
+            if not (isinstance(H, int) and isinstance(W, int)) or h > H \
+                    or w > W:
+                raise ValueError(
+                    f'the image is {h}x{w} after the test pipeline, the graph '
+                    f'takes {H}x{W}: export at that size (--shape) or cut '
+                    'crops of the graph\'s size (sliding windows)')
+            x = np.pad(x, ((0, 0), (0, 0), (0, H - h), (0, W - w)))
+            self._last_hw = (h, w)
+        return x
 
     # ------------------------------------------------------------- predict
     def __call__(self, items: Union[str, np.ndarray, Sequence]) -> List[dict]:
         """Predict one or several inputs (files or arrays)."""
         if isinstance(items, (str, np.ndarray)):
             items = [items]
-        rows = [self.preprocess(item) for item in items]
+        rows, sizes_hw = [], []
+        for item in items:
+            rows.append(self.preprocess(item))
+            sizes_hw.append(getattr(self, '_last_hw', None))
         sizes = [len(r) for r in rows]
         if len({r.shape[1:] for r in rows}) == 1:
             out = run_session(self.session, np.concatenate(rows))
         else:
             out = np.concatenate([run_session(self.session, r) for r in rows])
         results, start = [], 0
-        for size in sizes:
+        for size, hw in zip(sizes, sizes_hw):
             part = out[start:start + size]
             start += size
-            results.append(self.decode(part))
+            results.append(self.decode(part, hw))
         return results
 
-    def decode(self, logits: np.ndarray) -> dict:
-        """Outputs of one input's rows -> its prediction."""
+    def decode(self, logits: np.ndarray, hw=None) -> dict:
+        """Outputs of one input's rows -> its prediction (``hw``: the
+        image size before padding, segmentation)."""
         if self.task == 'seg':
-            return dict(pred_sem_seg=logits[0].argmax(0))
+            h, w = hw or logits.shape[2:]
+            return dict(pred_sem_seg=logits[0, :, :h, :w].argmax(0))
         exp = np.exp(logits - logits.max(-1, keepdims=True))
         scores = (exp / exp.sum(-1, keepdims=True)).mean(0)
         return dict(pred_label=int(scores.argmax()),

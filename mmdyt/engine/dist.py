@@ -29,6 +29,8 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.registry import MODEL_WRAPPERS
+from torch.nn.parallel import DistributedDataParallel
 
 #: norm layer types that need CUDA (mmcv / mmengine registry names).
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm', 'nn.SyncBatchNorm')
@@ -115,8 +117,6 @@ def _require(names: List[str], what: str) -> None:
 
 def _cpu_model_wrapper(cfg: Config) -> None:
     """``model_wrapper_cfg`` for a CPU module: DDP without ``device_ids``."""
-    from mmengine.registry import MODEL_WRAPPERS
-    from torch.nn.parallel import DistributedDataParallel
     wrapper = cfg.get('model_wrapper_cfg', None)
     if wrapper is None:
         cfg.model_wrapper_cfg = dict(

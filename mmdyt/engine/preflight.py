@@ -37,6 +37,8 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
+from mmengine.registry import DATASETS
+
 __all__ = [
     'MissingPath', 'MissingPathsError', 'find_missing_paths',
     'check_config_paths', 'docs_page'
@@ -72,13 +74,13 @@ class MissingPath:
     kind: str
 
 
-class MissingPathsError(SystemExit):
-    """The config names missing files: stops a tool with one message.
+class MissingPathsError(FileNotFoundError):
+    """The config names missing files: one message naming them all.
 
-    A ``SystemExit`` (as ``argparse`` errors are), so a tool run from the
-    command line prints the message alone and exits with status 1, without
-    a traceback; in-process callers catch it like any exception
-    (``except MissingPathsError``), and read :attr:`missing`.
+    An ordinary exception (``except Exception`` sees it): callers catch it
+    (``except MissingPathsError``) and read :attr:`missing`; the tools turn
+    it into ``SystemExit(str(err))``, so a tool run from the command line
+    prints the message alone and exits with status 1, without a traceback.
 
     Args:
         missing (list[MissingPath]): What is missing.
@@ -96,10 +98,11 @@ class MissingPathsError(SystemExit):
         lines.append(f'Where to get the data and checkpoints, and the '
                      f'expected layout: {_shown_path(docs)}')
         lines.append('Point a key elsewhere with --cfg-options KEY=PATH.')
-        super().__init__('\n'.join(lines))
+        self.message = '\n'.join(lines)
+        super().__init__(self.message)
 
     def __str__(self) -> str:
-        return str(self.code)
+        return self.message
 
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -138,7 +141,6 @@ def _downloads_itself(dataset: dict, scope: Optional[str]) -> bool:
     dtype = dataset.get('type')
     cls = dtype if inspect.isclass(dtype) else None
     if cls is None and isinstance(dtype, str):
-        from mmengine.registry import DATASETS
         try:
             with DATASETS.switch_scope_and_registry(scope) as registry:
                 cls = registry.get(dtype)

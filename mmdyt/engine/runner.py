@@ -5,11 +5,15 @@ from typing import Optional
 
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from mmdyt.checkpoint import (carries_base_record, check_checkpoint_file,
+from mmdyt.checkpoint import (CheckpointError, carries_base_record,
+                              check_checkpoint_file,
                               find_resume_checkpoint, is_delta_checkpoint,
                               load_checkpoint_file)
 from .dist import prepare_distributed
+from .hooks import DeltaCheckpointHook, DyTCheckpointHook
 
 #: how configs name :class:`mmdyt.engine.DyTCheckpointHook`.
 CHECKPOINT_HOOK_TYPES = ('mmdyt.DyTCheckpointHook', 'DyTCheckpointHook',
@@ -30,7 +34,6 @@ def set_launcher_and_work_dir(cfg: Config, config_path: str,
 
 def has_checkpoint_hook(cfg: Config) -> bool:
     """Whether ``cfg`` registers :class:`~mmdyt.engine.DyTCheckpointHook`."""
-    from mmdyt.engine.hooks import DeltaCheckpointHook, DyTCheckpointHook
     hooks = list((cfg.get('default_hooks') or {}).values())
     hooks += list(cfg.get('custom_hooks') or [])
     for hook in hooks:
@@ -62,7 +65,6 @@ def prepare_checkpoint(cfg: Config) -> Optional[str]:
         mmdyt.checkpoint.CheckpointError: If it is unreadable, or a delta
             checkpoint meets a config without the hook.
     """
-    from mmdyt.checkpoint import CheckpointError
     if cfg.get('resume') and not cfg.get('load_from'):
         path = find_resume_checkpoint(cfg.work_dir)
         if path is None:
@@ -93,8 +95,6 @@ def build_runner(cfg: Config):
     """mmengine's ``Runner`` (or ``cfg.runner_type`` from ``RUNNERS``) after
     :func:`~mmdyt.engine.dist.prepare_distributed` (CPU distributed runs) and
     :func:`prepare_checkpoint`."""
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
     prepare_distributed(cfg)
     prepare_checkpoint(cfg)
     if 'runner_type' not in cfg:

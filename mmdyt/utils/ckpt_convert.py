@@ -1,11 +1,16 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """Checkpoint key conversion between ViT implementations."""
+import argparse
+import os
+import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from .optional import optional_import
 
 #: timm ViT key pattern -> mmpretrain VisionTransformer key.
 _TIMM_TO_MMPRETRAIN: Tuple[Tuple[str, str], ...] = (
@@ -113,6 +118,8 @@ def _merging_norm_to_mmcv(weight: Tensor) -> Tensor:
 def _swin_relative_position_index(table: Tensor) -> Tensor:
     """mmpretrain's ``relative_position_index`` buffer for the square
     window of a ``((2w - 1) ** 2, heads)`` relative position table."""
+    # imported here: mmpretrain.models is a whole host codebase, which the
+    # ViT converters (mmseg layout included) do not need
     from mmpretrain.models.utils.attention import WindowMSA
     side = int(round(table.shape[0]**0.5))
     if side * side != table.shape[0]:
@@ -245,14 +252,13 @@ def load_timm_state_dict(path: str,
         if timm_model is None:
             raise ValueError('--timm-model is required for a .npz checkpoint '
                              '(e.g. vit_base_patch16_224)')
-        import timm
-        from timm.models.vision_transformer import _load_weights
+        timm = optional_import('timm')
+        vision_transformer = optional_import('timm.models.vision_transformer')
         model = timm.create_model(timm_model, pretrained=False)
-        _load_weights(model, path)
+        vision_transformer._load_weights(model, path)
         return model.state_dict()
     if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return load_file(path)
+        return optional_import('safetensors.torch').load_file(path)
     return unwrap_state_dict(
         torch.load(path, map_location='cpu', weights_only=True))
 
@@ -267,8 +273,6 @@ def convert_timm_file(src: str, dst: str, layout: str, prefix: str = '',
     """Read a timm ViT checkpoint, convert it to ``layout`` (``'mmpretrain'``
     or ``'mmseg'``) and save ``{'state_dict': ...}`` to ``dst``; returns the
     number of tensors written."""
-    import os
-    import os.path as osp
     if layout not in TIMM_CONVERTERS:
         raise ValueError(f'layout must be one of {sorted(TIMM_CONVERTERS)}, '
                          f'got {layout!r}')
@@ -284,7 +288,6 @@ def timm_converter_main(layout: str, argv=None,
                         description: Optional[str] = None) -> str:
     """The command line of ``tools/model_converters/timm2{layout}.py``:
     ``SRC DST [--prefix P] [--timm-model NAME]``; returns ``DST``."""
-    import argparse
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('src', help='timm .pth/.bin/.safetensors or JAX .npz')
     parser.add_argument('dst', help=f'output .pth ({layout} keys)')

@@ -1,18 +1,19 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
 """Quiet, informative console output for long multi-stage runs.
 
-The demo, sweeps and benchmarks run many mmengine Runners in one process;
-each Runner streams its environment, its whole config and every logging
-interval to the terminal. This module keeps the terminal to one progress
-line per stage and the final tables, and sends everything else to a log
-file (mmengine's own per-run logs still land in each run's work dir).
+Sweeps, benchmarks and multi-stage scripts run many mmengine Runners in one
+process; each Runner streams its environment, its whole config and every
+logging interval to the terminal. This module keeps the terminal to one
+progress line per stage and the final tables, and sends everything else to
+a log file (mmengine's own per-run logs still land in each run's work
+dir).
 
 The API (three parts, usable separately)::
 
     from mmdyt.engine.hooks import ProgressHook
     from mmdyt.utils.progress import ProgressBar, quiet_logs
 
-    with quiet_logs('work_dirs/demo/demo.log', verbose=False):
+    with quiet_logs('work_dirs/run/run.log', verbose=False):
         # stdout, stderr and every logging StreamHandler -> the log file;
         # console() is the terminal, where the bars and tables go.
         runner = build_runner(cfg)
@@ -51,6 +52,8 @@ import sys
 import time
 from typing import IO, Dict, Iterator, List, Optional
 
+from mmengine.logging import MMLogger
+
 __all__ = ['quiet_logs', 'console', 'ProgressBar', 'format_seconds']
 
 _CONSOLES: List[IO] = []
@@ -71,11 +74,7 @@ def _all_handlers() -> Iterator[logging.Handler]:
         lg for lg in logging.Logger.manager.loggerDict.values()
         if isinstance(lg, logging.Logger)
     ]
-    try:
-        from mmengine.logging import MMLogger
-        loggers += list(MMLogger._instance_dict.values())
-    except ImportError:  # pragma: no cover
-        pass
+    loggers += list(MMLogger._instance_dict.values())
     seen = set()
     for lg in loggers:
         for handler in lg.handlers:
@@ -269,4 +268,3 @@ class ProgressBar:
             self.stream.write(line + '\n')
         self.stream.flush()
         return self.elapsed
-

@@ -10,19 +10,22 @@ greys the inactive patches of an image for each 2-D mask.
 """
 import copy
 import math
+import os
+import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
+from mmcv.transforms import Compose
+from mmengine.dataset import pseudo_collate
 
 
 def load_input(path: str, cfg, model) -> Tuple[torch.Tensor, np.ndarray]:
     """``(inputs (1, ...) for the model, display image (H, W, 3) uint8 RGB)``
     through the config's test (else val) pipeline and the model's
     preprocessor."""
-    from mmcv.transforms import Compose
-    from mmengine.dataset import pseudo_collate
-
     loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
     if not loader:
         raise KeyError('the config has no test_dataloader or val_dataloader '
@@ -90,7 +93,6 @@ def resize_display(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """The display image at the model's input size ``(H, W)``."""
     if tuple(image.shape[:2]) == tuple(size):
         return image
-    import torch.nn.functional as F
     t = torch.from_numpy(image).permute(2, 0, 1)[None].float()
     t = F.interpolate(t, size=tuple(size)).round().clamp(0, 255)
     return t[0].permute(1, 2, 0).numpy().astype(np.uint8)
@@ -101,13 +103,6 @@ def save_panel_grid(path: str, images: Sequence[np.ndarray],
                     panel_size: float = 2.0) -> Tuple[int, int]:
     """Write the panels as one PNG (``ncols`` per row, ``panel_size``
     inches at 100 dpi); return its size in pixels."""
-    import os
-    import os.path as osp
-
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     n = len(images)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
@@ -147,6 +142,8 @@ def predicted_label(model, feats) -> Optional[int]:
 def is_clip_model(model) -> bool:
     """Whether ``model`` is an mmdyt video recognizer (its inputs are clips
     ``(N, V, C, T, H, W)``)."""
+    # imported here: mmdyt.models.recognizers imports mmaction2, which an
+    # image model does not need
     from mmdyt.models.recognizers import FrameRecognizer
     return isinstance(model, FrameRecognizer)
 
@@ -157,12 +154,6 @@ def load_clip(path: str, cfg, model) -> Tuple[torch.Tensor, np.ndarray]:
     folder of frames (``RawframeDataset`` configs, ``filename_tmpl`` of the
     dataset) through the config's test (else val) pipeline and the model's
     data preprocessor."""
-    import os
-    import os.path as osp
-
-    from mmcv.transforms import Compose
-    from mmengine.dataset import pseudo_collate
-
     loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
     if not loader:
         raise KeyError('the config has no test_dataloader or val_dataloader '

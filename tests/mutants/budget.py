@@ -9,6 +9,7 @@ Plain data, read by ``tools/mutation_check.py`` (see ``README.md`` here).
 RETARGET_PY = 'mmdyt/models/dyt/retarget.py'
 DISPATCHER_PY = 'mmdyt/models/dyt/dispatcher.py'
 BUDGET_PY = 'mmdyt/apis/budget.py'
+CALIB_PY = 'mmdyt/apis/calibration.py'
 TAU_PY = 'mmdyt/engine/hooks/temperature_hook.py'
 RT = 'tests/test_models/test_dyt/test_retarget.py'
 TOOLS = 'tests/test_tools/test_budget_tools.py'
@@ -140,19 +141,19 @@ MUTANTS = [
          why="the rule is not recorded in the checkpoint's meta"),
     # --------------------------------------------------------- calibration
     dict(name='budget.calib.test_set',
-         file=BUDGET_PY,
+         file=CALIB_PY,
          find='dataset = copy.deepcopy(cfg.train_dataloader.dataset)',
          replace='dataset = copy.deepcopy(cfg.test_dataloader.dataset)',
          tests=[CALIB],
          why='calibration on the test set'),
     dict(name='budget.calib.train_pipeline',
-         file=BUDGET_PY,
+         file=CALIB_PY,
          find='pipeline = _find_pipeline(test.dataset)',
          replace='pipeline = _find_pipeline(cfg.train_dataloader.dataset)',
          tests=[CALIB],
          why='calibration reads the augmenting training pipeline'),
     dict(name='budget.calib.batches_ignored',
-         file=BUDGET_PY,
+         file=CALIB_PY,
          find='for batch in itertools.islice(dataloader, num_batches):',
          replace='for batch in dataloader:',
          tests=[CALIB],

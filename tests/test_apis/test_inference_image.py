@@ -29,7 +29,7 @@ def run(tmp_path_factory, tools_train):
     work = str(root / 'work')
     tools_train.main([cfg, '--work-dir', work])
     delta = osp.join(work, 'epoch_2.pth')
-    assert 'delta' in torch.load(delta, weights_only=True)['mmdyt']
+    assert torch.load(delta, weights_only=True)['mmdyt']['delta']
     full = str(root / 'full.pth')
     load_tool('model_converters/merge_dyt_checkpoint').main(
         [cfg, delta, full])

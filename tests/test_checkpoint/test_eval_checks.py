@@ -69,3 +69,12 @@ def test_host_runner_refuses_through_the_checkpoint_hook(setup):
     runner = Runner.from_cfg(cfg)
     with pytest.raises(CheckpointError, match='lacks the trained DyT keys'):
         runner.test()
+
+
+def test_init_dyt_model_refuses_dense_and_other_dyt_checkpoints(setup):
+    from mmdyt.apis import init_dyt_model
+    with pytest.raises(CheckpointError, match='lacks the trained DyT keys'):
+        init_dyt_model(setup['cfg'], setup['dense'])
+    with pytest.raises(CheckpointError,
+                       match=r'another DyT.*\(8, 64\) \(model: \(16, 64\)\)'):
+        init_dyt_model(setup['cfg'], setup['other'])

@@ -172,3 +172,54 @@ def test_dense_checkpoint_is_refused_for_evaluation(run, tmp_path):
     check_checkpoint_fits(model, run['full'])
     check_trained_keys(model, run['model'].state_dict())
     assert osp.isfile(run['delta'])
+
+
+SWIN = dict(arch=dict(embed_dims=16, depths=[2, 2, 2, 2],
+                      num_heads=[1, 2, 4, 8]),
+            img_size=64, patch_size=2, window_size=4, out_indices=(3, ),
+            drop_path_rate=0.0)
+VIDEOMAE = dict(img_size=32, patch_size=8, embed_dims=32, depth=2,
+                num_heads=4, num_frames=4, tubelet_size=2)
+
+
+@pytest.mark.parametrize('kind, cfg, shape', [
+    ('mmdyt.DyTSwinTransformer', SWIN, (2, 3, 64, 64)),
+    ('mmdyt.DyTVideoMAEViT', VIDEOMAE, (2, 3, 4, 32, 32)),
+], ids=['swin', 'videomae'])
+def test_every_backbone_restores_its_base(kind, cfg, shape, tmp_path):
+    """Swin (whose loader runs as the host class) and mmaction2's VideoMAE
+    ViT, each the whole model (state-dict prefix '')."""
+    from mmengine.registry import MODELS
+    import mmdyt.models  # noqa: F401
+
+    def build(init_cfg):
+        return MODELS.build(dict(type=kind, dyt=dict(bottleneck=4),
+                                 init_cfg=init_cfg, **cfg))
+
+    torch.manual_seed(0)
+    host = build(None).build_dense_twin()
+    with torch.no_grad():
+        for p in host.parameters():
+            p.normal_(0, 0.2)
+    base = str(tmp_path / 'base.pth')
+    torch.save(dict(state_dict=host.state_dict()), base)
+    pretrained = dict(type='Pretrained', checkpoint=base)
+    model = build(pretrained)
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.normal_(0, 0.1)
+    delta, record = make_delta(model, model.state_dict(),
+                               base_reference(model))
+    assert 'dyt_layers.delta_base' in delta and record['keys']
+    for init_cfg in (pretrained, None):
+        fresh = build(init_cfg)
+        fresh.load_state_dict(delta, strict=True)
+        for key, value in model.state_dict().items():
+            assert torch.equal(fresh.state_dict()[key], value), key
+    x = torch.randn(shape)
+    model.eval(), fresh.eval()
+    with torch.no_grad():
+        for a, b in zip(model(x), fresh(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)

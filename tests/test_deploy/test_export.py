@@ -237,3 +237,19 @@ def test_dynamo_exporter_gives_an_equal_skipping_graph(models, tmp_path):
                                    rtol=0, atol=1e-4)
     report = check_skipping_graph(path, model, example_input(model, 3, 5))
     assert all(e['rows'] == e['active'] < e['tokens'] for e in report)
+
+
+def test_topk_default_rate_is_the_retargeted_budget_or_the_measured_rate(
+        models):
+    from mmdyt.deploy import default_topk_rate
+    model = models('vit')
+    x = example_input(model, 4, 9)
+    rate, source = default_topk_rate(
+        model, {'meta': {'dyt_retarget': {'rate': 0.3}}}, x)
+    assert rate == 0.3 and 'retargeted' in source
+    rate, source = default_topk_rate(model, {'meta': {}}, x)
+    assert source.startswith('measured')
+    # by hand: the mean over dispatchers of each one's active fraction
+    pytorch_output(model, x, keep_masks=True)
+    assert rate == pytest.approx(np.mean(_rates(model)), abs=1e-6)
+    assert 0.0 < rate < 1.0

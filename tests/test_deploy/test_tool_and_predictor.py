@@ -130,3 +130,49 @@ def test_predictor_matches_pytorch_on_image_files(host_cfg, tmp_path):
         np.testing.assert_allclose(res['scores'], pred.pred_score.numpy(),
                                    rtol=0, atol=1e-5)
         assert res['pred_label'] == int(pred.pred_label)
+
+
+def test_seg_predictor_matches_pytorch_whole_inference(tmp_path):
+    import cv2
+    from mmengine.dataset import Compose, pseudo_collate
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'tests', 'test_tools',
+                                   'configs',
+                                   'dyt_seg_vit-tiny_upernet_ade20k.py'))
+    cfg.model.test_cfg = dict(mode='whole')
+    cfg.test_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(64, 64), keep_ratio=True),
+        dict(type='LoadAnnotations', reduce_zero_label=True),
+        dict(type='PackSegInputs')
+    ]
+    torch.manual_seed(0)
+    model = init_dyt_model(cfg)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.backbone.dyt_layers.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    path = str(tmp_path / 'seg.onnx')
+    export_onnx(model, path, 'gather',
+                inputs=example_input(model, 2, shape=(64, 64)))
+    rng = np.random.default_rng(0)
+    files = []
+    for i, size in enumerate([(64, 64), (64, 64), (48, 64)]):
+        img = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
+        files.append(str(tmp_path / f'img{i}.png'))
+        cv2.imwrite(files[-1], img)
+        cv2.imwrite(str(tmp_path / f'img{i}_seg.png'),
+                    np.ones(size, np.uint8))
+    results = OnnxPredictor(cfg, path, threads=1)(files)
+    # the 48 x 64 image is padded to the graph's 64 x 64, the map cropped
+    assert results[2]['pred_sem_seg'].shape == (48, 64)
+    pipeline = Compose(list(cfg.test_pipeline))
+    for f, res in zip(files[:2], results[:2]):
+        data = pseudo_collate([pipeline(dict(
+            img_path=f, seg_map_path=f[:-4] + '_seg.png',
+            reduce_zero_label=True, seg_fields=[]))])
+        with torch.no_grad():
+            pred = model.test_step(data)[0]
+        ref = pred.pred_sem_seg.data[0].numpy()
+        assert ref.shape == res['pred_sem_seg'].shape == (64, 64)
+        assert (res['pred_sem_seg'] == ref).mean() > 0.999
+        assert len(np.unique(ref)) > 1  # not a constant map

@@ -85,8 +85,7 @@ def test_config_outside_repo_with_wheel(tmp_path, wheel_site):
     _build(merged)
 
 
-@pytest.fixture(scope='session')
-def editable_links():
+def ensure_editable_links():
     """mmdyt/.mim in this checkout as ``pip install -e .`` leaves it."""
     import importlib.util
     mim = osp.join(REPO_ROOT, 'mmdyt', '.mim')
@@ -97,6 +96,11 @@ def editable_links():
         spec.loader.exec_module(setup)
         setup.add_mim_extension('symlink', REPO_ROOT)
     return mim
+
+
+@pytest.fixture(scope='session')
+def editable_links():
+    return ensure_editable_links()
 
 
 def test_config_outside_repo_with_editable_checkout(tmp_path, editable_links):
@@ -149,7 +153,7 @@ train_cfg = dict(max_epochs=2, val_interval=2)
     saved = sys.argv
     sys.argv = [_host_train_py(), str(cfg), '--work-dir', work]
     try:
-        from mmdyt.utils import runner_checkpoint_safe_globals_scope
+        from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
         with runner_checkpoint_safe_globals_scope():
             runpy.run_path(sys.argv[0], run_name='__main__')
     finally:

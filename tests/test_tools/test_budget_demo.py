@@ -188,7 +188,7 @@ def test_sweep_ends_at_the_complete_model_and_compares_the_trained(
 
 
 def test_sweep_plot_unit_follows_the_model_size():
-    from mmdyt.apis.budget import flops_unit
+    from mmdyt.visualization import flops_unit
     assert flops_unit(17.56) == (1.0, 'GFLOPs')  # ViT-B/16
     assert flops_unit(0.005356) == (1e3, 'MFLOPs')  # the demo's tiny ViT
     assert flops_unit(5e-5) == (1e6, 'KFLOPs')

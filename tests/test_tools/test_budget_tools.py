@@ -10,8 +10,9 @@ import torch
 from mmengine.runner import Runner, save_checkpoint
 
 from mmdyt.apis import init_dyt_model, load_config
-from mmdyt.apis.budget import (RETARGET_META_KEY, calibration_dataloader_cfg,
-                               calibration_calls)
+from mmdyt.apis.budget import RETARGET_META_KEY
+from mmdyt.apis.calibration import (calibration_calls,
+                                    calibration_dataloader_cfg)
 from mmdyt.models.dyt.retarget import dyt_dispatchers
 from ..conftest import load_tool, make_imagenet
 

@@ -113,3 +113,32 @@ def test_tool_lists_the_mutants(capsys):
                       'core.dispatcher.*']) == 0
     out = capsys.readouterr().out
     assert 'core.dispatcher.tau_dropped' in out and 'STALE' not in out
+
+
+def test_time_budget_skips_the_rest_without_failing(tmp_path):
+    """CI's mutation stage: once the budget is spent no mutant starts; the
+    rest are reported as skipped, which is not a hole in the suite."""
+    root = _toy_repo(tmp_path / 'repo')
+    mutants = [m for m in mutation.load_mutants(root, folder='toy_mutants')
+               if m.name != 'calc.stale']
+    report = mutation.run_mutants(root, mutants, timeout=120,
+                                  log_dir=str(tmp_path / 'logs'),
+                                  fresh=('toy', ), echo=lambda *a: None,
+                                  time_budget=0)
+    assert [r.status for r in report['results']] == ['skipped', 'skipped']
+    assert all(r.ok for r in report['results'])
+    assert 'time budget' in report['results'][0].message
+    assert '2 skipped' in mutation.format_report(mutants, report)
+
+
+def test_tool_samples_the_same_mutants_for_a_seed(capsys):
+    """--sample K --seed S (CI's mutation stage) draws K mutants, the same
+    ones for the same seed."""
+    tool = load_tool('mutation_check')
+    args = ['--list', '--area', 'core', '--name', 'core.dispatcher.*',
+            '--sample', '3', '--seed', 'abc']
+    assert tool.main(args) == 0
+    first = capsys.readouterr().out
+    assert tool.main(args) == 0
+    assert capsys.readouterr().out == first
+    assert first.count(' ok\n') == 3

@@ -69,10 +69,10 @@ import statistics
 import torch
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
-from mmdyt.apis import init_dyt_model, load_config
 from mmdyt.analysis import (LEVELS, allocator_name, build_target,
-                                 copy_dispatchers, host_state,
-                                 median_speedup, time_interleaved)
+                            copy_dispatchers, host_state, median_speedup,
+                            time_interleaved)
+from mmdyt.apis import calibrate, init_dyt_model, load_config
 
 
 def parse_args(argv=None):
@@ -188,7 +188,8 @@ def main(argv=None):
         same = name != 'dyt' and copy_dispatchers(main_target.backbone,
                                                   t.backbone)
         if args.rate is not None and not same:
-            reached = t.calibrate(args.rate)
+            reached = calibrate(t.backbone, t.run_calibration, args.rate,
+                                rule='per_layer').layer_rates
             calib[name] = sum(reached) / len(reached)
 
     runners = {'dense': main_target.run_dense}

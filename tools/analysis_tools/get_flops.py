@@ -109,9 +109,9 @@ def dataset_batches(cfg, num_batches, batch_size=None, seed=0):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmdyt.apis import init_dyt_model, load_config
     from mmdyt.analysis import (Measured, count_params, example_batch,
-                                     measured_from_predictions, traced_flops)
+                                measured_from_predictions, traced_flops)
+    from mmdyt.apis import init_dyt_model, load_config
 
     cfg = load_config(args.config, args.cfg_options)
     model = init_dyt_model(cfg, args.checkpoint)

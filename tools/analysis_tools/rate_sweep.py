@@ -19,17 +19,21 @@ dense GFLOPs, speedup and FLOPs bound per point) and ``DIR/sweep.png`` (the
 metric against GFLOPs, with the checkpoint's own trained point and the dense
 host marked), and prints the table. The Runner logs go to ``DIR/sweep.log``
 unless ``--verbose``; a progress bar runs over the rates. The logic lives in
-:mod:`mmdyt.apis.budget`; ``main(argv)`` returns the summary dict.
+:mod:`mmdyt.apis.budget` (and :mod:`mmdyt.visualization.budget`: the
+table, files and plot); ``main(argv)`` returns the summary dict.
 """
 import argparse
 import os
 import os.path as osp
 
+import matplotlib
+
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
-from mmdyt.apis import load_config
-from mmdyt.apis.budget import rate_sweep, sweep_table
+from mmdyt.apis import load_config, sweep
+from mmdyt.apis.budget import SWEEP_COLUMNS
 from mmdyt.models.dyt.retarget import RETARGET_RULES
 from mmdyt.utils.progress import console, quiet_logs
+from mmdyt.visualization import SweepProgress, save_sweep, sweep_table
 
 
 def parse_args(argv=None):
@@ -88,15 +92,18 @@ def print_table(summary, stream):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
+    matplotlib.use('Agg')  # files only
     os.makedirs(args.out, exist_ok=True)
     with quiet_logs(osp.join(args.out, 'sweep.log'), verbose=args.verbose):
-        summary = rate_sweep(
-            cfg, args.checkpoint, args.rates, args.out, rules=args.rule,
-            max_rate=args.max_rate, calib_batches=args.calib_batches,
+        summary = sweep(
+            cfg, args.checkpoint, args.rates, osp.join(args.out, 'runner'),
+            rules=args.rule, max_rate=args.max_rate,
+            calib_batches=args.calib_batches,
             calib_batch_size=args.calib_batch_size, metric=args.metric,
             repeats=args.repeats, warmup=args.warmup, seed=args.seed,
-            progress=True, compare=args.compare,
+            progress=SweepProgress(args.rule), compare=args.compare,
             time_batches=args.time_batches, tome_rs=args.tome_r)
+        summary['files'] = save_sweep(summary, args.out, SWEEP_COLUMNS)
         print_table(summary, console())
     return summary
 

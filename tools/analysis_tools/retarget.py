@@ -22,8 +22,7 @@ data are recorded under ``meta['dyt_retarget']``. The logic lives in
 import argparse
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
-from mmdyt.apis import load_config
-from mmdyt.apis.budget import retarget_checkpoint
+from mmdyt.apis import load_config, retarget
 from mmdyt.models.dyt.retarget import RETARGET_RULES
 
 
@@ -63,7 +62,7 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
-    result = retarget_checkpoint(
+    result = retarget(
         cfg, args.checkpoint, args.rate, args.out, rule=args.rule,
         max_rate=args.max_rate, calib_batches=args.calib_batches,
         calib_batch_size=args.calib_batch_size, seed=args.seed)

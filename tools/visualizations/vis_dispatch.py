@@ -22,9 +22,15 @@ title, as in the DyT paper's figures. Without a checkpoint the weights are rando
 """
 import argparse
 
+import matplotlib
 import torch
 
 import mmdyt  # noqa: F401
+from mmdyt.apis import calibrate, init_dyt_model, load_config
+from mmdyt.visualization import (clip_dispatch_masks, dispatch_masks,
+                                 dispatch_panels, is_clip_model, load_clip,
+                                 load_input, predicted_label, resize_display,
+                                 save_panel_grid)
 
 
 def parse_args(argv=None):
@@ -54,12 +60,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmdyt.apis import init_dyt_model, load_config
-    from mmdyt.analysis import calibrate_rate
-    from mmdyt.visualization import (dispatch_masks, dispatch_panels,
-                                          load_input, predicted_label,
-                                          resize_display, save_panel_grid)
-    from mmdyt.visualization import is_clip_model
+    matplotlib.use('Agg')  # files only
     cfg = load_config(args.config, args.cfg_options)
     model = init_dyt_model(cfg, args.checkpoint)
     if is_clip_model(model):
@@ -67,7 +68,8 @@ def main(argv=None):
     backbone = model.backbone
     inputs, image = load_input(args.img, cfg, model)
     if args.rate is not None:
-        calibrate_rate(backbone, lambda: backbone(inputs), args.rate)
+        calibrate(backbone, lambda: backbone(inputs), args.rate,
+                  rule='per_layer')
     masks, titles, feats = dispatch_masks(backbone, inputs)
     label = predicted_label(model, feats)
     image = resize_display(image, inputs.shape[-2:])
@@ -85,14 +87,10 @@ def main(argv=None):
 
 def draw_clip(args, cfg, model):
     """One row per frame: the frame, then one panel per dispatcher."""
-    from mmdyt.analysis import calibrate_rate
-    from mmdyt.visualization import (clip_dispatch_masks,
-                                          dispatch_panels, load_clip,
-                                          resize_display, save_panel_grid)
     clip, frames = load_clip(args.img, cfg, model)
     if args.rate is not None:
-        calibrate_rate(model.backbone, lambda: clip_dispatch_masks(
-            model, clip), args.rate)
+        calibrate(model.backbone, lambda: clip_dispatch_masks(model, clip),
+                  args.rate, rule='per_layer')
     masks, labels = clip_dispatch_masks(model, clip)
     images, titles = [], []
     for t, (frame, per_frame) in enumerate(zip(frames, masks)):

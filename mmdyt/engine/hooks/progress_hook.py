@@ -28,8 +28,8 @@ class ProgressHook(Hook):
 
     Args:
         desc (str): The bar's description (e.g. ``'[2/10] DyT seed 1/3'``).
-        stream (IO, optional): Defaults to :func:`~mmdyt.utils.progress.console` when the phase
-            starts.
+        stream (IO, optional): Defaults to
+            :func:`~mmdyt.utils.progress.console` when the phase starts.
         live (bool, optional): See :class:`~mmdyt.utils.progress.ProgressBar`.
     """
     priority = 'VERY_LOW'

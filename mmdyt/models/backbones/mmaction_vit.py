@@ -117,10 +117,8 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
     tokens.
 
     Args:
-        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
-            adapter, dispatcher, inference cap), documented with their
-            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
-            None (every default).
+        dyt (dict | DyTConfig, optional): The DyT options and their
+            defaults: :class:`~mmdyt.models.dyt.DyTConfig`.
         with_cp (bool): Checkpoint every block (host block, dispatchers and
             adapters) in training: its activations are recomputed in the
             backward pass (same Gumbel noise, dropout and drop path), saving

@@ -117,9 +117,9 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
     merging and the stage norms see every token.
 
     Args:
-        dyt (dict | DyTConfig, optional): The DyT options, documented with
-            their defaults in :class:`~mmdyt.models.dyt.DyTConfig`;
-            ``variant`` must be ``'mlp'``.
+        dyt (dict | DyTConfig, optional): The DyT options and their
+            defaults: :class:`~mmdyt.models.dyt.DyTConfig`; ``variant``
+            must be ``'mlp'``.
         **kwargs: Arguments of mmpretrain's ``SwinTransformer``;
             ``with_cp=True`` checkpoints every block under DyT (window
             attention, FFN, dispatcher and adapter; recomputed in the

@@ -8,8 +8,8 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, DyTConfig, ViTFlopsSpec
-from .mmcv_ops import MMCVLayerOps
+from ..dyt import DyTConfig
+from .mmcv_vit import MMCVLayerOps, MMCVViTMixin
 
 
 class MMPretrainLayerOps(MMCVLayerOps):
@@ -57,7 +57,7 @@ class MMPretrainLayerOps(MMCVLayerOps):
 
 
 @MODELS.register_module()
-class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
+class DyTVisionTransformer(MMCVViTMixin, VisionTransformer):
     """mmpretrain's Vision Transformer with Dynamic Tuning.
 
     Takes every argument of :class:`mmpretrain.models.VisionTransformer`
@@ -68,10 +68,8 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
     adapters (``dyt_layers.i``).
 
     Args:
-        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
-            adapter, dispatcher, inference cap), documented with their
-            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
-            None (every default).
+        dyt (dict | DyTConfig, optional): The DyT options and their
+            defaults: :class:`~mmdyt.models.dyt.DyTConfig`.
         with_cp (bool): Checkpoint every layer (host layer, dispatchers and
             adapters) in training: its activations are recomputed in the
             backward pass (same Gumbel noise and dropout), saving memory at
@@ -125,16 +123,3 @@ class DyTVisionTransformer(DyTBackboneMixin, VisionTransformer):
             x, self._host_ops, self.out_indices,
             lambda x: self._format_output(x, patch_resolution),
             self.ln1 if self.final_norm else None))
-
-    def dyt_input_shape(self) -> tuple:
-        return (self.patch_embed.projection.in_channels, *self.img_size)
-
-    def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
-                       **extra) -> ViTFlopsSpec:
-        return self.vit_flops_spec(
-            num_tokens, num_classes, self.patch_embed.projection,
-            embed_dims=self.embed_dims,
-            num_layers=self.num_layers,
-            feedforward_channels=self.arch_settings['feedforward_channels'],
-            final_norm=self.final_norm,
-            **extra)

@@ -11,9 +11,9 @@ from mmseg.models.backbones import VisionTransformer as MMSegViT
 from torch import Tensor
 
 from mmdyt.registry import MODELS
-from ..dyt import DyTBackboneMixin, DyTConfig, ViTFlopsSpec
+from ..dyt import DyTConfig
 from ..dyt.flops import LN_FLOPS_PER_ELEMENT
-from .mmcv_ops import MMCVLayerOps
+from .mmcv_vit import MMCVLayerOps, MMCVViTMixin
 
 
 class MMSegLayerOps(MMCVLayerOps):
@@ -84,7 +84,7 @@ class MMSegLayerOps(MMCVLayerOps):
 
 
 @MODELS.register_module()
-class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
+class DyTSegVisionTransformer(MMCVViTMixin, MMSegViT):
     """mmseg's Vision Transformer with Dynamic Tuning.
 
     Takes every argument of :class:`mmseg.models.VisionTransformer`
@@ -102,10 +102,8 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
     without it every token is dispatched.
 
     Args:
-        dyt (dict | DyTConfig, optional): The DyT options (dispatch variant,
-            adapter, dispatcher, inference cap), documented with their
-            defaults in :class:`~mmdyt.models.dyt.DyTConfig`. Defaults to
-            None (every default).
+        dyt (dict | DyTConfig, optional): The DyT options and their
+            defaults: :class:`~mmdyt.models.dyt.DyTConfig`.
         tome (dict, optional): Token merging (ToMe, see
             :mod:`mmdyt.models.dyt.merge`): ``dict(r=R, prop_attn=True)``
             merges ``R`` tokens per layer; every output map is unmerged to
@@ -190,19 +188,6 @@ class DyTSegVisionTransformer(DyTBackboneMixin, MMSegViT):
         return tuple(outs)
 
     # --------------------------------------------------------------- FLOPs
-    def dyt_input_shape(self) -> tuple:
-        return (self.patch_embed.projection.in_channels, *self.img_size)
-
-    def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
-                       **extra) -> ViTFlopsSpec:
-        return self.vit_flops_spec(
-            num_tokens, num_classes, self.patch_embed.projection,
-            embed_dims=self.embed_dims,
-            num_layers=len(self.layers),
-            feedforward_channels=self.layers[0].ffn.feedforward_channels,
-            final_norm=self.final_norm,
-            **extra)
-
     def _extra_norm_flops(self) -> float:
         """LayerNorms that :class:`ViTFlopsSpec` does not describe: the
         optional patch norm (``patch_norm``) and pre-norm (``pre_norm``)."""

@@ -36,17 +36,6 @@ class DyTImageClassifier(DyTAlgorithmMixin, ImageClassifier):
             must be a DyT backbone (e.g. ``mmdyt.DyTVisionTransformer``).
     """
 
-    def __init__(self,
-                 *args,
-                 target_rate: float = 0.5,
-                 rate_loss_weight: float = 2.0,
-                 complete_loss_weight: float = 1.0,
-                 distill_loss_weight: float = 1.0,
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        self.init_dyt_algorithm(target_rate, rate_loss_weight,
-                                complete_loss_weight, distill_loss_weight)
-
     def _cls_loss(self, cls_score, data_samples) -> torch.Tensor:
         return self.head._get_loss(cls_score, data_samples)['loss']
 

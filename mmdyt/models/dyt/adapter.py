@@ -78,10 +78,7 @@ class MoEAdapter(nn.Module):
         embed_dims (int): Channels ``C``.
         bottleneck (int): Hidden width ``d`` of each expert.
         num_experts (int): Number of experts ``N`` (>= 2).
-        scale (float): Output scale ``s``. Defaults to
-            :attr:`DyTConfig.adapter_scale`.
-        dropout (float): Dropout on the bottleneck activation. Defaults to
-            :attr:`DyTConfig.adapter_dropout`.
+        scale (float), dropout (float): As for :class:`Adapter`.
     """
 
     def __init__(self,

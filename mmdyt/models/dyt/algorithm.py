@@ -35,13 +35,35 @@ class DyTAlgorithmMixin:
     ``loss_rate``, ``act_rate`` (logged, not a loss) and, when their weights
     are > 0, ``loss_cls_complete`` and ``loss_distill`` (the complete pass
     runs only then) to the host's task losses.
+
+    It takes its loss settings as keyword arguments in front of the host
+    algorithm's own (a host that needs other defaults, e.g. the segmentor's
+    ``complete_loss_weight=0``, passes them on to this ``__init__``).
+
+    Args:
+        *args: Positional arguments of the host algorithm.
+        target_rate (float): Target activation rate ``r``
+            (``model.target_rate``). Defaults to 0.5.
+        rate_loss_weight (float): ``w_r``. Defaults to 2.0.
+        complete_loss_weight (float): ``w_c``. Defaults to 1.0.
+        distill_loss_weight (float): ``w_d``. Defaults to 1.0.
+        **kwargs: Keyword arguments of the host algorithm.
     """
 
-    def init_dyt_algorithm(self,
-                           target_rate: float = 0.5,
-                           rate_loss_weight: float = 2.0,
-                           complete_loss_weight: float = 1.0,
-                           distill_loss_weight: float = 1.0) -> None:
+    def __init__(self,
+                 *args,
+                 target_rate: float = 0.5,
+                 rate_loss_weight: float = 2.0,
+                 complete_loss_weight: float = 1.0,
+                 distill_loss_weight: float = 1.0,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.init_dyt_algorithm(target_rate, rate_loss_weight,
+                                complete_loss_weight, distill_loss_weight)
+
+    def init_dyt_algorithm(self, target_rate: float, rate_loss_weight: float,
+                           complete_loss_weight: float,
+                           distill_loss_weight: float) -> None:
         """Validate and keep the loss settings; check the backbone."""
         check_dyt_loss_weights(
             target_rate,

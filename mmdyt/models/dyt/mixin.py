@@ -282,14 +282,25 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         """One layer; checkpointed (:func:`checkpointed_layer`) when
         ``with_cp`` is set, gradients are recorded and the mode is a
         training path (``'masked'`` or ``'complete'``): the gathered
-        inference path never is, nor a layer that merges tokens (the
-        merger's state would be advanced again by the recomputation)."""
+        inference path never is.
+
+        Raises:
+            ValueError: If a layer that merges tokens (``backbone.tome``)
+                would be checkpointed: the recomputation would advance the
+                merger's state again.
+        """
+        checkpointed = self.with_cp and mode != 'gathered' and \
+            torch.is_grad_enabled() and (
+                x.requires_grad or any(p.requires_grad
+                                       for p in layer.parameters()))
         if merger is not None:
+            if checkpointed:
+                raise ValueError(
+                    'backbone.with_cp=True cannot checkpoint layers that '
+                    'merge tokens (backbone.tome); set with_cp=False or '
+                    'tome=None for training')
             return layer(x, op, mode, masks, merger=merger)
-        if self.with_cp and mode != 'gathered' and \
-                torch.is_grad_enabled() and (
-                    x.requires_grad or any(p.requires_grad
-                                           for p in layer.parameters())):
+        if checkpointed:
             return checkpointed_layer(layer, x, op, mode, masks)
         return layer(x, op, mode, masks)
 

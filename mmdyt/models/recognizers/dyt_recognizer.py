@@ -45,17 +45,6 @@ class DyTRecognizer(DyTAlgorithmMixin, FrameRecognizer):
             ``num_frames``) and mmaction2's ``Recognizer3D``.
     """
 
-    def __init__(self,
-                 *args,
-                 target_rate: float = 0.5,
-                 rate_loss_weight: float = 2.0,
-                 complete_loss_weight: float = 1.0,
-                 distill_loss_weight: float = 1.0,
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        self.init_dyt_algorithm(target_rate, rate_loss_weight,
-                                complete_loss_weight, distill_loss_weight)
-
     def _scores(self, inputs: Tensor, data_samples) -> Tuple[Tensor, dict]:
         feats, kwargs = self.extract_feat(inputs, data_samples=data_samples)
         return self.cls_head(feats, **kwargs), kwargs.get('loss_aux', {})

@@ -80,14 +80,14 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
 
     def __init__(self,
                  *args,
-                 target_rate: float = 0.5,
-                 rate_loss_weight: float = 2.0,
                  complete_loss_weight: float = 0.0,
                  distill_loss_weight: float = 0.0,
                  **kwargs):
-        super().__init__(*args, **kwargs)
-        self.init_dyt_algorithm(target_rate, rate_loss_weight,
-                                complete_loss_weight, distill_loss_weight)
+        super().__init__(
+            *args,
+            complete_loss_weight=complete_loss_weight,
+            distill_loss_weight=distill_loss_weight,
+            **kwargs)
         self._dyt_flops_cache: Dict[tuple, Dict[str, float]] = {}
 
     # --------------------------------------------------------------- train

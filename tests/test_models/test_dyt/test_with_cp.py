@@ -361,3 +361,21 @@ def test_segmentor_with_cp():
     assert any('dispatchers' in k for k in grads)
     for k in ref:
         torch.testing.assert_close(grads[k], ref[k], **TOL, msg=k)
+
+
+def test_with_cp_and_token_merging_in_training_is_a_clear_error():
+    model = _build('mmpretrain', dict(
+        type='mmdyt.DyTVisionTransformer',
+        arch=dict(embed_dims=32, num_layers=2, num_heads=4,
+                  feedforward_channels=64),
+        img_size=16, patch_size=4, out_type='raw', with_cp=True,
+        tome=dict(r=2), dyt=dict(bottleneck=8)))
+    x = torch.randn(2, 3, 16, 16)
+    model.eval()
+    with torch.no_grad():
+        model(x)  # inference: nothing is checkpointed
+    model.train()
+    with pytest.raises(ValueError, match='backbone.tome'):
+        model(x)
+    model.with_cp = False
+    model(x)

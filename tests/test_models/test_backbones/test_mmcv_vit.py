@@ -1,4 +1,4 @@
-"""mmpretrain's and mmseg's layers share one implementation of their norms
+"""mmpretrain's and mmseg's ViTs share one implementation of their norms
 and FFN branch, checked against the host FFN with the identity taken out."""
 import pytest
 import torch
@@ -6,7 +6,9 @@ from mmpretrain.models.backbones.vision_transformer import \
     TransformerEncoderLayer as PretrainLayer
 from mmseg.models.backbones.vit import TransformerEncoderLayer as SegLayer
 
-from mmdyt.models.backbones import (MMCVLayerOps, MMPretrainLayerOps,
+from mmdyt.models.backbones import (DyTSegVisionTransformer,
+                                    DyTVisionTransformer, MMCVLayerOps,
+                                    MMCVViTMixin, MMPretrainLayerOps,
                                     MMSegLayerOps, SwinBlockOps)
 
 
@@ -25,6 +27,10 @@ def test_one_implementation_of_norms_and_mlp():
     for name in ('norm1', 'norm2'):
         assert getattr(MMPretrainLayerOps, name) is \
             getattr(MMSegLayerOps, name) is getattr(MMCVLayerOps, name)
+    for name in ('dyt_input_shape', 'dyt_flops_spec'):
+        assert getattr(DyTVisionTransformer, name) is \
+            getattr(DyTSegVisionTransformer, name) is \
+            getattr(MMCVViTMixin, name)
 
 
 @pytest.mark.parametrize('host', ['mmpretrain', 'mmseg'])
