@@ -183,9 +183,11 @@ class DyTLayer(nn.Module):
 
     Args:
         embed_dims (int): Channels ``C``.
-        variant, bottleneck, adapter_scale, adapter_dropout, num_experts,
-            tau, threshold, max_rate: The ``dyt=`` options, documented
-            (with their defaults) in :class:`~mmdyt.models.dyt.DyTConfig`.
+        variant (str): The first of the ``dyt=`` options ``variant``,
+            ``bottleneck``, ``adapter_scale``, ``adapter_dropout``,
+            ``num_experts``, ``tau``, ``threshold`` and ``max_rate``, all
+            documented (with their defaults) in
+            :class:`~mmdyt.models.dyt.DyTConfig`.
         num_prefix_tokens (int): Always-active leading tokens (CLS).
     """
 
