@@ -45,6 +45,5 @@ __all__ = [
     'pretrained_sources', 'rebuild_base', 'register_load_hooks',
     'register_runner_checkpoint_safe_globals',
     'runner_checkpoint_safe_globals', 'runner_checkpoint_safe_globals_scope',
-    'set_rng_states', 'state_hash', 'tensor_bytes', 'tensor_digest',
-    'to_plain'
+    'set_rng_states', 'state_hash', 'tensor_bytes', 'tensor_digest', 'to_plain'
 ]

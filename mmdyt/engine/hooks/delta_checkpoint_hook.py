@@ -10,7 +10,6 @@ from mmdyt.checkpoint import (CHECKPOINT_KEY, FORMAT_VERSION, base_reference,
                               check_trained_keys, complete_delta,
                               is_delta_checkpoint, make_delta)
 from mmdyt.registry import HOOKS
-
 from .utils import WarnOnceMixin, unwrap_model
 
 
@@ -52,9 +51,9 @@ class DeltaCheckpointHook(WarnOnceMixin, Hook):
         if self.save and self._reference is None:
             self._find_base(runner)
         if self.save and self._reference is not None:
-            delta, record = make_delta(unwrap_model(runner.model),
-                                       checkpoint['state_dict'],
-                                       self._reference)
+            delta, record = make_delta(
+                unwrap_model(runner.model), checkpoint['state_dict'],
+                self._reference)
             checkpoint['state_dict'] = delta
             info['delta'] = record
 

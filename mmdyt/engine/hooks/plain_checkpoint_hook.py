@@ -5,7 +5,6 @@ from mmengine.hooks import Hook
 from mmdyt.checkpoint import (CHECKPOINT_KEY, FORMAT_VERSION, find_non_plain,
                               from_plain, to_plain)
 from mmdyt.registry import HOOKS
-
 from .utils import WarnOnceMixin
 
 
@@ -44,8 +43,7 @@ class PlainCheckpointHook(WarnOnceMixin, Hook):
                 runner, 'non-plain',
                 f'{type(self).__name__}: these checkpoint entries are no '
                 'plain types; torch.load(weights_only=True) may reject the '
-                'file: ' +
-                ', '.join(f'{p} ({t})' for p, t in left[:10]))
+                'file: ' + ', '.join(f'{p} ({t})' for p, t in left[:10]))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not isinstance(checkpoint.get(CHECKPOINT_KEY), dict):
