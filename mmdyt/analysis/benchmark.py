@@ -56,7 +56,11 @@ def copy_dispatchers(src: nn.Module, dst: nn.Module) -> bool:
     if set(state) - set(dst_state) or any(
             dst_state[k].shape != v.shape for k, v in state.items()):
         return False
-    dst.load_state_dict(state, strict=False)
+    # layer by layer: a partial state dict on the backbone would trip its
+    # checkpoint hook (mmdyt.checkpoint.loading), which wants whole models
+    for src_layer, dst_layer in zip(src.dyt_layers, dst.dyt_layers):
+        dst_layer.dispatchers.load_state_dict(
+            src_layer.dispatchers.state_dict())
     return True
 
 

@@ -57,6 +57,19 @@ def _dispatcher_buffers(model: nn.Module) -> Dict[str, torch.Tensor]:
     }
 
 
+def _restore_dispatcher_buffers(model: nn.Module,
+                                buffers: Dict[str, torch.Tensor]) -> None:
+    """Load :func:`_dispatcher_buffers` back, dispatcher by dispatcher (a
+    partial state dict loaded into the backbone would meet its checkpoint
+    pre-hook, which refuses a DyT state dict that is not the whole model)."""
+    per_module: Dict[str, Dict[str, torch.Tensor]] = {}
+    for key, value in buffers.items():
+        path, name = key.rsplit('.', 1)
+        per_module.setdefault(path, {})[name] = value
+    for path, state in per_module.items():
+        model.get_submodule(path).load_state_dict(state, strict=False)
+
+
 def save_retargeted_checkpoint(model: nn.Module, source: str, out: str,
                                meta: dict) -> str:
     """Write ``source`` with ``model``'s dispatcher buffers (offsets, caps)
@@ -159,8 +172,8 @@ def main_metric_key(metrics: dict, key: Optional[str] = None) -> str:
     raise KeyError('the test loop reports no task metric besides dyt/*')
 
 
-SWEEP_COLUMNS = ('point', 'checkpoint', 'rule', 'rate_target', 'calib_rate',
-                 'act_rate', 'metric', 'gflops', 'dense_gflops', 'flops_ratio',
+SWEEP_COLUMNS = ('point', 'checkpoint', 'rule', 'rate_target', 'tome_r',
+                 'calib_rate', 'act_rate', 'metric', 'gflops', 'dense_gflops', 'flops_ratio',
                  'speedup', 'flops_bound', 'timed_act_rate', 'max_rate')
 
 
@@ -191,7 +204,8 @@ def sweep(cfg: Config,
           seed: int = 0,
           progress=None,
           compare: Sequence[str] = (),
-          time_batches: int = 1) -> dict:
+          time_batches: int = 1,
+          tome_rs: Optional[Sequence[int]] = None) -> dict:
     """Retarget ``checkpoint`` to every rate and run the config's test loop.
 
     The first point is the checkpoint as it is (``point='trained'``), then
@@ -224,6 +238,13 @@ def sweep(cfg: Config,
             :class:`mmdyt.visualization.SweepProgress`.
         compare (sequence of str): Further checkpoints of the config.
         time_batches (int): Calibration batches per timed repetition.
+        tome_rs (sequence of int, optional): Token merging as a second axis
+            (``backbone.tome.r``, :mod:`mmdyt.models.dyt.merge`): at every
+            rate the dispatchers are retargeted without merging, then the
+            test loop runs once per ``r`` (0: none), as the paper applies
+            ToMe to a trained DyT model (Table 5); each row gets its
+            ``tome_r``. None (default): the config's setting, one row per
+            rate.
 
     Returns:
         dict: ``rows`` (one dict per point, keys :data:`SWEEP_COLUMNS`),
@@ -237,6 +258,9 @@ def sweep(cfg: Config,
         rules = [rules]
     for rule in rules:
         check_rule(rule)
+    tome_grid = [None] if not tome_rs else [int(r) for r in tome_rs]
+    if any(r is not None and r < 0 for r in tome_grid):
+        raise ValueError(f'--tome-r must be >= 0, got {list(tome_rs)}')
     for rate in rates:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f'--rates must lie in [0, 1], got {rate}')
@@ -277,20 +301,30 @@ def sweep(cfg: Config,
                       measure_speedup(backbone, dense, timed, **speed),
                       trained_cap), checkpoint=checkpoint)]
     if progress is not None:
-        progress.start(len(rates) * len(rules))
+        progress.start(len(rates) * len(rules) * len(tome_grid))
+    trained_tome = backbone.tome_cfg
     for rule, rate in itertools.product(rules, rates):
+        if tome_rs:  # retarget DyT alone; merging is applied after
+            backbone.set_tome_r(0)
         result = calibrate(backbone, calls, rate, rule=rule,
                            max_rate=max_rate)
-        metrics = runner.test_loop.run()
-        rows.append(_row('retargeted', rule, rate, result.reached, metrics,
-                         key, measure_speedup(backbone, dense, timed,
-                                              **speed), result.max_rate))
-        if progress is not None:
-            progress.update(rows[-1])
+        for tome_r in tome_grid:
+            if tome_r is not None:
+                backbone.set_tome_r(tome_r)
+            metrics = runner.test_loop.run()
+            rows.append(dict(_row('retargeted', rule, rate, result.reached,
+                                  metrics, key,
+                                  measure_speedup(backbone, dense, timed,
+                                                  **speed), result.max_rate),
+                             tome_r=tome_r))
+            if progress is not None:
+                progress.update(rows[-1])
     if progress is not None:
         progress.close()
+    if tome_rs:  # as the config built it
+        backbone.tome_cfg = trained_tome
     for path in compare:
-        model.load_state_dict(built_buffers, strict=False)
+        _restore_dispatcher_buffers(model, built_buffers)
         load_dyt_checkpoint(model, path)  # full or delta
         metrics = runner.test_loop.run()
         rows.append(dict(_row('compare', None, None, None, metrics, key,

@@ -35,8 +35,13 @@ def sweep_table(summary: dict) -> List[str]:
         f'{"point":<12}{"rule":<10}{rp:>6}{"calib":>8}{"act":>8}{key:>16}'
         f'{"GFLOPs":>10}{"vs dense":>10}{"speedup":>9}{"bound":>7}'
     ]
+    tome = any(r.get('tome_r') is not None for r in summary['rows'])
+    if tome:  # token merging: its r after the rate
+        lines[1] = lines[1].replace(f'{rp:>6}', f'{rp:>6}{"ToMe r":>7}', 1)
     for r in summary['rows']:
         target = '-' if r['rate_target'] is None else f'{r["rate_target"]:g}'
+        if tome:
+            target += f'{"-" if r.get("tome_r") is None else r["tome_r"]:>7}'
         calib = '-' if r['calib_rate'] is None else f'{r["calib_rate"]:.3f}'
         lines.append(
             f'{r["point"]:<12}{r["rule"] or "-":<10}{target:>6}{calib:>8}'
@@ -83,14 +88,22 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
                      alpha=0.8)
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
     styles = {'global': ('o-', 'tab:blue'), 'per_layer': ('s--', 'tab:green')}
-    for k, rule in enumerate(summary['rules']):
+    tome_rs = sorted({r.get('tome_r') for r in rows
+                      if r['point'] == 'retargeted'}, key=lambda v: v or 0)
+    curves = [(rule, t) for rule in summary['rules'] for t in tome_rs]
+    for k, (rule, tome_r) in enumerate(curves):
         sweep = sorted((r for r in rows if r['point'] == 'retargeted'
-                        and r['rule'] == rule), key=lambda r: r['gflops'])
+                        and r['rule'] == rule and r.get('tome_r') == tome_r),
+                       key=lambda r: r['gflops'])
         if not sweep:
             continue
         fmt, color = styles[rule]
+        if tome_r:  # token merging (ToMe r > 0): lighter shade, dotted
+            color = plt.get_cmap('tab20')(2 * list(styles).index(rule) + 1)
+            fmt = fmt[0] + ':'
         ax.plot([r['gflops'] for r in sweep], [r['metric'] for r in sweep],
-                fmt, color=color, label=f"retargeted, {rule} rule")
+                fmt, color=color, label=f'retargeted, {rule} rule' +
+                ('' if tome_r is None else f', ToMe r={tome_r}'))
         if k == 0:  # the same rate has the same FLOPs under every rule
             for r in sweep:
                 ax.annotate(f"r'={r['rate_target']:g}",

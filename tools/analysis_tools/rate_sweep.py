@@ -9,6 +9,7 @@ benchmark does (interleaved, median of per-repetition ratios)::
     python tools/analysis_tools/rate_sweep.py CONFIG CHECKPOINT
         --rates 0.1 0.3 0.5 0.7 0.9 1.0 [--rule global [per_layer]]
         [--max-rate M] [--calib-batches 8] [--compare CKPT ...]
+        [--tome-r 0 4 8]
         [--metric accuracy/top1]
         [--repeats 10] [--time-batches 1] [--out DIR] [--verbose] [--cfg-options ...]
 
@@ -52,6 +53,10 @@ def parse_args(argv=None):
     parser.add_argument('--compare', nargs='+', default=[],
                         help='further checkpoints of the config (e.g. trained '
                         'at other rates) to test and plot as they are')
+    parser.add_argument(
+        '--tome-r', type=int, nargs='+', default=None,
+        help='token merging grid (backbone.tome.r, 0 = none): at every rate '
+        'the test loop runs once per r, merging applied after retargeting')
     parser.add_argument('--metric', default=None,
                         help='metric to plot (default: the first task metric)')
     parser.add_argument('--repeats', type=int, default=10,
@@ -97,7 +102,7 @@ def main(argv=None) -> dict:
             calib_batch_size=args.calib_batch_size, metric=args.metric,
             repeats=args.repeats, warmup=args.warmup, seed=args.seed,
             progress=SweepProgress(args.rule), compare=args.compare,
-            time_batches=args.time_batches)
+            time_batches=args.time_batches, tome_rs=args.tome_r)
         summary['files'] = save_sweep(summary, args.out, SWEEP_COLUMNS)
         print_table(summary, console())
     return summary

@@ -189,6 +189,11 @@ class DyTLayer(nn.Module):
 
     Args:
         embed_dims (int): Channels ``C``.
+        variant (str): The first of the ``dyt=`` options ``variant``,
+            ``bottleneck``, ``adapter_scale``, ``adapter_dropout``,
+            ``num_experts``, ``tau``, ``threshold`` and ``max_rate``, all
+            documented (with their defaults) in
+            :class:`~mmdyt.models.dyt.DyTConfig`.
         num_prefix_tokens (int): Always-active leading tokens (CLS).
     """
 

@@ -345,6 +345,19 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         self.tome_cfg = cfg
         self.tome_metric_dims = metric_dims
 
+    def set_tome_r(self, r) -> None:
+        """Merge ``r`` tokens per layer from now on (an int, or a list with
+        one per layer); 0 switches merging off (exactly DyT's forward).
+        Keeps ``prop_attn`` (True when merging was off). Test-time only:
+        budget sweeps over ``tome.r`` (``rate_sweep.py --tome-r``)."""
+        if not hasattr(self, 'tome_metric_dims'):
+            raise ValueError(
+                f'{type(self).__name__} has no token merging: backbone.tome '
+                'is supported on mmdyt.DyTVisionTransformer (image and '
+                'per-frame video) and mmdyt.DyTSegVisionTransformer')
+        prop_attn = (self.tome_cfg or {}).get('prop_attn', True)
+        self.init_tome(dict(r=r, prop_attn=prop_attn), self.tome_metric_dims)
+
     def tome_schedule(self, num_tokens: int) -> List[int]:
         """Tokens each layer merges for an input of ``num_tokens`` tokens
         (all 0 when token merging is off)."""
