@@ -65,12 +65,20 @@ class MMCVViTMixin(DyTBackboneMixin):
                        num_tokens: int,
                        num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
-        return self.vit_flops_spec(
-            num_tokens,
-            num_classes,
-            self.patch_embed.projection,
+        """The :class:`ViTFlopsSpec` of this backbone: the host's shapes,
+        prefix tokens and patch embedding, the DyT (and ToMe) settings;
+        ``extra`` overrides any field."""
+        conv = self.patch_embed.projection
+        return ViTFlopsSpec(
+            num_patches=num_tokens - self.num_prefix_tokens,
+            num_prefix_tokens=self.num_prefix_tokens,
+            patch_size=conv.kernel_size[0],
+            in_channels=conv.in_channels,
+            num_classes=num_classes,
             embed_dims=self.embed_dims,
             num_layers=len(self.layers),
             feedforward_channels=self.layers[0].ffn.feedforward_channels,
             final_norm=self.final_norm,
+            **self.dyt_config.flops_fields(),
+            **self.tome_flops_fields(num_tokens),
             **extra)
