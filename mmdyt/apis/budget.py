@@ -30,8 +30,7 @@ from mmdyt.checkpoint import (load_checkpoint_file, load_dyt_checkpoint,
                               runner_checkpoint_safe_globals_scope, to_plain)
 from mmdyt.engine.runner import build_runner
 from mmdyt.models.dyt.naming import is_dispatcher_name
-from mmdyt.models.dyt.retarget import (RetargetResult, check_rule,
-                                       dyt_dispatchers)
+from mmdyt.models.dyt.retarget import RetargetResult, check_rule
 from .calibration import (build_calibration_calls, calibrate,
                           calibration_calls, calibration_dataloader_cfg)
 from .model import init_dyt_model
@@ -344,5 +343,5 @@ def sweep(cfg: Config,
 
 
 def _cap_of(backbone) -> Optional[float]:
-    cap = min(td._max_rate for td in dyt_dispatchers(backbone))
+    cap = min(td._max_rate for td in backbone.dispatchers())
     return None if cap >= 1.0 else cap

@@ -173,8 +173,7 @@ def check_exportable(model: nn.Module, mode: str) -> None:
 
 
 def _dispatchers(model: nn.Module):
-    from mmdyt.models.dyt.retarget import dyt_dispatchers
-    return dyt_dispatchers(model.backbone)
+    return model.backbone.dispatchers()
 
 
 @contextmanager
