@@ -17,7 +17,9 @@ import os.path as osp
 from types import SimpleNamespace
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
+from sklearn.datasets import load_digits
 
 TASKS = {'pretrain': range(0, 5), 'adapt': range(5, 10)}
 LABEL_SETS = ('digit', 'direction')
@@ -45,7 +47,6 @@ def render_clip(digit: np.ndarray, direction: int, offset: int, size: int,
 
 
 def write_video(path: str, clip: np.ndarray, fps: int, fourcc: str) -> None:
-    import cv2
     size = (clip.shape[2], clip.shape[1])
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps,
                              size)
@@ -59,7 +60,6 @@ def write_video(path: str, clip: np.ndarray, fps: int, fourcc: str) -> None:
 
 def write_task(root: str, images, labels, classes, args, rng) -> dict:
     """Write one task (``args``: the options of :func:`write_digit_videos`)."""
-    import cv2
     idx = rng.permutation(np.flatnonzero(np.isin(labels, list(classes))))
     directions = rng.integers(0, len(DIRECTIONS), len(labels))
     sprite = 16
@@ -127,7 +127,6 @@ def write_digit_videos(out_dir: str,
     if unknown:
         raise ValueError(f'unknown tasks {sorted(unknown)}; allowed: '
                          f'{list(TASKS)}')
-    from sklearn.datasets import load_digits
     digits = load_digits()
     args = SimpleNamespace(size=size, frames=frames, fps=fps, fourcc=fourcc,
                            ext=ext, rawframes=rawframes,

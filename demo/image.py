@@ -28,8 +28,12 @@ from dataclasses import dataclass
 from typing import List
 
 import numpy as np
+import torch
+from mmengine.config import Config
+from PIL import Image
+from sklearn.datasets import load_digits
 
-from .session import Column, SeedResults
+from .session import Column, SeedResults, mean_std
 
 TITLE = ('a tiny ViT pre-trained on digits 0-4 (scikit-learn load_digits), '
          'adapted to digits 5-9: DyT against full tuning and a linear probe')
@@ -85,8 +89,6 @@ def write_digits(out_dir: str, size: int = 16, seed: int = 0,
     Returns:
         dict: Task -> list name -> number of images.
     """
-    from PIL import Image
-    from sklearn.datasets import load_digits
     if rotations not in (1, 2, 4):
         raise ValueError(f'rotations must be 1, 2 or 4, got {rotations}')
     digits = load_digits()
@@ -123,7 +125,6 @@ def digits_layout() -> dict:
     """``size`` and ``rotations`` for :func:`write_digits`, read from the
     pre-training config (``img_size``, ``num_classes = 5 * rotations``), so
     the data always matches the configs."""
-    from mmengine.config import Config
     cfg = Config.fromfile(osp.join(CFG_DIR, PRETRAIN_CFG))
     num_classes = cfg.model.head.num_classes
     if num_classes % len(TASKS['pretrain']):
@@ -172,7 +173,6 @@ def pretrain(session, args) -> str:
         tuple: ``(checkpoint path, top-1 on the pre-training test split,
         wall seconds, CPU seconds)``.
     """
-    import torch
     root = osp.join(args.data_root, 'pretrain')
     run = session.train(
         osp.join(CFG_DIR, PRETRAIN_CFG), 'pretrain',
@@ -280,7 +280,6 @@ def _fill_dense(results: SeedResults) -> None:
 
 def conclusions(results: SeedResults) -> List[str]:
     """The comparisons the demo is about, with the seeds' spread."""
-    from .session import mean_std
     rows = results.rows
     dyt, std = mean_std(rows[DYT]['top1'])
     lines = []

@@ -52,6 +52,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+import torch
+from mmengine.config import Config
+
+from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
+from mmdyt.engine import MissingPathsError, build_runner, check_config_paths
 from mmdyt.engine.hooks import ProgressHook
 from mmdyt.utils.progress import console, quiet_logs
 
@@ -202,7 +207,6 @@ def _last_checkpoint(work_dir: str) -> str:
 def machine_info() -> dict:
     """CPU model, core count, torch version and threads (for the results
     JSON: what a table was measured on)."""
-    import torch
     cpu = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo') as f:
@@ -302,7 +306,6 @@ class DemoSession:
         """The config as the tools build it: ``cfg_options`` merged (dotted
         keys), ``work_dir``, launcher ``none``, ``randomness.seed``, and the
         session's ``epochs`` override."""
-        from mmengine.config import Config
         cfg = Config.fromfile(config)
         if cfg_options:
             cfg.merge_from_dict(dict(cfg_options))
@@ -317,9 +320,6 @@ class DemoSession:
         return cfg
 
     def _run(self, cfg, phase: str, desc: str):
-        from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
-        from mmdyt.engine import (MissingPathsError, build_runner,
-                                  check_config_paths)
         try:
             check_config_paths(cfg, phase)
         except MissingPathsError as err:  # the message alone, as the tools
@@ -467,7 +467,6 @@ def main(argv=None) -> dict:
     """
     args = parse_args(argv)
     module = _task_module(args.task)
-    import torch
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:

@@ -26,6 +26,9 @@ session of :mod:`demo.session` (progress bars, quiet logs, seeds):
 import os.path as osp
 from typing import Dict
 
+import torch
+
+from .digits_video import write_digit_videos
 from .session import Column, SeedResults
 
 TITLE = ('tiny ViTs pre-trained on moving digits 0-4 (8 frames, mp4), '
@@ -92,9 +95,6 @@ def _trainable(runner) -> dict:
 def run(session, args) -> dict:
     """The stages (see the module docstring); returns the results dict
     (``rows``: label set -> row -> per-seed values and their mean/std)."""
-    import torch
-
-    from demo.digits_video import write_digit_videos
     seeds = list(args.seeds)
     counts = write_digit_videos(args.data_root, seed=0,
                                 max_per_split=args.max_per_split)

@@ -1,5 +1,6 @@
 """Every shipped config loads, names its source, and builds what it says."""
 import glob
+import re
 import os.path as osp
 
 import pytest
@@ -37,7 +38,8 @@ def test_config_loads_and_names_its_source(path):
     if 'vtab1k' in path:
         assert cfg.model.backbone.dyt.bottleneck == 8
         assert cfg.model.target_rate == 0.5
-        name = osp.basename(path)[len('dyt_vit-b16_vtab1k-'):-3]
+        # dyt_vit-b16_1xb64-100e_vtab1k-<task>.py (or its old-name alias)
+        name = re.search(r'vtab1k-(\w+)\.py$', path).group(1)
         assert cfg.train_dataloader.dataset.data_root.endswith(name)
         assert cfg.test_dataloader.dataset.ann_file == 'test.txt'
         assert cfg.model.head.num_classes == cfg.data_preprocessor.num_classes

@@ -10,17 +10,27 @@ from mmengine.config import Config
 from .conftest import REPO_ROOT
 
 SEG = osp.join(REPO_ROOT, 'configs', 'dyt', 'seg')
-CONFIGS = sorted(glob.glob(osp.join(SEG, '*.py')))
+ALL = sorted(glob.glob(osp.join(SEG, '*.py')))
+OLD_NAMES = {  # one-line `_base_` aliases of the renamed configs
+    'dyt_vit-b16_upernet_ade20k-512x512_160k.py':
+    'dyt_vit-b16_upernet_8xb2-160k_ade20k-512x512.py',
+    'dyt_vit-b16_upernet_moe4_ade20k-512x512_160k.py':
+    'dyt-moe4_vit-b16_upernet_8xb2-160k_ade20k-512x512.py',
+    'dyt_vit-b16_upernet_coco-stuff164k-512x512_80k.py':
+    'dyt_vit-b16_upernet_8xb2-80k_coco-stuff164k-512x512.py',
+    'dyt_vit-b16_upernet_moe4_coco-stuff164k-512x512_80k.py':
+    'dyt-moe4_vit-b16_upernet_8xb2-80k_coco-stuff164k-512x512.py',
+}
+CONFIGS = [c for c in ALL if osp.basename(c) not in OLD_NAMES]
 
 
 def test_plain_and_moe_configs_for_both_data_sets():
-    names = {osp.basename(c) for c in CONFIGS}
-    assert names == {
-        'dyt_vit-b16_upernet_ade20k-512x512_160k.py',
-        'dyt_vit-b16_upernet_moe4_ade20k-512x512_160k.py',
-        'dyt_vit-b16_upernet_coco-stuff164k-512x512_80k.py',
-        'dyt_vit-b16_upernet_moe4_coco-stuff164k-512x512_80k.py',
-    }
+    assert {osp.basename(c) for c in CONFIGS} == set(OLD_NAMES.values())
+    for old, new in OLD_NAMES.items():
+        with open(osp.join(SEG, old)) as f:
+            assert f"_base_ = ['./{new}']" in f.read()
+        assert Config.fromfile(osp.join(SEG, old)).model == \
+            Config.fromfile(osp.join(SEG, new)).model
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
@@ -41,7 +51,7 @@ def test_official_recipe(path):
     assert bb.drop_path_rate == 0.1 and bb.patch_bias
     assert bb.norm_cfg == dict(type='LN', eps=1e-6)
     assert (bb.dyt.bottleneck, bb.dyt.adapter_scale) == (64, 0.1)
-    assert bb.dyt.num_experts == (4 if '_moe4_' in path else 1)
+    assert bb.dyt.num_experts == (4 if 'moe4' in osp.basename(path) else 1)
     assert model.neck.type == 'Feature2Pyramid'
     assert model.neck.rescales == [4, 2, 1, 0.5]
     assert model.decode_head.type == 'UPerHead'

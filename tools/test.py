@@ -16,13 +16,14 @@ stops with a message naming it (and the keys), before any metric::
 import argparse
 import os
 
-import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
 import mmengine
+from mmengine.config import Config, ConfigDict, DictAction
+
+import mmdyt  # noqa: F401  (registers mmdyt's scope before configs build)
 from mmdyt.checkpoint import (check_checkpoint_fits,
                               runner_checkpoint_safe_globals_scope)
-from mmdyt.engine import (MissingPathsError, build_runner,
-                          check_config_paths, set_launcher_and_work_dir)
-from mmengine.config import Config, ConfigDict, DictAction
+from mmdyt.engine import (MissingPathsError, build_runner, check_config_paths,
+                          set_launcher_and_work_dir)
 
 
 def parse_args(argv=None):
@@ -68,8 +69,7 @@ def parse_args(argv=None):
 
 def merge_args(cfg, args):
     """Merge the command-line arguments into the config (CLI wins)."""
-    set_launcher_and_work_dir(cfg, args.config, args.work_dir,
-                              args.launcher)
+    set_launcher_and_work_dir(cfg, args.config, args.work_dir, args.launcher)
 
     cfg.load_from = args.checkpoint
     # testing never resumes the optimizer, scheduler or message hub
@@ -90,7 +90,8 @@ def merge_args(cfg, args):
         elif 'metrics' in evaluator:  # dict(type='Evaluator', metrics=...)
             metrics = evaluator['metrics']
             metrics = list(metrics) if isinstance(metrics,
-                                                  (list, tuple)) else [metrics]
+                                                  (list,
+                                                   tuple)) else [metrics]
             evaluator['metrics'] = [*metrics, dump]
         else:
             cfg.test_evaluator = [evaluator, dump]

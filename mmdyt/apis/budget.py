@@ -58,6 +58,19 @@ def _dispatcher_buffers(model: nn.Module) -> Dict[str, torch.Tensor]:
     }
 
 
+def _restore_dispatcher_buffers(model: nn.Module,
+                                buffers: Dict[str, torch.Tensor]) -> None:
+    """Load :func:`_dispatcher_buffers` back, dispatcher by dispatcher (a
+    partial state dict loaded into the backbone would meet its checkpoint
+    pre-hook, which refuses a DyT state dict that is not the whole model)."""
+    per_module: Dict[str, Dict[str, torch.Tensor]] = {}
+    for key, value in buffers.items():
+        path, name = key.rsplit('.', 1)
+        per_module.setdefault(path, {})[name] = value
+    for path, state in per_module.items():
+        model.get_submodule(path).load_state_dict(state, strict=False)
+
+
 def save_retargeted_checkpoint(model: nn.Module, source: str, out: str,
                                meta: dict) -> str:
     """Write ``source`` with ``model``'s dispatcher buffers (offsets, caps)
@@ -312,7 +325,7 @@ def sweep(cfg: Config,
     if tome_rs:  # as the config built it
         backbone.tome_cfg = trained_tome
     for path in compare:
-        model.load_state_dict(built_buffers, strict=False)
+        _restore_dispatcher_buffers(model, built_buffers)
         load_dyt_checkpoint(model, path)  # full or delta
         metrics = runner.test_loop.run()
         rows.append(dict(_row('compare', None, None, None, metrics, key,

@@ -83,9 +83,11 @@ def dyt_fields(sample) -> dict:
                        'DyT algorithm (mmdyt.DyTImageClassifier, '
                        'DyTEncoderDecoder, DyTRecognizer, ...)')
     rates = torch.as_tensor(sample.dyt_rates).float().flatten()
-    return dict(gflops=float(sample.dyt_flops) / 1e9,
-                dense_gflops=float(sample.dyt_dense_flops) / 1e9,
-                act_rate=float(rates.mean()), rates=rates.tolist())
+    return dict(
+        gflops=float(sample.dyt_flops) / 1e9,
+        dense_gflops=float(sample.dyt_dense_flops) / 1e9,
+        act_rate=float(rates.mean()),
+        rates=rates.tolist())
 
 
 def check_input_file(path: str, model: Optional[nn.Module] = None) -> None:
@@ -177,8 +179,10 @@ def _prediction(model, sample, scope: str) -> dict:
         sample.pred_scores.item
     scores = torch.as_tensor(scores).float().cpu()
     label = int(scores.argmax())
-    out = dict(pred_label=label, pred_score=float(scores[label]),
-               pred_scores=scores.numpy())
+    out = dict(
+        pred_label=label,
+        pred_score=float(scores[label]),
+        pred_scores=scores.numpy())
     classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
     if classes:
         out['pred_class'] = classes[label]
@@ -190,12 +194,12 @@ def draw_dispatch_map(model, path: str, out_dir: str) -> str:
     # imported here: mmdyt.visualization draws with matplotlib, which the
     # inference API does not import unless a map is asked for
     from mmdyt.visualization import (clip_dispatch_masks, dispatch_masks,
-                                     dispatch_panels, is_clip_model,
-                                     load_clip, load_input, resize_display,
+                                     dispatch_panels, is_clip_model, load_clip,
+                                     load_input, resize_display,
                                      save_panel_grid)
     os.makedirs(out_dir, exist_ok=True)
-    out = osp.join(out_dir, osp.splitext(osp.basename(path))[0] +
-                   '_dispatch.png')
+    out = osp.join(out_dir,
+                   osp.splitext(osp.basename(path))[0] + '_dispatch.png')
     cfg = model.cfg
     if is_clip_model(model):
         clip, frames = load_clip(path, cfg, model)
@@ -212,8 +216,8 @@ def draw_dispatch_map(model, path: str, out_dir: str) -> str:
     masks, titles, _ = dispatch_masks(model.backbone, inputs)
     image = resize_display(image, inputs.shape[-2:])
     rate = float(np.mean([float(m.float().mean()) for m in masks]))
-    save_panel_grid(out, [image] + dispatch_panels(image, masks),
-                    ['input'] + list(titles),
-                    f'DyT: inactive patches greyed, mean rate '
-                    f'{100 * rate:.0f}%', 4)
+    save_panel_grid(
+        out, [image] + dispatch_panels(image, masks), ['input'] + list(titles),
+        f'DyT: inactive patches greyed, mean rate '
+        f'{100 * rate:.0f}%', 4)
     return out

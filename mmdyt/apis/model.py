@@ -16,8 +16,10 @@ from mmdyt.models.dyt import DyTBackboneMixin
 
 #: the task each host's inferencers know a model by (mmpretrain's
 #: ``inference_model`` picks its inferencer from ``model._metainfo``).
-_TASKS = dict(mmpretrain='Image Classification',
-              mmseg='Semantic Segmentation', mmaction='Action Recognition')
+_TASKS = dict(
+    mmpretrain='Image Classification',
+    mmseg='Semantic Segmentation',
+    mmaction='Action Recognition')
 
 
 def load_config(path: str, cfg_options: Optional[Sequence[str]] = None):
@@ -115,7 +117,9 @@ def _set_host_attributes(model: nn.Module, cfg: Config, scope: str,
     model._dataset_meta = model.dataset_meta
     task = _TASKS.get(scope.split('.')[0])
     model._metainfo = types.SimpleNamespace(
-        name=None, config=cfg, weights=None,
+        name=None,
+        config=cfg,
+        weights=None,
         results=[types.SimpleNamespace(task=task)] if task else None)
 
 

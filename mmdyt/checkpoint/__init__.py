@@ -17,15 +17,15 @@ One file per idea:
 The hooks that use them live in :mod:`mmdyt.engine.hooks`.
 """
 from .delta import (DELTA_BASE_KEY, base_record_key, base_reference,
-                    carries_base_record, complete_delta,
-                    decode_record, encode_record, full_to_delta_file,
-                    is_delta_checkpoint, load_dyt_checkpoint, make_delta,
-                    merge_delta_file, pretrained_sources, rebuild_base,
-                    state_hash, tensor_bytes, tensor_digest)
+                    carries_base_record, complete_delta, decode_record,
+                    encode_record, full_to_delta_file, is_delta_checkpoint,
+                    load_dyt_checkpoint, make_delta, merge_delta_file,
+                    pretrained_sources, rebuild_base, state_hash, tensor_bytes,
+                    tensor_digest)
 from .files import (CheckpointError, check_checkpoint_file,
                     find_resume_checkpoint, load_checkpoint_file)
-from .loading import (check_checkpoint_fits, check_trained_keys,
-                      dyt_backbones, dyt_key_mismatch, register_load_hooks)
+from .loading import (check_checkpoint_fits, check_trained_keys, dyt_backbones,
+                      dyt_key_mismatch, register_load_hooks)
 from .rng import get_rng_states, preserved_rng_states, set_rng_states
 from .serialization import (CHECKPOINT_KEY, FORMAT_VERSION, find_non_plain,
                             from_plain, history_buffer_getattr,
@@ -45,6 +45,5 @@ __all__ = [
     'pretrained_sources', 'rebuild_base', 'register_load_hooks',
     'register_runner_checkpoint_safe_globals',
     'runner_checkpoint_safe_globals', 'runner_checkpoint_safe_globals_scope',
-    'set_rng_states', 'state_hash', 'tensor_bytes', 'tensor_digest',
-    'to_plain'
+    'set_rng_states', 'state_hash', 'tensor_bytes', 'tensor_digest', 'to_plain'
 ]

@@ -33,7 +33,7 @@ from .serialization import CHECKPOINT_KEY, FORMAT_VERSION, to_plain
 def is_delta_checkpoint(checkpoint: dict) -> bool:
     """Whether ``checkpoint`` (a loaded dict) is a delta checkpoint."""
     info = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint,
-                                                         dict) else None
+                                                        dict) else None
     return isinstance(info, dict) and info.get('delta') is not None
 
 
@@ -58,8 +58,10 @@ def _pretrained_entries(init_cfg) -> List[dict]:
     cfgs = [init_cfg] if isinstance(init_cfg, dict) else init_cfg
     if not isinstance(cfgs, (list, tuple)):
         return []
-    return [c for c in cfgs if isinstance(c, dict)
-            and c.get('type') == 'Pretrained' and c.get('checkpoint')]
+    return [
+        c for c in cfgs if isinstance(c, dict)
+        and c.get('type') == 'Pretrained' and c.get('checkpoint')
+    ]
 
 
 def pretrained_sources(model: nn.Module) -> List[dict]:
@@ -90,8 +92,10 @@ def _plain_cfg(cfg):
 
 
 def _source_files(sources: List[dict]) -> List[str]:
-    return [c['checkpoint'] for s in sources
-            for c in _pretrained_entries(s['init_cfg'])]
+    return [
+        c['checkpoint'] for s in sources
+        for c in _pretrained_entries(s['init_cfg'])
+    ]
 
 
 @contextlib.contextmanager
@@ -147,9 +151,10 @@ def base_reference(model: nn.Module) -> Tuple[List[dict], Dict[str, str]]:
     return sources, digests
 
 
-def make_delta(model: nn.Module, state_dict: Dict[str, torch.Tensor],
-               reference: Tuple[List[dict], Dict[str, str]]
-               ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
+def make_delta(
+    model: nn.Module, state_dict: Dict[str, torch.Tensor],
+    reference: Tuple[List[dict], Dict[str, str]]
+) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
     """Split ``state_dict`` (of ``model``) into the delta and its base.
 
     The delta keeps every trained (``requires_grad``) parameter and every
@@ -167,8 +172,7 @@ def make_delta(model: nn.Module, state_dict: Dict[str, torch.Tensor],
         ``state_dict`` is loaded (:mod:`mmdyt.checkpoint.loading`).
     """
     sources, ref = reference
-    trained = {name for name, p in model.named_parameters()
-               if p.requires_grad}
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
     delta: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
     digests: Dict[str, str] = {}
     for key, value in state_dict.items():
@@ -237,12 +241,17 @@ def _embedded_records(model: nn.Module, sources: List[dict],
         for source in sources:
             mod = source['module']
             if mod == name or mod.startswith(prefix):
-                own.append(dict(module=mod[len(prefix):],
-                                init_cfg=copy.deepcopy(source['init_cfg'])))
+                own.append(
+                    dict(
+                        module=mod[len(prefix):],
+                        init_cfg=copy.deepcopy(source['init_cfg'])))
         record = dict(
-            format=FORMAT_VERSION, keys=keys, sources=own,
+            format=FORMAT_VERSION,
+            keys=keys,
+            sources=own,
             files=_source_files(own),
-            hash=state_hash({k: digests[prefix + k] for k in keys}, keys))
+            hash=state_hash({k: digests[prefix + k]
+                             for k in keys}, keys))
         out[prefix + base_record_key(module)] = encode_record(record)
     return out
 
@@ -258,7 +267,8 @@ def decode_record(tensor: torch.Tensor) -> dict:
     return json.loads(bytes(tensor.cpu().numpy().tobytes()).decode())
 
 
-def complete_delta(model: nn.Module, checkpoint: dict,
+def complete_delta(model: nn.Module,
+                   checkpoint: dict,
                    path: Optional[str] = None) -> dict:
     """Make a loaded delta checkpoint full again, in place, from ``model``.
 
@@ -289,7 +299,8 @@ MERGE_HINT = ('or merge the delta with its base into one full checkpoint '
               'CONFIG DELTA OUT')
 
 
-def rebuild_base(model: nn.Module, record: dict,
+def rebuild_base(model: nn.Module,
+                 record: dict,
                  path: Optional[str] = None) -> Dict[str, torch.Tensor]:
     """``model.state_dict()`` with the frozen base of a delta ``record``
     restored on ``model`` and checked against the record's hash.
@@ -365,7 +376,8 @@ def _strip_module_prefix(state: dict) -> 'OrderedDict[str, torch.Tensor]':
         for k, v in state.items())
 
 
-def load_dyt_checkpoint(model: nn.Module, path: str,
+def load_dyt_checkpoint(model: nn.Module,
+                        path: str,
                         strict: bool = False) -> dict:
     """Load a full, delta or legacy checkpoint file into ``model`` (outside a
     Runner); returns the (completed) checkpoint dict.
@@ -383,8 +395,8 @@ def load_dyt_checkpoint(model: nn.Module, path: str,
     checkpoint['state_dict'] = _strip_module_prefix(checkpoint['state_dict'])
     if is_delta_checkpoint(checkpoint):
         complete_delta(model, checkpoint, path)
-    load_state_dict(model, checkpoint['state_dict'], strict=strict,
-                    logger='silent')
+    load_state_dict(
+        model, checkpoint['state_dict'], strict=strict, logger='silent')
     return checkpoint
 
 
@@ -397,11 +409,13 @@ def merge_delta_file(model: nn.Module, delta_path: str, out_path: str) -> dict:
                               '(nothing to merge)')
     record = checkpoint[CHECKPOINT_KEY]['delta']
     out = dict(
-        state_dict=OrderedDict(
-            (k, v.detach().cpu().clone())
-            for k, v in model.state_dict().items()),
-        meta=dict(merged_from=dict(delta=delta_path, base=record['files'],
-                                   base_hash=record['hash'])))
+        state_dict=OrderedDict((k, v.detach().cpu().clone())
+                               for k, v in model.state_dict().items()),
+        meta=dict(
+            merged_from=dict(
+                delta=delta_path,
+                base=record['files'],
+                base_hash=record['hash'])))
     _save(out, out_path)
     return out
 

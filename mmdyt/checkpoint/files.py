@@ -16,7 +16,6 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used; the message names the file."""
 
 
-
 def check_checkpoint_file(path: str) -> str:
     """Raise :class:`CheckpointError` (naming ``path``) unless it is a
     complete torch checkpoint; returns ``path``.
@@ -69,8 +68,8 @@ def load_checkpoint_file(path: str, map_location='cpu', mmap=False) -> dict:
     check_checkpoint_file(path)
     try:
         with runner_checkpoint_safe_globals_scope():
-            return torch.load(path, map_location=map_location,
-                              weights_only=True, mmap=mmap)
+            return torch.load(
+                path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # noqa: BLE001
         raise CheckpointError(
             f'checkpoint {path} cannot be loaded with weights_only=True '
@@ -99,10 +98,13 @@ def find_resume_checkpoint(work_dir: str,
             named = f.read().strip()
         if named and osp.isfile(named):
             candidates.append(named)
-    files = sorted(glob.glob(osp.join(work_dir, '*.pth')),
-                   key=lambda p: (osp.getmtime(p), p), reverse=True)
-    candidates += [p for p in files
-                   if osp.abspath(p) not in map(osp.abspath, candidates)]
+    files = sorted(
+        glob.glob(osp.join(work_dir, '*.pth')),
+        key=lambda p: (osp.getmtime(p), p),
+        reverse=True)
+    candidates += [
+        p for p in files if osp.abspath(p) not in map(osp.abspath, candidates)
+    ]
     failures, passed = [], []
     for path in candidates:
         try:
@@ -118,13 +120,15 @@ def find_resume_checkpoint(work_dir: str,
             print_log(
                 'resume: skipped unreadable checkpoint(s): ' +
                 '; '.join(failures) + f'; resuming from {path} instead',
-                logger=logger or 'current', level=logging.WARNING)
+                logger=logger or 'current',
+                level=logging.WARNING)
         return path
     if failures or passed:
         raise CheckpointError(
             f'--resume: no readable checkpoint with optimizer state in '
-            f'{work_dir}: ' + '; '.join(
-                failures + [f'{p} has no optimizer state' for p in passed]))
+            f'{work_dir}: ' +
+            '; '.join(failures +
+                      [f'{p} has no optimizer state' for p in passed]))
     return None
 
 

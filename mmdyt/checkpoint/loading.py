@@ -44,8 +44,8 @@ def register_load_hooks(backbone: nn.Module) -> None:
         backbone (nn.Module): A module with ``dyt_layers``.
     """
     setattr(backbone, RESTORES_BASE_ATTR, True)
-    backbone._register_load_state_dict_pre_hook(_load_pre_hook,
-                                                with_module=True)
+    backbone._register_load_state_dict_pre_hook(
+        _load_pre_hook, with_module=True)
 
 
 def _load_pre_hook(module, state_dict, prefix, local_metadata, strict,
@@ -67,8 +67,10 @@ def _load_pre_hook(module, state_dict, prefix, local_metadata, strict,
             state = rebuild_base(module, record, where)
             for key in record['keys']:
                 state_dict.setdefault(prefix + key, state[key])
-    host = [k for k in module.state_dict() if not k.startswith(
-        dyt[len(prefix):]) and prefix + k not in state_dict]
+    host = [
+        k for k in module.state_dict()
+        if not k.startswith(dyt[len(prefix):]) and prefix + k not in state_dict
+    ]
     if host:
         raise CheckpointError(
             f'checkpoint {where} holds the trained DyT keys but lacks '
@@ -80,7 +82,8 @@ def _load_pre_hook(module, state_dict, prefix, local_metadata, strict,
             'DELTA OUT')
 
 
-def dyt_key_mismatch(backbone: nn.Module, state_dict: Dict[str, torch.Tensor],
+def dyt_key_mismatch(backbone: nn.Module,
+                     state_dict: Dict[str, torch.Tensor],
                      prefix: str = '') -> List[str]:
     """How the DyT keys of ``state_dict`` (under ``prefix``) differ from the
     backbone's: trained DyT parameters it lacks, DyT keys the backbone does
@@ -88,21 +91,25 @@ def dyt_key_mismatch(backbone: nn.Module, state_dict: Dict[str, torch.Tensor],
     they fit. The dispatchers' budget buffers may be absent (older
     checkpoints; they default to no budget)."""
     dyt = dyt_prefix(backbone)
-    own = {k: v for k, v in backbone.state_dict().items()
-           if k.startswith(dyt)}
+    own = {k: v for k, v in backbone.state_dict().items() if k.startswith(dyt)}
     trained = [k for k, _ in backbone.named_parameters() if k.startswith(dyt)]
     record = base_record_key(backbone)
-    given = {k[len(prefix):]: v for k, v in state_dict.items()
-             if k.startswith(prefix + dyt) and k != prefix + record}
+    given = {
+        k[len(prefix):]: v
+        for k, v in state_dict.items()
+        if k.startswith(prefix + dyt) and k != prefix + record
+    }
     missing = [prefix + k for k in trained if k not in given]
     foreign = [prefix + k for k in given if k not in own]
-    shapes = [f'{prefix + k} {tuple(v.shape)} (model: '
-              f'{tuple(own[k].shape)})' for k, v in given.items()
-              if k in own and hasattr(v, 'shape') and v.shape != own[k].shape]
+    shapes = [
+        f'{prefix + k} {tuple(v.shape)} (model: '
+        f'{tuple(own[k].shape)})' for k, v in given.items()
+        if k in own and hasattr(v, 'shape') and v.shape != own[k].shape
+    ]
     out = []
     for what, keys in (('missing DyT keys', missing),
-                       ('unexpected DyT keys', foreign),
-                       ('shape mismatches', shapes)):
+                       ('unexpected DyT keys', foreign), ('shape mismatches',
+                                                          shapes)):
         if keys:
             more = f' and {len(keys) - 5} more' if len(keys) > 5 else ''
             out.append(f'{len(keys)} {what}: {", ".join(keys[:5])}{more}')
@@ -111,12 +118,15 @@ def dyt_key_mismatch(backbone: nn.Module, state_dict: Dict[str, torch.Tensor],
 
 def dyt_backbones(model: nn.Module) -> Dict[str, nn.Module]:
     """``{state-dict prefix: module}`` of the DyT backbones in ``model``."""
-    return {(name + '.' if name else ''): m
-            for name, m in model.named_modules()
-            if getattr(m, RESTORES_BASE_ATTR, False)}
+    return {
+        (name + '.' if name else ''): m
+        for name, m in model.named_modules()
+        if getattr(m, RESTORES_BASE_ATTR, False)
+    }
 
 
-def check_trained_keys(model: nn.Module, state_dict: Dict[str, torch.Tensor],
+def check_trained_keys(model: nn.Module,
+                       state_dict: Dict[str, torch.Tensor],
                        path: Optional[str] = None) -> None:
     """Refuse to *evaluate* ``model`` with a ``state_dict`` that lacks its
     trained DyT keys (a dense, full-tuning or host checkpoint: the
@@ -131,14 +141,16 @@ def check_trained_keys(model: nn.Module, state_dict: Dict[str, torch.Tensor],
     where = path or 'the checkpoint'
     if is_model_wrapper(model):
         model = model.module
-    state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
-                  for k, v in state_dict.items()}
+    state_dict = {
+        (k[len('module.'):] if k.startswith('module.') else k): v
+        for k, v in state_dict.items()
+    }
     for prefix, backbone in dyt_backbones(model).items():
         problems = dyt_key_mismatch(backbone, state_dict, prefix)
         if not problems:
             continue
-        given = any(k.startswith(prefix + dyt_prefix(backbone))
-                    for k in state_dict)
+        given = any(
+            k.startswith(prefix + dyt_prefix(backbone)) for k in state_dict)
         if not given:
             raise CheckpointError(
                 f'checkpoint {where} lacks the trained DyT keys of '

@@ -15,12 +15,16 @@ def get_rng_states() -> dict:
     version, py_state, gauss_next = random.getstate()
     states = dict(
         torch=torch.get_rng_state(),
-        numpy=dict(name=str(name), keys=torch.from_numpy(
-            keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss),
+        numpy=dict(
+            name=str(name),
+            keys=torch.from_numpy(keys.astype(np.int64)),
+            pos=int(pos),
+            has_gauss=int(has_gauss),
             cached_gaussian=float(cached)),
-        python=dict(version=int(version),
-                    state=torch.tensor(py_state, dtype=torch.int64),
-                    gauss_next=gauss_next))
+        python=dict(
+            version=int(version),
+            state=torch.tensor(py_state, dtype=torch.int64),
+            gauss_next=gauss_next))
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states['cuda'] = torch.cuda.get_rng_state()
     return states
@@ -33,8 +37,8 @@ def set_rng_states(states: dict) -> None:
     np.random.set_state((n['name'], n['keys'].numpy().astype(np.uint32),
                          n['pos'], n['has_gauss'], n['cached_gaussian']))
     p = states['python']
-    random.setstate((p['version'], tuple(p['state'].tolist()),
-                     p['gauss_next']))
+    random.setstate(
+        (p['version'], tuple(p['state'].tolist()), p['gauss_next']))
     if 'cuda' in states and torch.cuda.is_available():
         torch.cuda.set_rng_state(states['cuda'])
 

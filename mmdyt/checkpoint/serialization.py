@@ -61,8 +61,9 @@ def history_buffer_getattr(obj: Any, name: str) -> Callable:
 
 
 def _numpy_multiarray():
-    """numpy's ``multiarray`` module (``numpy._core`` in numpy 2, ``numpy.core``
-    in 1.x) and the module paths a checkpoint may name it by."""
+    """numpy's ``multiarray`` module (``numpy._core`` in numpy 2,
+    ``numpy.core`` in 1.x) and the module paths a checkpoint may name it
+    by."""
     try:
         from numpy._core import multiarray  # numpy >= 2
     except ImportError:  # numpy 1.x
@@ -197,7 +198,7 @@ def from_plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         tag = obj.get(TAG)
         if tag == 'HistoryBuffer':
-                    return HistoryBuffer(obj['log_history'].numpy(),
+            return HistoryBuffer(obj['log_history'].numpy(),
                                  obj['count_history'].numpy(),
                                  obj['max_length'])
         if tag == 'ndarray':

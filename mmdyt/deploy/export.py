@@ -325,7 +325,9 @@ def load_model(config, checkpoint: Optional[str] = None,
 
     Raises:
         DeployError: If the checkpoint does not fit the config (missing,
-            unexpected or mis-shaped keys; the message names both files).
+            unexpected or mis-shaped keys), is unreadable or is a delta
+            whose base is missing; the message names both files and the
+            checkpoint loader's reason.
     """
     from mmdyt.apis.model import init_dyt_model, load_config
     cfg = load_config(config, cfg_options) if isinstance(config, str) \
@@ -336,11 +338,11 @@ def load_model(config, checkpoint: Optional[str] = None,
         from mmdyt.checkpoint import load_dyt_checkpoint
         try:
             ckpt = load_dyt_checkpoint(model, checkpoint, strict=True)
-        except RuntimeError as e:
+        except RuntimeError as e:  # CheckpointError included
             name = getattr(cfg, 'filename', None) or 'the config'
             raise DeployError(
-                f'checkpoint {checkpoint} does not fit the model of {name}: '
-                f'{str(e).strip()[:2000]}') from e
+                f'checkpoint {checkpoint} cannot be exported with the model '
+                f'of {name}: {str(e).strip()[:2000]}') from e
         model.eval()
     return model, ckpt
 

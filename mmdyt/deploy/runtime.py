@@ -120,8 +120,10 @@ class OnnxPredictor:
             for t in pipeline:
                 data = t(data)
             return data
-        key = 'filename' if self.task == 'video' else 'img_path'
-        data = dict({key: item})
+        if self.task == 'video':  # what mmaction2's VideoDataset adds
+            data = dict(filename=item, start_index=0, modality='RGB')
+        else:
+            data = dict(img_path=item)
         for t in self._test_pipeline().transforms:
             if type(t).__name__ != 'LoadAnnotations':  # no labels to serve
                 data = t(data)

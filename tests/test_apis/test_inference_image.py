@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DATASETS, init_default_scope
 
-from mmdyt.apis import (InputFileError, inference_dyt_model, init_dyt_model)
+from mmdyt.apis import InputFileError, inference_dyt_model, init_dyt_model
 from ..conftest import load_tool
 from ..test_tools.dyt_runs import make_base, make_digits, write_config
 
@@ -24,22 +24,26 @@ def run(tmp_path_factory, tools_train):
     root = tmp_path_factory.mktemp('infer_image')
     data = make_digits(root / 'digits')
     base = make_base(root / 'base.pth')
-    cfg = write_config(root / 'dyt.py', data, base, epochs=2, n_train=32,
-                       n_val=N_TEST)
+    cfg = write_config(
+        root / 'dyt.py', data, base, epochs=2, n_train=32, n_val=N_TEST)
     work = str(root / 'work')
     tools_train.main([cfg, '--work-dir', work])
     delta = osp.join(work, 'epoch_2.pth')
     assert torch.load(delta, weights_only=True)['mmdyt']['delta']
     full = str(root / 'full.pth')
-    load_tool('model_converters/merge_dyt_checkpoint').main(
-        [cfg, delta, full])
+    load_tool('model_converters/merge_dyt_checkpoint').main([cfg, delta, full])
     init_default_scope('mmpretrain')
     dataset = DATASETS.build(Config.fromfile(cfg).test_dataloader.dataset)
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     assert len(infos) == N_TEST
-    return dict(root=root, cfg=cfg, base=base, delta=delta, full=full,
-                files=[i['img_path'] for i in infos],
-                labels=[int(i['gt_label']) for i in infos])
+    return dict(
+        root=root,
+        cfg=cfg,
+        base=base,
+        delta=delta,
+        full=full,
+        files=[i['img_path'] for i in infos],
+        labels=[int(i['gt_label']) for i in infos])
 
 
 @pytest.fixture(scope='module')
@@ -52,8 +56,8 @@ def reference(run):
 def _batch(model, files):
     from mmcv.transforms import Compose
     from mmengine.dataset import pseudo_collate
-    pipeline = Compose(Config.fromfile(model.cfg.filename)
-                       .test_dataloader.dataset.pipeline)
+    pipeline = Compose(
+        Config.fromfile(model.cfg.filename).test_dataloader.dataset.pipeline)
     data = pseudo_collate([pipeline(dict(img_path=f)) for f in files])
     return model.data_preprocessor(data, False)['inputs']
 
@@ -77,8 +81,8 @@ def test_get_model_gets_the_trained_model(run, reference, which):
     for key, value in base.items():
         assert torch.equal(host.backbone.state_dict()[key], value), key
     inputs = _batch(ref, run['files'][:8])
-    torch.testing.assert_close(_logits(host, inputs), _logits(ref, inputs),
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        _logits(host, inputs), _logits(ref, inputs), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize('which', ['delta', 'full'])
@@ -93,7 +97,8 @@ def test_inferencer_predicts_what_mmdyt_predicts(run, reference, which):
     torch.testing.assert_close(
         torch.stack([s.pred_score for s in samples]),
         torch.stack([torch.as_tensor(r['pred_scores']) for r in ref]),
-        rtol=0, atol=1e-5)
+        rtol=0,
+        atol=1e-5)
     # DyT's per-sample fields ride on the data samples
     for s, r in zip(samples, ref):
         assert float(s.dyt_flops) / 1e9 == pytest.approx(r['gflops'])
@@ -110,7 +115,8 @@ def test_inferencer_accuracy_equals_tools_test(run, tools_test, tmp_path):
     preds = inferencer(run['files'])
     right = [p['pred_label'] == y for p, y in zip(preds, run['labels'])]
     metrics = tools_test.main(
-        [run['cfg'], run['delta'], '--work-dir', str(tmp_path)])
+        [run['cfg'], run['delta'], '--work-dir',
+         str(tmp_path)])
     assert 100 * sum(right) / len(right) == pytest.approx(
         metrics['accuracy/top1'])
 
@@ -134,6 +140,6 @@ def test_bad_inputs_fail_naming_the_file(run, reference, tmp_path):
 
 
 def test_dispatch_map_is_drawn(run, reference, tmp_path):
-    out = inference_dyt_model(reference['model'], run['files'][:1],
-                              draw_dir=str(tmp_path / 'maps'))
+    out = inference_dyt_model(
+        reference['model'], run['files'][:1], draw_dir=str(tmp_path / 'maps'))
     assert osp.getsize(out[0]['dispatch_map']) > 1000

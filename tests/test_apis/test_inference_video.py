@@ -48,32 +48,36 @@ def run(tmp_path_factory, tools_train, digit_videos):  # noqa: F811
                 'model = dict(backbone=dict(init_cfg=dict(_delete_=True,\n'
                 f"    type='Pretrained', checkpoint={base!r})))\n")
     work = str(root / 'work')
-    tools_train.main([cfg, '--work-dir', work, '--no-validate',
-                      '--cfg-options',
-                      *data_root_options(digit_videos, 'train')])
+    tools_train.main([
+        cfg, '--work-dir', work, '--no-validate', '--cfg-options',
+        *data_root_options(digit_videos, 'train')
+    ])
     delta = osp.join(work, 'epoch_1.pth')
     assert torch.load(delta, weights_only=True)['mmdyt']['delta']
     full = str(root / 'full.pth')
     load_tool('model_converters/merge_dyt_checkpoint').main([cfg, delta, full])
     with open(osp.join(digit_videos, 'test_list_videos_digit.txt')) as f:
-        files = [osp.join(digit_videos, line.split()[0]) for line in f
-                 if line.strip()]
+        files = [
+            osp.join(digit_videos,
+                     line.split()[0]) for line in f if line.strip()
+        ]
     assert files
-    return dict(root=root, cfg=cfg, base=base, delta=delta, full=full,
-                files=files)
+    return dict(
+        root=root, cfg=cfg, base=base, delta=delta, full=full, files=files)
 
 
 @pytest.fixture(scope='module')
 def reference(run):
     from mmaction.apis import inference_recognizer
     model = init_dyt_model(run['cfg'], run['delta'])
-    return dict(model=model, samples=[inference_recognizer(model, f)
-                                      for f in run['files']])
+    return dict(
+        model=model,
+        samples=[inference_recognizer(model, f) for f in run['files']])
 
 
 def _scores(sample):
-    return torch.as_tensor(sample.pred_scores.item
-                           if 'pred_scores' in sample else sample.pred_score)
+    return torch.as_tensor(sample.pred_scores.item if 'pred_scores' in
+                           sample else sample.pred_score)
 
 
 @pytest.mark.parametrize('which', ['delta', 'full'])
@@ -89,16 +93,16 @@ def test_init_recognizer_and_inference_recognizer(run, reference, which):
         assert torch.equal(host.backbone.state_dict()[key], value), key
     for path, ref in zip(run['files'], reference['samples']):
         got = inference_recognizer(host, path)
-        torch.testing.assert_close(_scores(got), _scores(ref), rtol=0,
-                                   atol=1e-5)
+        torch.testing.assert_close(
+            _scores(got), _scores(ref), rtol=0, atol=1e-5)
         assert int(_scores(got).argmax()) == int(_scores(ref).argmax())
         assert float(got.dyt_flops) == pytest.approx(float(ref.dyt_flops))
 
 
 def test_mmaction2_inferencer(run, reference):
     from mmaction.apis import MMAction2Inferencer
-    inferencer = MMAction2Inferencer(rec=run['cfg'], rec_weights=run['delta'],
-                                     device='cpu')
+    inferencer = MMAction2Inferencer(
+        rec=run['cfg'], rec_weights=run['delta'], device='cpu')
     # the same inferencer (same pipeline: it drops test-time views) on
     # mmdyt's model
     mine = MMAction2Inferencer(rec=run['cfg'], device='cpu')
@@ -107,8 +111,8 @@ def test_mmaction2_inferencer(run, reference):
     want = mine(run['files'])['predictions']
     assert len(got) == len(want) == len(run['files'])
     for g, w in zip(got, want):
-        np.testing.assert_allclose(g['rec_scores'], w['rec_scores'],
-                                   rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            g['rec_scores'], w['rec_scores'], rtol=0, atol=1e-5)
         assert g['rec_labels'] == w['rec_labels']
 
 

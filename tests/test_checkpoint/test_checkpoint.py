@@ -12,16 +12,12 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-from mmdyt.checkpoint import (CheckpointError, base_reference,
-                              check_checkpoint_file, complete_delta,
-                              find_non_plain, find_resume_checkpoint,
-                              from_plain, get_rng_states,
-                              history_buffer_getattr, load_dyt_checkpoint,
-                              make_delta,
-                              register_runner_checkpoint_safe_globals,
-                              runner_checkpoint_safe_globals,
-                              runner_checkpoint_safe_globals_scope,
-                              set_rng_states, to_plain)
+from mmdyt.checkpoint import (
+    CheckpointError, base_reference, check_checkpoint_file, complete_delta,
+    find_non_plain, find_resume_checkpoint, from_plain, get_rng_states,
+    history_buffer_getattr, load_dyt_checkpoint, make_delta,
+    register_runner_checkpoint_safe_globals, runner_checkpoint_safe_globals,
+    runner_checkpoint_safe_globals_scope, set_rng_states, to_plain)
 
 
 @contextlib.contextmanager
@@ -45,8 +41,7 @@ def current_log(tmp_path):
 
     from mmengine.logging import MMLogger
     path = tmp_path / f'{uuid.uuid4().hex}.log'
-    MMLogger.get_instance(f'mmdyt_test_{uuid.uuid4().hex}',
-                          log_file=str(path))
+    MMLogger.get_instance(f'mmdyt_test_{uuid.uuid4().hex}', log_file=str(path))
     return lambda: path.read_text()
 
 
@@ -59,8 +54,12 @@ def _runner_like_checkpoint(path):
     hub.update_info('iter', 3)
     hub.update_info('best_score', np.float64(0.5))
     checkpoint = dict(
-        meta=dict(epoch=1, iter=3, seed=np.int64(42), cfg='model = dict()',
-                  dataset_meta=dict(classes=('a', 'b'))),
+        meta=dict(
+            epoch=1,
+            iter=3,
+            seed=np.int64(42),
+            cfg='model = dict()',
+            dataset_meta=dict(classes=('a', 'b'))),
         state_dict={'w': torch.ones(2)},
         message_hub=hub.state_dict(),
         optimizer=dict(state={}, param_groups=[dict(lr=0.1, params=[0])]),
@@ -139,8 +138,12 @@ def test_rng_states_restore_every_generator():
 
 # ------------------------------------------------------------- file checks
 def _save_some(path, n=1000, optimizer=True):
-    checkpoint = {'meta': {}, 'state_dict': {
-        'w': torch.arange(n, dtype=torch.float32)}}
+    checkpoint = {
+        'meta': {},
+        'state_dict': {
+            'w': torch.arange(n, dtype=torch.float32)
+        }
+    }
     if optimizer:
         checkpoint['optimizer'] = {'state': {}, 'param_groups': []}
     torch.save(checkpoint, path)
@@ -211,8 +214,13 @@ def _host_base(path, seed=0):
     from mmengine.registry import MODELS, init_default_scope
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
-    host = MODELS.build(dict(type='VisionTransformer', arch=ARCH, img_size=32,
-                             patch_size=8, out_type='cls_token'))
+    host = MODELS.build(
+        dict(
+            type='VisionTransformer',
+            arch=ARCH,
+            img_size=32,
+            patch_size=8,
+            out_type='cls_token'))
     with torch.no_grad():
         for p in host.parameters():
             p.normal_(0, 0.2)
@@ -223,13 +231,21 @@ def _host_base(path, seed=0):
 def _dyt_classifier(checkpoint=None):
     from mmengine.registry import MODELS, init_default_scope
     init_default_scope('mmpretrain')
-    backbone = dict(type='mmdyt.DyTVisionTransformer', arch=ARCH, img_size=32,
-                    patch_size=8, out_type='cls_token', dyt=dict(bottleneck=4))
+    backbone = dict(
+        type='mmdyt.DyTVisionTransformer',
+        arch=ARCH,
+        img_size=32,
+        patch_size=8,
+        out_type='cls_token',
+        dyt=dict(bottleneck=4))
     if checkpoint is not None:
         backbone['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint)
     return MODELS.build(
-        dict(type='mmdyt.DyTImageClassifier', backbone=backbone, neck=None,
-             head=dict(type='LinearClsHead', num_classes=3, in_channels=32)))
+        dict(
+            type='mmdyt.DyTImageClassifier',
+            backbone=backbone,
+            neck=None,
+            head=dict(type='LinearClsHead', num_classes=3, in_channels=32)))
 
 
 @pytest.fixture(scope='module')
@@ -248,8 +264,11 @@ def trained(tmp_path_factory):
         # trained, but (e.g. never reached by a gradient) at its init value
         model.backbone.dyt_layers[0].adapters['mlp'].up.bias.zero_()
         model.backbone.layers[1].ln2.bias.add_(1.0)  # not the base's value
-    return dict(root=root, base=base, model=model,
-                planted='backbone.layers.1.ln2.bias')
+    return dict(
+        root=root,
+        base=base,
+        model=model,
+        planted='backbone.layers.1.ln2.bias')
 
 
 def _delta(model):
@@ -267,14 +286,16 @@ def test_delta_holds_what_the_base_does_not_reproduce(trained):
                              for n in trainable)
     record_key = 'backbone.dyt_layers.delta_base'  # the base's record
     assert set(checkpoint['state_dict']) == trainable | {planted, record_key}
-    assert set(record['keys']) == set(model.state_dict()) - trainable - {
-        planted}
+    assert set(
+        record['keys']) == set(model.state_dict()) - trainable - {planted}
     assert record['files'] == [trained['base']]
     # the base's size from the base file itself: every host tensor but the
     # changed one, plus the dispatchers' two scalar budget buffers
     host = torch.load(trained['base'], weights_only=True)['state_dict']
-    dispatchers = [m for n, m in model.named_modules()
-                   if n.endswith(('.dispatchers.mlp', ))]
+    dispatchers = [
+        m for n, m in model.named_modules()
+        if n.endswith(('.dispatchers.mlp', ))
+    ]
     assert len(dispatchers) == 2
     assert record['numel'] == sum(v.numel() for v in host.values()) - \
         model.state_dict()[planted].numel() + 2 * len(dispatchers)
@@ -293,15 +314,15 @@ def test_delta_refuses_a_different_or_missing_base(trained, tmp_path):
     checkpoint, _ = _delta(trained['model'])
     other = _host_base(tmp_path / 'other_base.pth', seed=1)
     with pytest.raises(CheckpointError) as e:
-        complete_delta(_dyt_classifier(other), dict(checkpoint),
-                       'my_delta.pth')
+        complete_delta(
+            _dyt_classifier(other), dict(checkpoint), 'my_delta.pth')
     msg = str(e.value)
     assert 'my_delta.pth' in msg and 'other_base.pth' in msg
     assert trained['base'] in msg and 'differ' in msg
     missing = str(tmp_path / 'gone.pth')
     with pytest.raises(CheckpointError) as e:
-        complete_delta(_dyt_classifier(missing), dict(checkpoint),
-                       'my_delta.pth')
+        complete_delta(
+            _dyt_classifier(missing), dict(checkpoint), 'my_delta.pth')
     assert 'my_delta.pth' in str(e.value) and 'gone.pth' in str(e.value)
     # the same weights under another name are the same base
     import shutil
@@ -341,16 +362,15 @@ def test_safe_globals_cover_a_legacy_runner_checkpoint(tmp_path):
             ckpt = torch.load(path, weights_only=True)
         assert torch.serialization.get_unsafe_globals_in_checkpoint(path)
         # mmdyt's loader uses the scope
-        assert load_dyt_checkpoint(torch.nn.Module(), path)['meta'][
-            'iter'] == 3
+        assert load_dyt_checkpoint(torch.nn.Module(),
+                                   path)['meta']['iter'] == 3
     assert ckpt['meta']['seed'] == 42
     buffer = ckpt['message_hub']['log_scalars']['train/loss']
     assert isinstance(buffer, HistoryBuffer)
     assert buffer.mean() == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
     with default_allowlist():
         assert register_runner_checkpoint_safe_globals()
-        assert torch.serialization.get_unsafe_globals_in_checkpoint(
-            path) == []
+        assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
         from mmengine.runner.checkpoint import _load_checkpoint
         assert _load_checkpoint(path)['meta']['iter'] == 3
 

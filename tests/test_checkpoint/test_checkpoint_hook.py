@@ -65,16 +65,20 @@ def runs(tmp_path_factory, tools_train):
     full_cfg = write_config(root / 'dyt_full.py', data, base, delta=False)
     (root / 'sigkill_hook.py').write_text(KILL_HOOK)
     kill_cfg = write_config(
-        root / 'dyt_kill.py', data, base, extra=(
-            "custom_imports = dict(imports=['mmdyt', 'sigkill_hook'], "
-            'allow_failed_imports=False)\n'
-            "custom_hooks = [dict(type='mmdyt.DyTActivationRateHook'), "
-            "dict(type='SigkillAtIter', at=7)]\n"))
+        root / 'dyt_kill.py',
+        data,
+        base,
+        extra=("custom_imports = dict(imports=['mmdyt', 'sigkill_hook'], "
+               'allow_failed_imports=False)\n'
+               "custom_hooks = [dict(type='mmdyt.DyTActivationRateHook'), "
+               "dict(type='SigkillAtIter', at=7)]\n"))
     killed = str(root / 'killed')
     env = tool_env()
     env['PYTHONPATH'] = f'{root}{os.pathsep}{env["PYTHONPATH"]}'
-    proc = run_script([sys.executable, osp.join(TOOLS, 'train.py'), kill_cfg,
-                       '--work-dir', killed], root, env)
+    proc = run_script([
+        sys.executable,
+        osp.join(TOOLS, 'train.py'), kill_cfg, '--work-dir', killed
+    ], root, env)
     # 2 iterations per epoch: killed in epoch 4, after epoch_3.pth
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-4000:]
     killed_files = sorted(os.listdir(killed))
@@ -84,8 +88,8 @@ def runs(tmp_path_factory, tools_train):
     (root / 'corrupt' / 'last_checkpoint').write_text(
         osp.join(corrupt, 'epoch_3.pth'))
 
-    uninterrupted = tools_train.main([full_cfg, '--work-dir',
-                                      str(root / 'full')])
+    uninterrupted = tools_train.main(
+        [full_cfg, '--work-dir', str(root / 'full')])
     resumed = tools_train.main([cfg, '--work-dir', killed, '--resume'])
     from_full = str(root / 'from_full')
     os.makedirs(from_full)
@@ -98,17 +102,20 @@ def runs(tmp_path_factory, tools_train):
     # checkpoint holds the states before validation, and a resumed run
     # equals the run that validated in between only if validating left the
     # training RNGs alone.
-    no_best = ['default_hooks.checkpoint.save_best=None',
-               'train_cfg.max_epochs=2']
-    validated = tools_train.main([full_cfg, '--work-dir',
-                                  str(root / 'no_best'), '--cfg-options',
-                                  *no_best])
+    no_best = [
+        'default_hooks.checkpoint.save_best=None', 'train_cfg.max_epochs=2'
+    ]
+    validated = tools_train.main([
+        full_cfg, '--work-dir',
+        str(root / 'no_best'), '--cfg-options', *no_best
+    ])
     from_epoch_1 = str(root / 'from_epoch_1')
     os.makedirs(from_epoch_1)
     shutil.copy(osp.join(root, 'no_best', 'epoch_1.pth'), from_epoch_1)
-    resumed_epoch_1 = tools_train.main([full_cfg, '--work-dir', from_epoch_1,
-                                        '--resume', '--cfg-options',
-                                        *no_best])
+    resumed_epoch_1 = tools_train.main([
+        full_cfg, '--work-dir', from_epoch_1, '--resume', '--cfg-options',
+        *no_best
+    ])
     # the newest checkpoint cut off as by a kill while writing it
     latest = osp.join(corrupt, 'epoch_3.pth')
     with open(latest, 'rb') as f:
@@ -121,16 +128,26 @@ def runs(tmp_path_factory, tools_train):
     shutil.copy(latest, truncated)
     fallback = tools_train.main([cfg, '--work-dir', corrupt, '--resume'])
     return dict(
-        root=root, cfg=cfg, full_cfg=full_cfg, base=base, data=data,
-        killed=killed, killed_files=killed_files, epoch_2=epoch_2,
-        corrupt=corrupt, latest=truncated, proc=proc,
+        root=root,
+        cfg=cfg,
+        full_cfg=full_cfg,
+        base=base,
+        data=data,
+        killed=killed,
+        killed_files=killed_files,
+        epoch_2=epoch_2,
+        corrupt=corrupt,
+        latest=truncated,
+        proc=proc,
         uninterrupted=trained_state(uninterrupted),
         uninterrupted_runner=uninterrupted,
-        resumed=trained_state(resumed), resumed_runner=resumed,
+        resumed=trained_state(resumed),
+        resumed_runner=resumed,
         resumed_full=trained_state(resumed_full),
         validated=trained_state(validated),
         resumed_epoch_1=trained_state(resumed_epoch_1),
-        fallback=trained_state(fallback), fallback_runner=fallback)
+        fallback=trained_state(fallback),
+        fallback_runner=fallback)
 
 
 def _log(runner):
@@ -139,7 +156,6 @@ def _log(runner):
 
 
 def test_sigkilled_run_resumes_bit_identical(runs):
-    killed = runs['killed']
     # the kill left the checkpoints of epochs 2 and 3 and no clean end
     assert [f for f in runs['killed_files'] if f.startswith('epoch_')] \
         == ['epoch_2.pth', 'epoch_3.pth']
@@ -163,8 +179,10 @@ def test_sigkilled_run_resumes_bit_identical(runs):
     assert len(full_losses) == 8
     np.testing.assert_array_equal(resumed_losses, full_losses)
     # the DyT parameters did train (not a trivially equal pair)
-    trainable = [n for n, p in runs['resumed_runner'].model.named_parameters()
-                 if p.requires_grad]
+    trainable = [
+        n for n, p in runs['resumed_runner'].model.named_parameters()
+        if p.requires_grad
+    ]
     start = runs['epoch_2']
     assert any(not torch.equal(start[n], runs['resumed'][n])
                for n in trainable)
@@ -182,14 +200,18 @@ def test_truncated_latest_checkpoint_falls_back_or_is_named(
             runs['latest']
         ])
     with pytest.raises(CheckpointError, match=r'epoch_3\.pth.*truncated'):
-        tools_test.main([runs['cfg'], runs['latest'], '--work-dir',
-                         str(runs['root'] / 'test_corrupt')])
+        tools_test.main([
+            runs['cfg'], runs['latest'], '--work-dir',
+            str(runs['root'] / 'test_corrupt')
+        ])
 
 
 def test_delta_holds_trained_tensors_and_their_optimizer_state(runs):
     model = runs['resumed_runner'].model
-    trainable = {n: p.numel() for n, p in model.named_parameters()
-                 if p.requires_grad}
+    trainable = {
+        n: p.numel()
+        for n, p in model.named_parameters() if p.requires_grad
+    }
     delta_path = osp.join(runs['killed'], 'epoch_4.pth')
     full_path = osp.join(runs['root'], 'full', 'epoch_4.pth')
     delta, full = torch.load(delta_path), torch.load(full_path)
@@ -217,8 +239,9 @@ def test_delta_holds_trained_tensors_and_their_optimizer_state(runs):
     record = delta['mmdyt']['delta']
     assert record['files'] == [runs['base']]
     assert record['numel'] == frozen
-    assert set(full['state_dict']) == set(delta['state_dict']) - {
-        record_key} | set(record['keys'])
+    assert set(
+        full['state_dict']) == set(delta['state_dict']) - {record_key} | set(
+            record['keys'])
     # with torch's own allowlist: no pickled mmengine / numpy objects
     with default_allowlist():
         for path in (delta_path, full_path):
@@ -231,10 +254,14 @@ def test_delta_and_full_checkpoints_test_identically(runs, tools_test):
     delta_path = osp.join(runs['killed'], 'epoch_4.pth')
     full_path = osp.join(runs['root'], 'full', 'epoch_4.pth')
     with default_allowlist():
-        m_delta = tools_test.main([runs['cfg'], delta_path, '--work-dir',
-                                   str(runs['root'] / 'test_delta')])
-        m_full = tools_test.main([runs['full_cfg'], full_path, '--work-dir',
-                                  str(runs['root'] / 'test_full')])
+        m_delta = tools_test.main([
+            runs['cfg'], delta_path, '--work-dir',
+            str(runs['root'] / 'test_delta')
+        ])
+        m_full = tools_test.main([
+            runs['full_cfg'], full_path, '--work-dir',
+            str(runs['root'] / 'test_full')
+        ])
     assert m_delta == m_full
     assert 'accuracy/top1' in m_delta and 'dyt/gflops' in m_delta
 
@@ -274,8 +301,10 @@ def test_merge_then_load_gives_the_same_outputs(runs, tmp_path):
     assert_states_equal(runs['uninterrupted'], from_merged.state_dict())
     # and back: full -> delta gives the run's own delta
     back = str(tmp_path / 'delta.pth')
-    merge.main([runs['cfg'], osp.join(runs['root'], 'full', 'epoch_4.pth'),
-                back, '--to-delta'])
+    merge.main([
+        runs['cfg'],
+        osp.join(runs['root'], 'full', 'epoch_4.pth'), back, '--to-delta'
+    ])
     d1 = torch.load(back)['state_dict']
     d2 = torch.load(delta_path)['state_dict']
     assert set(d1) == set(d2)

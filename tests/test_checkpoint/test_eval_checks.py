@@ -23,8 +23,10 @@ def setup(tmp_path_factory):
     model = MODELS.build(cfg.model)
     # a dense full-tuning checkpoint of the same ViT (backbone + head)
     dense = {'backbone.' + k: v for k, v in host.items()}
-    dense.update({k: v for k, v in model.state_dict().items()
-                  if k.startswith('head.')})
+    dense.update({
+        k: v
+        for k, v in model.state_dict().items() if k.startswith('head.')
+    })
     dense_path = str(root / 'dense_full.pth')
     torch.save(dict(state_dict=dense, meta=dict()), dense_path)
     # a DyT checkpoint at bottleneck 8 (the config says 16)
@@ -38,8 +40,9 @@ def setup(tmp_path_factory):
 
 def _test(tools_test, setup, ckpt, capsys):
     with pytest.raises(CheckpointError) as e:
-        tools_test.main([setup['cfg'], ckpt, '--work-dir',
-                         str(setup['root'] / 'work')])
+        tools_test.main(
+            [setup['cfg'], ckpt, '--work-dir',
+             str(setup['root'] / 'work')])
     out = capsys.readouterr()
     assert 'accuracy/top1' not in out.out + out.err  # no metrics printed
     return str(e.value)
@@ -52,8 +55,7 @@ def test_dense_checkpoint_names_the_missing_dyt_keys(setup, tools_test,
     assert 'backbone.dyt_layers.0.dispatchers.mlp.proj.weight' in msg
 
 
-def test_other_dyt_config_names_the_mismatched_keys(setup, tools_test,
-                                                    capsys):
+def test_other_dyt_config_names_the_mismatched_keys(setup, tools_test, capsys):
     msg = _test(tools_test, setup, setup['other'], capsys)
     assert setup['other'] in msg and 'another DyT' in msg
     assert 'backbone.dyt_layers.0.adapters.mlp.down.weight (8, 64)' in msg
@@ -75,6 +77,7 @@ def test_init_dyt_model_refuses_dense_and_other_dyt_checkpoints(setup):
     from mmdyt.apis import init_dyt_model
     with pytest.raises(CheckpointError, match='lacks the trained DyT keys'):
         init_dyt_model(setup['cfg'], setup['dense'])
-    with pytest.raises(CheckpointError,
-                       match=r'another DyT.*\(8, 64\) \(model: \(16, 64\)\)'):
+    with pytest.raises(
+            CheckpointError,
+            match=r'another DyT.*\(8, 64\) \(model: \(16, 64\)\)'):
         init_dyt_model(setup['cfg'], setup['other'])

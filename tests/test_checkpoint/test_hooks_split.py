@@ -24,8 +24,8 @@ def test_config_type_names_resolve(name, cls):
 def test_composite_runs_its_parts_in_order(delta, rng):
     hook = DyTCheckpointHook(delta=delta, rng=rng)
     kinds = [type(p) for p in hook.parts]
-    assert kinds == ([RNGStateHook] if rng else []) + [
-        DeltaCheckpointHook, PlainCheckpointHook]
+    assert kinds == ([RNGStateHook] if rng else
+                     []) + [DeltaCheckpointHook, PlainCheckpointHook]
     assert hook.parts[-2].save is delta
     # the plain hook runs last when the three are listed in default_hooks
     from mmengine.runner.priority import get_priority

@@ -12,8 +12,7 @@ from mmengine.runner import load_checkpoint
 
 from mmdyt.checkpoint import (CheckpointError, base_reference,
                               check_checkpoint_fits, check_trained_keys,
-                              make_delta)
-from mmdyt.checkpoint import loading
+                              loading, make_delta)
 from .test_checkpoint import ARCH, _dyt_classifier, _host_base
 
 X = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -40,8 +39,14 @@ def run(tmp_path_factory):
     model.eval()
     with torch.no_grad():
         logits = model(X, mode='tensor')
-    return dict(root=root, base=base, model=model, delta=delta_path,
-                full=full_path, logits=logits, record=record)
+    return dict(
+        root=root,
+        base=base,
+        model=model,
+        delta=delta_path,
+        full=full_path,
+        logits=logits,
+        record=record)
 
 
 def _logits(model):
@@ -56,8 +61,8 @@ def _assert_same_model(model, run):
     assert set(got) == set(want)
     for key, value in want.items():
         assert torch.equal(got[key], value), key
-    torch.testing.assert_close(_logits(model), run['logits'], rtol=0,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        _logits(model), run['logits'], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize('init_cfg', ['config', None])
@@ -140,12 +145,17 @@ def test_delta_without_record_is_refused_not_half_loaded(run, tmp_path):
 ])
 def test_checkpoint_of_another_dyt_config_is_refused(run, dyt, named):
     from mmengine.registry import MODELS
-    cfg = dict(type='mmdyt.DyTImageClassifier', neck=None,
-               backbone=dict(type='mmdyt.DyTVisionTransformer',
-                             arch=ARCH, img_size=32,
-                             patch_size=8, out_type='cls_token', dyt=dyt),
-               head=dict(type='LinearClsHead', num_classes=3,
-                         in_channels=32))
+    cfg = dict(
+        type='mmdyt.DyTImageClassifier',
+        neck=None,
+        backbone=dict(
+            type='mmdyt.DyTVisionTransformer',
+            arch=ARCH,
+            img_size=32,
+            patch_size=8,
+            out_type='cls_token',
+            dyt=dyt),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=32))
     other = MODELS.build(cfg)
     for path in (run['delta'], run['full']):
         with pytest.raises(CheckpointError) as e:
@@ -174,27 +184,39 @@ def test_dense_checkpoint_is_refused_for_evaluation(run, tmp_path):
     assert osp.isfile(run['delta'])
 
 
-SWIN = dict(arch=dict(embed_dims=16, depths=[2, 2, 2, 2],
-                      num_heads=[1, 2, 4, 8]),
-            img_size=64, patch_size=2, window_size=4, out_indices=(3, ),
-            drop_path_rate=0.0)
-VIDEOMAE = dict(img_size=32, patch_size=8, embed_dims=32, depth=2,
-                num_heads=4, num_frames=4, tubelet_size=2)
+SWIN = dict(
+    arch=dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]),
+    img_size=64,
+    patch_size=2,
+    window_size=4,
+    out_indices=(3, ),
+    drop_path_rate=0.0)
+VIDEOMAE = dict(
+    img_size=32,
+    patch_size=8,
+    embed_dims=32,
+    depth=2,
+    num_heads=4,
+    num_frames=4,
+    tubelet_size=2)
 
 
-@pytest.mark.parametrize('kind, cfg, shape', [
-    ('mmdyt.DyTSwinTransformer', SWIN, (2, 3, 64, 64)),
-    ('mmdyt.DyTVideoMAEViT', VIDEOMAE, (2, 3, 4, 32, 32)),
-], ids=['swin', 'videomae'])
+@pytest.mark.parametrize(
+    'kind, cfg, shape', [
+        ('mmdyt.DyTSwinTransformer', SWIN, (2, 3, 64, 64)),
+        ('mmdyt.DyTVideoMAEViT', VIDEOMAE, (2, 3, 4, 32, 32)),
+    ],
+    ids=['swin', 'videomae'])
 def test_every_backbone_restores_its_base(kind, cfg, shape, tmp_path):
     """Swin (whose loader runs as the host class) and mmaction2's VideoMAE
     ViT, each the whole model (state-dict prefix '')."""
     from mmengine.registry import MODELS
+
     import mmdyt.models  # noqa: F401
 
     def build(init_cfg):
-        return MODELS.build(dict(type=kind, dyt=dict(bottleneck=4),
-                                 init_cfg=init_cfg, **cfg))
+        return MODELS.build(
+            dict(type=kind, dyt=dict(bottleneck=4), init_cfg=init_cfg, **cfg))
 
     torch.manual_seed(0)
     host = build(None).build_dense_twin()

@@ -176,3 +176,58 @@ def test_seg_predictor_matches_pytorch_whole_inference(tmp_path):
         assert ref.shape == res['pred_sem_seg'].shape == (64, 64)
         assert (res['pred_sem_seg'] == ref).mean() > 0.999
         assert len(np.unique(ref)) > 1  # not a constant map
+
+
+def test_video_predictor_matches_pytorch_on_a_video_file(tmp_path):
+    import cv2
+    from mmengine.dataset import Compose, pseudo_collate
+    pipeline = [
+        dict(type='DecordInit'),
+        dict(type='SampleFrames', clip_len=3, frame_interval=1,
+             num_clips=1, test_mode=True),
+        dict(type='DecordDecode'),
+        dict(type='Resize', scale=(16, 16), keep_ratio=False),
+        dict(type='FormatShape', input_format='NCTHW'),
+        dict(type='PackActionInputs')
+    ]
+    cfg = Config(dict(
+        default_scope='mmaction',
+        test_pipeline=pipeline,
+        model=dict(
+            type='mmdyt.DyTRecognizer', per_frame=True, num_frames=3,
+            data_preprocessor=dict(type='ActionDataPreprocessor',
+                                   mean=[127.5] * 3, std=[60.0] * 3,
+                                   format_shape='NCTHW'),
+            backbone=dict(
+                type='mmdyt.DyTVisionTransformer',
+                arch=dict(embed_dims=32, num_layers=2, num_heads=4,
+                          feedforward_channels=64),
+                img_size=16, patch_size=4, out_type='raw',
+                dyt=dict(bottleneck=8)),
+            cls_head=dict(type='mmdyt.AttentivePoolHead', num_classes=3,
+                          in_channels=32, num_heads=4, num_frames=3,
+                          average_clips='prob'))))
+    torch.manual_seed(0)
+    model = init_dyt_model(cfg)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.backbone.dyt_layers.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    path = str(tmp_path / 'video.onnx')
+    export_onnx(model, path, 'gather', inputs=example_input(model, 2))
+    video = str(tmp_path / 'clip.mp4')
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 5,
+                             (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    res, = OnnxPredictor(cfg, path, threads=1)([video])
+    data = pseudo_collate([Compose(pipeline)(dict(filename=video,
+                                                  start_index=0,
+                                                  modality='RGB'))])
+    with torch.no_grad():
+        pred = model.test_step(data)[0]
+    np.testing.assert_allclose(res['scores'], pred.pred_scores.item.numpy(),
+                               rtol=0, atol=1e-5)
+    assert res['pred_label'] == int(pred.pred_labels.item)

@@ -160,7 +160,7 @@ def _class_layers(model, num_classes):
 
 def _static(model):
     """get_flops.py's static count: the dense host model, one sample."""
-    from mmdyt.apis.analysis import example_batch, measured_from_predictions
+    from mmdyt.analysis import example_batch, measured_from_predictions
     inputs, samples = example_batch(model, 'model', 1, 0, None)
     with torch.no_grad(), model.backbone.dyt_mode('complete'):
         static = measured_from_predictions(model.predict(inputs, samples))
@@ -176,7 +176,7 @@ def _groups():
 
 
 def test_flops_and_params_equal_what_the_model_reports():
-    from mmdyt.apis.analysis import count_params
+    from mmdyt.analysis import count_params
     checked = []
     for group in _groups():
         rep, rep_cfg = group[0]

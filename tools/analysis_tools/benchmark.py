@@ -62,7 +62,6 @@ intra-op threads; both PyTorch eager models run in the same interleaved loop
 (``pytorch`` in the output: their speeds, and DyT ONNX vs DyT eager).
 """
 import argparse
-import copy
 import os.path as osp
 import statistics
 

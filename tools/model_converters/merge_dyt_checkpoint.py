@@ -21,15 +21,15 @@ import os.path as osp
 
 import mmdyt  # noqa: F401  (registers mmdyt's scope)
 from mmdyt.apis import init_dyt_model, load_config
-from mmdyt.checkpoint import (full_to_delta_file, merge_delta_file,
-                                    tensor_bytes)
+from mmdyt.checkpoint import full_to_delta_file, merge_delta_file, tensor_bytes
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='the DyT config the checkpoint is of')
-    parser.add_argument('checkpoint', help='delta (or, --to-delta, full) '
-                        'checkpoint')
+    parser.add_argument(
+        'checkpoint', help='delta (or, --to-delta, full) '
+        'checkpoint')
     parser.add_argument('out', help='output file')
     parser.add_argument(
         '--to-delta',

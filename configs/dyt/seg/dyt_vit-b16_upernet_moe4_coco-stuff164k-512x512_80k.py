@@ -1,14 +1,3 @@
-"""DyT† (MoE adapter, N = 4 experts) ViT-B/16 + UperNet on COCO-Stuff-164k,
-512 x 512 crops, 80k iterations.
-
-Source: DyT paper (arXiv 2403.11808) App. A.4 / Table 10 (DyT† N=4:
-COCO-stuff mIoU 45.71), Sec. 3.4 (MoE adapter, N = 4); the rest as
-dyt_vit-b16_upernet_coco-stuff164k-512x512_80k.py (official
-dense_tasks/Segmentation configs; the official code has no MoE adapter).
-
-What mmseg's VisionTransformer lacks against the official recipe: trainable
-relative position bias tables, and drop path on the attention branch.
-"""
-_base_ = ['./dyt_vit-b16_upernet_coco-stuff164k-512x512_80k.py']
-
-model = dict(backbone=dict(dyt=dict(num_experts=4)))
+# Old name of dyt-moe4_vit-b16_upernet_8xb2-80k_coco-stuff164k-512x512.py (renamed to OpenMMLab's config naming, see
+# docs/en/notes/changelog.md); kept for one release. Source: that config.
+_base_ = ['./dyt-moe4_vit-b16_upernet_8xb2-80k_coco-stuff164k-512x512.py']

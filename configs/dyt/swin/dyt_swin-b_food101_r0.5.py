@@ -1,4 +1,3 @@
-# DyT Swin-B on food101 at target activation rate r = 0.5.
-# Source: DyT paper Table 17 (A.9) (r = 0.1, 0.3, 0.5, 0.7, 0.9).
-_base_ = ['./dyt_swin-b_food101.py']
-model = dict(target_rate=0.5)
+# Old name of dyt-r0.5_swin-b_8xb128-100e_food101.py (renamed to OpenMMLab's config naming, see
+# docs/en/notes/changelog.md); kept for one release. Source: that config.
+_base_ = ['./dyt-r0.5_swin-b_8xb128-100e_food101.py']

@@ -1,10 +1,3 @@
-# DyT Swin-B on svhn (10 classes), MLP dispatch, d = 64, r = 0.5.
-# Source: DyT paper Table 17 (A.9), with the full-image recipe of Table 14 and
-# the official main_image.py: s = 0.1, AdamW 4e-3 at batch 1024, wd 0.01,
-# 100 epochs (20 warm-up). The rate grid: ./dyt_swin-b_svhn_r*.py.
-_base_ = [
-    '../../_base_/models/dyt_swin-b.py', '../../_base_/datasets/svhn_224.py',
-    '../../_base_/schedules/full_image.py', '../../_base_/default_runtime.py'
-]
-model = dict(head=dict(num_classes=10))
-data_preprocessor = dict(num_classes=10)
+# Old name of dyt_swin-b_8xb128-100e_svhn.py (renamed to OpenMMLab's config naming, see
+# docs/en/notes/changelog.md); kept for one release. Source: that config.
+_base_ = ['./dyt_swin-b_8xb128-100e_svhn.py']

@@ -1,5 +1,3 @@
-# DyT with the MoE adapter (N = 4) on Something-Something V2, per-frame
-# ViT-B/16 recipe. Source: DyT paper Table 2 / Table 6 (SSv2 46.56), Sec. 3.4;
-# otherwise dyt_vit-b16_8x1_sthv2-video.py.
-_base_ = ['./dyt_vit-b16_8x1_sthv2-video.py']
-model = dict(backbone=dict(dyt=dict(num_experts=4)))
+# Old name of dyt-moe4_vit-b16_8xb16-8x1-50e_sthv2-video.py (renamed to OpenMMLab's config naming, see
+# docs/en/notes/changelog.md); kept for one release. Source: that config.
+_base_ = ['./dyt-moe4_vit-b16_8xb16-8x1-50e_sthv2-video.py']

@@ -1,8 +1,3 @@
-# DyT (MLP dispatch, d = 64, r = 0.5) on Kinetics-400 extracted frames
-# (mmaction2's rawframes layout); otherwise dyt_vit-b16_8x16x1_k400-video.py.
-# Source: DyT paper Table 6 / Table 15, official main_video.py.
-_base_ = [
-    '../../_base_/models/dyt_vit-b16_per-frame.py',
-    '../../_base_/datasets/kinetics400_8x16x1_rawframes.py',
-    '../../_base_/schedules/video_k400.py', '../../_base_/video_runtime.py'
-]
+# Old name of dyt_vit-b16_8xb16-8x16x1-12e_k400-rawframes.py (renamed to OpenMMLab's config naming, see
+# docs/en/notes/changelog.md); kept for one release. Source: that config.
+_base_ = ['./dyt_vit-b16_8xb16-8x16x1-12e_k400-rawframes.py']

@@ -9,6 +9,5 @@ from .temperature_hook import DyTTemperatureHook
 
 __all__ = [
     'DyTActivationRateHook', 'DyTCheckpointHook', 'DeltaCheckpointHook',
-    'PlainCheckpointHook', 'RNGStateHook', 'DyTTemperatureHook',
-    'ProgressHook'
+    'PlainCheckpointHook', 'RNGStateHook', 'DyTTemperatureHook', 'ProgressHook'
 ]

@@ -13,11 +13,12 @@ class DyTCheckpointHook(Hook):
     """Checkpoints that load with ``weights_only=True``, resume exactly and
     hold only what was trained: the three single-behaviour hooks in one.
 
-    On by default in mmdyt's configs
-    (``default_hooks.dyt_checkpoint`` in ``configs/_base_/default_runtime.py``);
-    add it to any other config with::
+    On by default in mmdyt's configs (``default_hooks.dyt_checkpoint`` in
+    ``configs/_base_/default_runtime.py``); add it to any other config
+    with::
 
-        default_hooks = dict(dyt_checkpoint=dict(type='mmdyt.DyTCheckpointHook'))
+        default_hooks = dict(
+            dyt_checkpoint=dict(type='mmdyt.DyTCheckpointHook'))
 
     It runs, in this order, :class:`RNGStateHook` (with ``rng=True``: RNG
     states of every rank and the sampler seed, restored on ``--resume``;
@@ -35,19 +36,26 @@ class DyTCheckpointHook(Hook):
             ``CheckpointHook`` (``'VERY_LOW'``). Defaults to ``'LOW'``.
     """
 
-    def __init__(self, delta: bool = True, rng: bool = True,
+    def __init__(self,
+                 delta: bool = True,
+                 rng: bool = True,
                  priority: str = 'LOW'):
         self.delta = bool(delta)
         self.rng = bool(rng)
         self.priority = priority
         self.parts = ([RNGStateHook()] if self.rng else []) + [
-            DeltaCheckpointHook(save=self.delta), PlainCheckpointHook()]
+            DeltaCheckpointHook(save=self.delta),
+            PlainCheckpointHook()
+        ]
 
     def before_train(self, runner) -> None:
         for part in self.parts:
             part.before_train(runner)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
                          outputs=None) -> None:
         for part in self.parts:
             part.after_train_iter(runner, batch_idx, data_batch, outputs)

@@ -29,9 +29,9 @@ class DeltaCheckpointHook(WarnOnceMixin, Hook):
     ``init_cfg`` and refuses a base whose hash differs, naming both files
     (:func:`mmdyt.checkpoint.complete_delta`). A checkpoint loaded for
     evaluation (``test()`` / ``val()``, not a training start) must hold the
-    trained DyT keys of the model (:func:`mmdyt.checkpoint.check_trained_keys`):
-    a dense or another DyT config's checkpoint is an error, before any
-    metric.
+    trained DyT keys of the model
+    (:func:`mmdyt.checkpoint.check_trained_keys`): a dense or another DyT
+    config's checkpoint is an error, before any metric.
 
     Args:
         save (bool): Write delta checkpoints; False writes full ones and only
@@ -51,9 +51,9 @@ class DeltaCheckpointHook(WarnOnceMixin, Hook):
         if self.save and self._reference is None:
             self._find_base(runner)
         if self.save and self._reference is not None:
-            delta, record = make_delta(unwrap_model(runner.model),
-                                       checkpoint['state_dict'],
-                                       self._reference)
+            delta, record = make_delta(
+                unwrap_model(runner.model), checkpoint['state_dict'],
+                self._reference)
             checkpoint['state_dict'] = delta
             info['delta'] = record
 

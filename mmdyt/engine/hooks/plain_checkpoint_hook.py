@@ -41,9 +41,9 @@ class PlainCheckpointHook(WarnOnceMixin, Hook):
         if left:
             self._warn_once(
                 runner, 'non-plain',
-                f'{type(self).__name__}: these checkpoint entries are no plain '
-                'types; torch.load(weights_only=True) may reject the file: ' +
-                ', '.join(f'{p} ({t})' for p, t in left[:10]))
+                f'{type(self).__name__}: these checkpoint entries are no '
+                'plain types; torch.load(weights_only=True) may reject the '
+                'file: ' + ', '.join(f'{p} ({t})' for p, t in left[:10]))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not isinstance(checkpoint.get(CHECKPOINT_KEY), dict):

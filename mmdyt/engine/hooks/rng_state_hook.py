@@ -69,7 +69,10 @@ class RNGStateHook(WarnOnceMixin, Hook):
             self._gathered = ((runner.epoch, runner.iter),
                               all_gather_object(get_rng_states()))
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
                          outputs=None) -> None:
         if _checkpoint_due(runner, by_epoch=False):
             self._gather(runner)
@@ -89,8 +92,9 @@ class RNGStateHook(WarnOnceMixin, Hook):
     def before_val(self, runner) -> None:
         if _training(runner):
             self._val_states = get_rng_states()
-            if any(isinstance(h, CheckpointHook) and h.save_best
-                   for h in runner.hooks):
+            if any(
+                    isinstance(h, CheckpointHook) and h.save_best
+                    for h in runner.hooks):
                 self._gather(runner)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
@@ -104,14 +108,17 @@ class RNGStateHook(WarnOnceMixin, Hook):
         if not isinstance(info, dict):
             return  # a checkpoint of a run without this hook
         meta = checkpoint.get('meta', {})
-        self._pending = dict(epoch=meta.get('epoch'), iter=meta.get('iter'),
-                             rng=info.get('rng'),
-                             sampler_seed=info.get('sampler_seed'))
+        self._pending = dict(
+            epoch=meta.get('epoch'),
+            iter=meta.get('iter'),
+            rng=info.get('rng'),
+            sampler_seed=info.get('sampler_seed'))
 
     def before_train(self, runner) -> None:
         pending, self._pending = self._pending, None
-        if (pending is None or (pending['epoch'], pending['iter']) !=
-                (runner.epoch, runner.iter) or runner.iter == 0):
+        if (pending is None or
+            (pending['epoch'], pending['iter']) != (runner.epoch, runner.iter)
+                or runner.iter == 0):
             return  # not a resume (e.g. load_from): keep the config's seed
         rank, world_size = get_dist_info()
         rng = pending['rng']
@@ -152,11 +159,13 @@ def _checkpoint_due(runner, by_epoch: bool) -> bool:
             continue
         start = getattr(hook, 'save_begin', 0)
         if by_epoch:
-            due = hook.every_n_epochs(runner, hook.interval, start) or (
-                hook.save_last and hook.is_last_train_epoch(runner))
+            due = hook.every_n_epochs(
+                runner, hook.interval,
+                start) or (hook.save_last and hook.is_last_train_epoch(runner))
         else:
-            due = hook.every_n_train_iters(runner, hook.interval, start) or (
-                hook.save_last and hook.is_last_train_iter(runner))
+            due = hook.every_n_train_iters(
+                runner, hook.interval,
+                start) or (hook.save_last and hook.is_last_train_iter(runner))
         if due:
             return True
     return False

@@ -181,11 +181,19 @@ class DyTLayer(nn.Module):
     - ``layer``: ``out = X + M * (Layer(X) - X) + A(X)``, where ``Layer`` runs
       attention among the active tokens only.
 
+    Every argument but ``embed_dims`` and ``num_prefix_tokens`` is the
+    ``dyt=`` option of the same name (``variant``, ``bottleneck``,
+    ``adapter_scale``, ``adapter_dropout``, ``num_experts``, ``tau``,
+    ``threshold``, ``max_rate``), documented with its default in
+    :class:`~mmdyt.models.dyt.DyTConfig`.
+
     Args:
         embed_dims (int): Channels ``C``.
-        variant, bottleneck, adapter_scale, adapter_dropout, num_experts,
-            tau, threshold, max_rate: The ``dyt=`` options, documented
-            (with their defaults) in :class:`~mmdyt.models.dyt.DyTConfig`.
+        variant (str): The first of the ``dyt=`` options ``variant``,
+            ``bottleneck``, ``adapter_scale``, ``adapter_dropout``,
+            ``num_experts``, ``tau``, ``threshold`` and ``max_rate``, all
+            documented (with their defaults) in
+            :class:`~mmdyt.models.dyt.DyTConfig`.
         num_prefix_tokens (int): Always-active leading tokens (CLS).
     """
 
