@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .export import host_export_patches, prepare_for_export
+from .export import prepare_for_export
+from .host_patches import host_export_patches
 
 
 class BackboneOutput(nn.Module):
