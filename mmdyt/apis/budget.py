@@ -30,8 +30,7 @@ from mmdyt.checkpoint import (load_checkpoint_file, load_dyt_checkpoint,
                               runner_checkpoint_safe_globals_scope, to_plain)
 from mmdyt.engine.runner import build_runner
 from mmdyt.models.dyt.naming import is_dispatcher_name
-from mmdyt.models.dyt.retarget import (RetargetResult, check_rule,
-                                       dyt_dispatchers)
+from mmdyt.models.dyt.retarget import RetargetResult, check_rule
 from .calibration import (build_calibration_calls, calibrate,
                           calibration_calls, calibration_dataloader_cfg)
 from .model import init_dyt_model
@@ -56,6 +55,19 @@ def _dispatcher_buffers(model: nn.Module) -> Dict[str, torch.Tensor]:
         for k, v in model.state_dict().items()
         if is_dispatcher_name(k) and k.endswith(DISPATCHER_BUFFERS)
     }
+
+
+def _restore_dispatcher_buffers(model: nn.Module,
+                                buffers: Dict[str, torch.Tensor]) -> None:
+    """Load :func:`_dispatcher_buffers` back, dispatcher by dispatcher (a
+    partial state dict loaded into the backbone would meet its checkpoint
+    pre-hook, which refuses a DyT state dict that is not the whole model)."""
+    per_module: Dict[str, Dict[str, torch.Tensor]] = {}
+    for key, value in buffers.items():
+        path, name = key.rsplit('.', 1)
+        per_module.setdefault(path, {})[name] = value
+    for path, state in per_module.items():
+        model.get_submodule(path).load_state_dict(state, strict=False)
 
 
 def save_retargeted_checkpoint(model: nn.Module, source: str, out: str,
@@ -312,7 +324,7 @@ def sweep(cfg: Config,
     if tome_rs:  # as the config built it
         backbone.tome_cfg = trained_tome
     for path in compare:
-        model.load_state_dict(built_buffers, strict=False)
+        _restore_dispatcher_buffers(model, built_buffers)
         load_dyt_checkpoint(model, path)  # full or delta
         metrics = runner.test_loop.run()
         rows.append(dict(_row('compare', None, None, None, metrics, key,
@@ -331,5 +343,5 @@ def sweep(cfg: Config,
 
 
 def _cap_of(backbone) -> Optional[float]:
-    cap = min(td._max_rate for td in dyt_dispatchers(backbone))
+    cap = min(td._max_rate for td in backbone.dispatchers())
     return None if cap >= 1.0 else cap

@@ -91,8 +91,11 @@ class SegmentorModule(nn.Module):
     def forward(self, inputs: Tensor) -> Tensor:
         head = self.model.decode_head
         logits = head.forward(self.model.extract_feat(inputs))
-        return F.interpolate(logits, size=inputs.shape[2:], mode='bilinear',
-                             align_corners=head.align_corners)
+        return F.interpolate(
+            logits,
+            size=inputs.shape[2:],
+            mode='bilinear',
+            align_corners=head.align_corners)
 
 
 def model_task(model: nn.Module) -> str:
@@ -127,12 +130,15 @@ def model_task(model: nn.Module) -> str:
 def build_deploy_module(model: nn.Module) -> nn.Module:
     """The tensor-to-tensor module that is exported (see the wrappers)."""
     task = model_task(model)
-    wrapper = dict(cls=ClassifierModule, video=FrameRecognizerModule,
-                   seg=SegmentorModule)[task]
+    wrapper = dict(
+        cls=ClassifierModule, video=FrameRecognizerModule,
+        seg=SegmentorModule)[task]
     return wrapper(model).eval()
 
 
-def example_input(model: nn.Module, batch_size: int = 2, seed: int = 0,
+def example_input(model: nn.Module,
+                  batch_size: int = 2,
+                  seed: int = 0,
                   shape: Optional[Sequence[int]] = None,
                   frames: Optional[int] = None) -> Tensor:
     """Synthetic normalised input of the deploy module: ``(B, C, H, W)`` or
@@ -167,8 +173,7 @@ def check_exportable(model: nn.Module, mode: str) -> None:
 
 
 def _dispatchers(model: nn.Module):
-    from mmdyt.models.dyt.retarget import dyt_dispatchers
-    return dyt_dispatchers(model.backbone)
+    return model.backbone.dispatchers()
 
 
 @contextmanager
@@ -246,12 +251,14 @@ def host_export_patches():
 
 
 @contextmanager
-def prepare_for_export(model: nn.Module, mode: str = 'gather',
+def prepare_for_export(model: nn.Module,
+                       mode: str = 'gather',
                        rate: Optional[float] = None):
     """Put ``model`` in the state the export traces; restored on exit.
 
     Eval mode, gathered DyT mode, the host patches
-    (:func:`host_export_patches`) and, for ``topk``, the fixed-count rule at ``rate`` on every dispatcher.
+    (:func:`host_export_patches`) and, for ``topk``, the fixed-count rule
+    at ``rate`` on every dispatcher.
 
     Raises:
         DeployError: For an unsupported mode / variant, a ``topk`` export
@@ -315,7 +322,8 @@ def default_topk_rate(model: nn.Module, checkpoint: Optional[dict],
 
 
 # ---------------------------------------------------------------- loading
-def load_model(config, checkpoint: Optional[str] = None,
+def load_model(config,
+               checkpoint: Optional[str] = None,
                cfg_options: Optional[Sequence[str]] = None):
     """Build the config's model and load ``checkpoint`` (full or delta),
     every key of the model required.
@@ -396,25 +404,45 @@ def export_onnx(model: nn.Module,
         module = build_deploy_module(model)
         if exporter == 'torchscript':
             torch.onnx.export(
-                module, (inputs, ), out,
-                dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}},
-                opset_version=opset, do_constant_folding=True, dynamo=False,
+                module, (inputs, ),
+                out,
+                dynamic_axes={
+                    'input': {
+                        0: 'batch'
+                    },
+                    'output': {
+                        0: 'batch'
+                    }
+                },
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
                 **names)
         else:
             batch = torch.export.Dim('batch', min=1, max=4096)
             torch.onnx.export(
-                module, (inputs, ), out,
-                dynamic_shapes={'inputs': {0: batch}},
-                opset_version=max(opset, 18), dynamo=True, **names)
-    return dict(mode=mode, rate=rate, task=task,
-                input_shape=list(inputs.shape[1:]),
-                exporter=f'torch.onnx.export(dynamo={exporter == "dynamo"})',
-                opset=opset if exporter == 'torchscript' else max(opset, 18),
-                path=out)
+                module, (inputs, ),
+                out,
+                dynamic_shapes={'inputs': {
+                    0: batch
+                }},
+                opset_version=max(opset, 18),
+                dynamo=True,
+                **names)
+    return dict(
+        mode=mode,
+        rate=rate,
+        task=task,
+        input_shape=list(inputs.shape[1:]),
+        exporter=f'torch.onnx.export(dynamo={exporter == "dynamo"})',
+        opset=opset if exporter == 'torchscript' else max(opset, 18),
+        path=out)
 
 
 @torch.no_grad()
-def pytorch_output(model: nn.Module, inputs: Tensor, mode: str = 'gather',
+def pytorch_output(model: nn.Module,
+                   inputs: Tensor,
+                   mode: str = 'gather',
                    rate: Optional[float] = None,
                    keep_masks: bool = False) -> Tensor:
     """The eager PyTorch output of the exported function (same mode and
@@ -434,7 +462,9 @@ def pytorch_output(model: nn.Module, inputs: Tensor, mode: str = 'gather',
 
 
 # ------------------------------------------------------- verify and report
-def verify_onnx(model: nn.Module, path: str, mode: str = 'gather',
+def verify_onnx(model: nn.Module,
+                path: str,
+                mode: str = 'gather',
                 rate: Optional[float] = None,
                 batch_sizes: Sequence[int] = (1, 3),
                 seeds: Sequence[int] = (1, 2),
@@ -459,10 +489,12 @@ def verify_onnx(model: nn.Module, path: str, mode: str = 'gather',
             if out.shape != ref.shape:
                 raise AssertionError(f'ORT output {out.shape} vs PyTorch '
                                      f'{ref.shape} at batch {batch}')
-            runs.append(dict(batch=batch, seed=seed,
-                             max_abs_diff=float(abs(out - ref).max())))
-    return dict(max_abs_diff=max(r['max_abs_diff'] for r in runs),
-                runs=runs)
+            runs.append(
+                dict(
+                    batch=batch,
+                    seed=seed,
+                    max_abs_diff=float(abs(out - ref).max())))
+    return dict(max_abs_diff=max(r['max_abs_diff'] for r in runs), runs=runs)
 
 
 def export_checkpoint(config,
@@ -519,6 +551,6 @@ def export_checkpoint(config,
     if source:
         report['rate_source'] = source
     if verify:
-        report['verify'] = verify_onnx(model, out, mode, rate, shape=shape,
-                                       frames=frames)
+        report['verify'] = verify_onnx(
+            model, out, mode, rate, shape=shape, frames=frames)
     return report

@@ -67,7 +67,7 @@ MUTANTS = [
          why='the budget demo tests the source, not the retargeted file'),
     dict(name='tools.budget.compare_buffers_kept',
          file='mmdyt/apis/budget.py',
-         find='        model.load_state_dict(built_buffers, strict=False)\n',
+         find='        _restore_dispatcher_buffers(model, built_buffers)\n',
          replace='',
          tests=[BUDGET_DEMO + '::test_sweep_ends_at_the_complete_model_and'
                 '_compares_the_trained'],

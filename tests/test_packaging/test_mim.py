@@ -36,7 +36,7 @@ def _mim(args, cwd, pythonpath, timeout=300):
                           env=env, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return proc.stdout + proc.stderr
 
 
 def test_mim_search_lists_the_model_index(tmp_path, wheel_site):
@@ -67,9 +67,10 @@ def test_mim_search_with_editable_checkout():
     assert _indexed_models()[0].lower() in out
 
 
-def test_mim_train_mmdyt_one_epoch_on_digits(tmp_path, wheel_site):
+def test_mim_train_and_test_mmdyt_on_digits(tmp_path, wheel_site):
     """The demo config by the repository path the README names, found in
-    the installed package from a folder outside the repository."""
+    the installed package from a folder outside the repository: one epoch
+    of training, then a test of its checkpoint."""
     from ..test_tools.dyt_runs import make_base, make_digits
     data = make_digits(tmp_path / 'digits')
     base = make_base(tmp_path / 'base.pth')
@@ -90,3 +91,13 @@ def test_mim_train_mmdyt_one_epoch_on_digits(tmp_path, wheel_site):
     logs = glob.glob(str(work / '*' / '*.log'))
     text = open(logs[0]).read()
     assert 'Epoch(val) [1]' in text and 'accuracy/top1' in text
+    # mim test runs mmdyt's tools/test.py on that checkpoint
+    out = _mim([
+        'test', 'mmdyt', DEMO, '--checkpoint', str(work / 'epoch_1.pth'),
+        '--launcher', 'none', '--work-dir', str(tmp_path / 'test'),
+        '--cfg-options', 'test_dataloader.dataset.indices=32', *opts,
+        f'model.backbone.init_cfg.checkpoint={base}'
+    ], tmp_path, wheel_site, timeout=900)
+    test_script = osp.join(wheel_site, 'mmdyt', '.mim', 'tools', 'test.py')
+    assert test_script in out
+    assert 'accuracy/top1' in out and 'dyt/gflops' in out

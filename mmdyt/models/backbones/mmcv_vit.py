@@ -61,12 +61,24 @@ class MMCVViTMixin(DyTBackboneMixin):
     def dyt_input_shape(self) -> tuple:
         return (self.patch_embed.projection.in_channels, *self.img_size)
 
-    def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
+    def dyt_flops_spec(self,
+                       num_tokens: int,
+                       num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
-        return self.vit_flops_spec(
-            num_tokens, num_classes, self.patch_embed.projection,
+        """The :class:`ViTFlopsSpec` of this backbone: the host's shapes,
+        prefix tokens and patch embedding, the DyT (and ToMe) settings;
+        ``extra`` overrides any field."""
+        conv = self.patch_embed.projection
+        return ViTFlopsSpec(
+            num_patches=num_tokens - self.num_prefix_tokens,
+            num_prefix_tokens=self.num_prefix_tokens,
+            patch_size=conv.kernel_size[0],
+            in_channels=conv.in_channels,
+            num_classes=num_classes,
             embed_dims=self.embed_dims,
             num_layers=len(self.layers),
             feedforward_channels=self.layers[0].ffn.feedforward_channels,
             final_norm=self.final_norm,
+            **self.dyt_config.flops_fields(),
+            **self.tome_flops_fields(num_tokens),
             **extra)

@@ -167,8 +167,10 @@ class DyTConfig:
         """The fields of a FLOPs spec (:mod:`mmdyt.models.dyt.flops`) that
         come from the config: ``variant``, ``bottleneck``,
         ``num_experts``."""
-        return dict(variant=self.variant, bottleneck=self.bottleneck,
-                    num_experts=self.num_experts)
+        return dict(
+            variant=self.variant,
+            bottleneck=self.bottleneck,
+            num_experts=self.num_experts)
 
 
 #: every option and its default, as a dict (derived from :class:`DyTConfig`).

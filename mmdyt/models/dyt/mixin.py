@@ -10,14 +10,13 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from mmdyt.checkpoint.loading import register_load_hooks
-
 from .config import DyTConfig
 from .dispatcher import TokenDispatcher
 from .flops import ViTFlopsSpec, dynamic_flops, model_flops
 from .layer import (DyTLayer, HostLayerOps, check_mode, checkpointed_layer,
                     masks_rates, site_masks, stack_masks)
-from .naming import dyt_state, host_state, is_dyt_param_name
 from .merge import TokenMerger, merge_schedule, parse_tome_cfg
+from .naming import dyt_state, host_state, is_dyt_param_name
 from .stats import DyTStats
 
 
@@ -419,24 +418,8 @@ class DyTBackboneMixin(metaclass=ABCMeta):
                        **extra) -> ViTFlopsSpec:
         """FLOPs spec of this backbone (a model spec of
         :mod:`mmdyt.models.dyt.flops`, e.g. :class:`ViTFlopsSpec` or
-        :class:`SwinFlopsSpec`); host integrations fill the shapes (a
-        plain ViT through :meth:`vit_flops_spec`)."""
-
-    def vit_flops_spec(self, num_tokens: int, num_classes: int,
-                       patch_conv: nn.Module, **shapes) -> ViTFlopsSpec:
-        """A :class:`ViTFlopsSpec` with this backbone's DyT settings, prefix
-        tokens and patch embedding (``patch_conv``, a ``Conv2d``); ``shapes``
-        are the host's ``embed_dims``, ``num_layers``,
-        ``feedforward_channels``, ``final_norm`` (and any other field)."""
-        return ViTFlopsSpec(
-            num_patches=num_tokens - self.num_prefix_tokens,
-            num_prefix_tokens=self.num_prefix_tokens,
-            patch_size=patch_conv.kernel_size[0],
-            in_channels=patch_conv.in_channels,
-            num_classes=num_classes,
-            **self.dyt_config.flops_fields(),
-            **self.tome_flops_fields(num_tokens),
-            **shapes)
+        :class:`SwinFlopsSpec`); host integrations fill the shapes and
+        the DyT fields (``self.dyt_config.flops_fields()``)."""
 
     def dynamic_flops(self, num_classes: int = 0) -> Tensor:
         """Per-sample FLOPs ``(B,)`` of the last forward pass (with a linear

@@ -36,9 +36,11 @@ def test_one_implementation_of_norms_and_mlp():
 @pytest.mark.parametrize('host', ['mmpretrain', 'mmseg'])
 def test_norms_and_mlp_are_the_host_parts_without_the_residual(host):
     if host == 'mmpretrain':
-        layer = PretrainLayer(embed_dims=16, num_heads=2,
-                              feedforward_channels=32,
-                              layer_scale_init_value=0.5)
+        layer = PretrainLayer(
+            embed_dims=16,
+            num_heads=2,
+            feedforward_channels=32,
+            layer_scale_init_value=0.5)
         ops = MMPretrainLayerOps(layer)
     else:
         layer = SegLayer(embed_dims=16, num_heads=2, feedforward_channels=32)

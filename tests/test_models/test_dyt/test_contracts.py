@@ -6,8 +6,9 @@ from mmdyt.models.dyt import DyTBackboneMixin, HostLayerOps
 
 
 def test_host_layer_ops_needs_all_four_parts():
-    assert HostLayerOps.__abstractmethods__ == {'norm1', 'attn', 'norm2',
-                                                'mlp'}
+    assert HostLayerOps.__abstractmethods__ == {
+        'norm1', 'attn', 'norm2', 'mlp'
+    }
 
     class NoMLP(HostLayerOps):
 
@@ -31,8 +32,9 @@ def test_host_layer_ops_needs_all_four_parts():
 
 
 def test_a_backbone_must_give_its_input_shape_and_flops_spec():
-    assert DyTBackboneMixin.__abstractmethods__ == {'dyt_input_shape',
-                                                    'dyt_flops_spec'}
+    assert DyTBackboneMixin.__abstractmethods__ == {
+        'dyt_input_shape', 'dyt_flops_spec'
+    }
 
     class Half(DyTBackboneMixin, torch.nn.Module):
 

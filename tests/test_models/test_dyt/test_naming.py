@@ -8,8 +8,7 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import mmdyt
-from mmdyt.models.dyt import Adapter, MoEAdapter, TokenDispatcher
-from mmdyt.models.dyt import naming
+from mmdyt.models.dyt import Adapter, MoEAdapter, TokenDispatcher, naming
 from mmdyt.models.dyt.naming import (dispatcher_state, is_adapter_name,
                                      is_dispatcher_name, is_dyt_param_name)
 
@@ -71,8 +70,12 @@ def test_code_strings_sees_plain_and_f_strings_but_not_docstrings(tmp_path):
 def build(dyt):
     torch.manual_seed(0)
     return MODELS.build(
-        dict(type='mmdyt.DyTVisionTransformer', arch=ARCH, img_size=16,
-             patch_size=8, dyt=dyt))
+        dict(
+            type='mmdyt.DyTVisionTransformer',
+            arch=ARCH,
+            img_size=16,
+            patch_size=8,
+            dyt=dyt))
 
 
 def owners(model):
@@ -88,15 +91,20 @@ def owners(model):
 def test_names_agree_with_the_modules_that_own_them():
     model = build(dict(variant='attn_mlp', bottleneck=4, num_experts=2))
     dyt_ids = {id(m) for m in model.dyt_layers.modules()}
-    dispatcher_ids = {id(m) for td in model.dyt_layers.modules()
-                      if isinstance(td, TokenDispatcher)
-                      for m in td.modules()}
-    adapter_ids = {id(m) for a in model.dyt_layers.modules()
-                   if isinstance(a, (Adapter, MoEAdapter))
-                   for m in a.modules()}
+    dispatcher_ids = {
+        id(m)
+        for td in model.dyt_layers.modules()
+        if isinstance(td, TokenDispatcher) for m in td.modules()
+    }
+    adapter_ids = {
+        id(m)
+        for a in model.dyt_layers.modules()
+        if isinstance(a, (Adapter, MoEAdapter)) for m in a.modules()
+    }
     owned = owners(model)
-    assert set(owned) == set(model.state_dict()) | {
-        n for n, _ in model.named_parameters()}
+    assert set(owned) == set(
+        model.state_dict()) | {n
+                               for n, _ in model.named_parameters()}
     kinds = set()
     for name, module in owned.items():
         assert is_dyt_param_name(name) == (id(module) in dyt_ids), name
@@ -118,14 +126,15 @@ def test_dyt_and_host_state_dicts_split_the_state_dict():
     dyt, host = model.dyt_state_dict(), model.host_state_dict()
     assert set(dyt).isdisjoint(host) and set(dyt) | set(host) == set(full)
     assert list(dyt) == [k for k in full if k in dyt]  # order kept
-    assert set(dyt) == {'dyt_layers.' + k
-                        for k in model.dyt_layers.state_dict()}
+    assert set(dyt) == {
+        'dyt_layers.' + k
+        for k in model.dyt_layers.state_dict()
+    }
     dense = VisionTransformer(arch=ARCH, img_size=16, patch_size=8)
     assert set(host) == set(dense.state_dict())
     dense.load_state_dict(host, strict=True)
     disp = dispatcher_state(full)
-    assert disp and set(disp) == {
-        k for k in dyt if '.dispatchers.' in k}
+    assert disp and set(disp) == {k for k in dyt if '.dispatchers.' in k}
     # only DyT trains
     assert {n for n, p in model.named_parameters() if p.requires_grad} == \
         {n for n, _ in model.named_parameters() if n in dyt}
