@@ -9,18 +9,18 @@ One file per idea:
 - :mod:`.rng`: torch / numpy / python RNG states as plain tensors;
 - :mod:`.files`: file integrity checks, loading, resume search;
 - :mod:`.delta`: delta checkpoints (the trained tensors plus a record of the
-  frozen base);
+  frozen base); :mod:`.convert`: delta <-> full files;
 - :mod:`.loading`: the DyT backbones' load hook (a delta rebuilds and checks
   its base wherever it is loaded; a checkpoint of another DyT config fails)
   and the evaluation check (a checkpoint without trained DyT keys fails).
 
 The hooks that use them live in :mod:`mmdyt.engine.hooks`.
 """
+from .convert import full_to_delta_file, merge_delta_file, tensor_bytes
 from .delta import (DELTA_BASE_KEY, base_record_key, base_reference,
                     carries_base_record, complete_delta, decode_record,
-                    encode_record, full_to_delta_file, is_delta_checkpoint,
-                    load_dyt_checkpoint, make_delta, merge_delta_file,
-                    pretrained_sources, rebuild_base, state_hash, tensor_bytes,
+                    encode_record, is_delta_checkpoint, load_dyt_checkpoint,
+                    make_delta, pretrained_sources, rebuild_base, state_hash,
                     tensor_digest)
 from .files import (CheckpointError, check_checkpoint_file,
                     find_resume_checkpoint, load_checkpoint_file)

@@ -9,17 +9,17 @@ what to install (:func:`require_onnx`).
 """
 from .export import (EXPORT_MODES, EXPORT_VARIANTS, EXPORTERS, DeployError,
                      build_deploy_module, default_topk_rate, example_input,
-                     export_checkpoint, export_onnx, load_model,
-                     measured_rate, model_task, prepare_for_export,
-                     pytorch_output, verify_onnx)
+                     export_checkpoint, export_onnx, load_model, measured_rate,
+                     model_task, prepare_for_export, pytorch_output,
+                     verify_onnx)
 from .graph import check_skipping_graph, graph_summary
 from .runtime import OnnxPredictor, ort_session, require_onnx, run_session
 
 __all__ = [
     'EXPORT_MODES', 'EXPORT_VARIANTS', 'EXPORTERS', 'DeployError',
-    'build_deploy_module',
-    'default_topk_rate', 'example_input', 'export_checkpoint', 'export_onnx',
-    'load_model', 'measured_rate', 'model_task', 'prepare_for_export',
-    'pytorch_output', 'verify_onnx', 'check_skipping_graph', 'graph_summary',
-    'OnnxPredictor', 'ort_session', 'require_onnx', 'run_session'
+    'build_deploy_module', 'default_topk_rate', 'example_input',
+    'export_checkpoint', 'export_onnx', 'load_model', 'measured_rate',
+    'model_task', 'prepare_for_export', 'pytorch_output', 'verify_onnx',
+    'check_skipping_graph', 'graph_summary', 'OnnxPredictor', 'ort_session',
+    'require_onnx', 'run_session'
 ]

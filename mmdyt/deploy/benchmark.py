@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .export import host_export_patches, prepare_for_export
+from .export import prepare_for_export
+from .host_patches import host_export_patches
 
 
 class BackboneOutput(nn.Module):
@@ -31,23 +32,39 @@ class BackboneOutput(nn.Module):
         return out
 
 
-def export_backbone(backbone: nn.Module, path: str, inputs: Tensor,
+def export_backbone(backbone: nn.Module,
+                    path: str,
+                    inputs: Tensor,
                     opset: int = 17) -> str:
     """Export ``BackboneOutput(backbone)`` with a dynamic batch (a DyT
     backbone in its gathered mode, a dense one as it is)."""
     module = BackboneOutput(backbone).eval()
     with torch.no_grad(), host_export_patches():
-        torch.onnx.export(module, (inputs, ), path, input_names=['input'],
-                          output_names=['output'],
-                          dynamic_axes={'input': {0: 'batch'},
-                                        'output': {0: 'batch'}},
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            module, (inputs, ),
+            path,
+            input_names=['input'],
+            output_names=['output'],
+            dynamic_axes={
+                'input': {
+                    0: 'batch'
+                },
+                'output': {
+                    0: 'batch'
+                }
+            },
+            opset_version=opset,
+            dynamo=False)
     return path
 
 
-def benchmark_onnxruntime(target, batch_size: int, seed: int,
-                          shape: Optional[Sequence[int]], repeats: int,
-                          warmup: int, threads: int,
+def benchmark_onnxruntime(target,
+                          batch_size: int,
+                          seed: int,
+                          shape: Optional[Sequence[int]],
+                          repeats: int,
+                          warmup: int,
+                          threads: int,
                           onnx_dir: Optional[str] = None) -> dict:
     """Time DyT ONNX, dense ONNX, DyT eager and dense eager, interleaved.
 
@@ -85,38 +102,50 @@ def benchmark_onnxruntime(target, batch_size: int, seed: int,
             export_backbone(model.backbone, dyt_path, example)
         dense = model.backbone.build_dense_twin()
         export_backbone(dense, dense_path, example)
-        sessions = {name: ort_session(path, threads)
-                    for name, path in (('dyt', dyt_path),
-                                       ('dense', dense_path))}
+        sessions = {
+            name: ort_session(path, threads)
+            for name, path in (('dyt', dyt_path), ('dense', dense_path))
+        }
         x = inputs.numpy()
-        feeds = {name: {s.get_inputs()[0].name: x}
-                 for name, s in sessions.items()}
+        feeds = {
+            name: {
+                s.get_inputs()[0].name: x
+            }
+            for name, s in sessions.items()
+        }
         runners = {
             'dense': lambda: sessions['dense'].run(None, feeds['dense']),
             'dyt': lambda: sessions['dyt'].run(None, feeds['dyt']),
             'dense_pytorch': target.run_dense,
             'dyt_pytorch': target.run,
         }
-        times = time_interleaved(runners, repeats, warmup,
-                                 torch.device('cpu'))
+        times = time_interleaved(runners, repeats, warmup, torch.device('cpu'))
         # ORT's output vs PyTorch's (the benchmark's own check)
         ref = BackboneOutput(model.backbone)
         with torch.no_grad(), model.backbone.dyt_mode('gathered'):
-            diff = float(abs(ref(inputs).numpy() - sessions['dyt'].run(
-                None, feeds['dyt'])[0]).max())
+            diff = float(
+                abs(
+                    ref(inputs).numpy() -
+                    sessions['dyt'].run(None, feeds['dyt'])[0]).max())
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return dict(times=times, max_abs_diff=diff,
-                files=None if tmp is not None else [dyt_path, dense_path])
+    return dict(
+        times=times,
+        max_abs_diff=diff,
+        files=None if tmp is not None else [dyt_path, dense_path])
 
 
 def spread(times: Sequence[float]) -> dict:
     """Median, min, max and the interquartile range of ``times`` (s)."""
     q = statistics.quantiles(times, n=4) if len(times) > 1 else \
         [times[0]] * 3
-    return dict(median=statistics.median(times), min=min(times),
-                max=max(times), q1=q[0], q3=q[2])
+    return dict(
+        median=statistics.median(times),
+        min=min(times),
+        max=max(times),
+        q1=q[0],
+        q3=q[2])
 
 
 def onnxruntime_fields(ort: dict, batch_size: int, threads: int) -> dict:
@@ -133,19 +162,20 @@ def onnxruntime_fields(ort: dict, batch_size: int, threads: int) -> dict:
             img_s_dense=batch_size / med['dense_pytorch'],
             img_s_dyt=batch_size / med['dyt_pytorch'],
             speedup=statistics.median(
-                d / t for d, t in zip(times['dense_pytorch'],
-                                      times['dyt_pytorch'])),
+                d / t
+                for d, t in zip(times['dense_pytorch'], times['dyt_pytorch'])),
             onnx_dyt_vs_pytorch_dyt=statistics.median(
                 p / o for p, o in zip(times['dyt_pytorch'], times['dyt'])),
             onnx_dyt_vs_pytorch_dense=statistics.median(
-                p / o for p, o in zip(times['dense_pytorch'],
-                                      times['dyt'])),
+                p / o for p, o in zip(times['dense_pytorch'], times['dyt'])),
             onnx_dense_vs_pytorch_dense=statistics.median(
-                p / o for p, o in zip(times['dense_pytorch'],
-                                      times['dense'])),
+                p / o for p, o in zip(times['dense_pytorch'], times['dense'])),
             times_dense=times['dense_pytorch'],
             times_dyt=times['dyt_pytorch']),
-        spread={k: spread(v) for k, v in times.items()})
+        spread={
+            k: spread(v)
+            for k, v in times.items()
+        })
 
 
 def print_onnxruntime(r: dict) -> None:

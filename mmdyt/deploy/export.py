@@ -37,8 +37,11 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
+
+from .errors import DeployError
+from .host_patches import host_export_patches
+from .wrappers import build_deploy_module, example_input, model_task
 
 #: export modes.
 EXPORT_MODES = ('gather', 'topk')
@@ -46,110 +49,6 @@ EXPORT_MODES = ('gather', 'topk')
 EXPORT_VARIANTS = ('mlp', )
 
 
-class DeployError(ValueError):
-    """A model, checkpoint or option that cannot be exported (the message
-    names the option and what is supported)."""
-
-
-# --------------------------------------------------------------- wrappers
-class ClassifierModule(nn.Module):
-    """Image classifier: normalised images ``(B, C, H, W)`` -> class logits
-    ``(B, num_classes)`` (``softmax`` gives mmpretrain's ``pred_score``)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.model.head(self.model.extract_feat(inputs))
-
-
-class FrameRecognizerModule(nn.Module):
-    """Per-frame video recognizer: normalised clips ``(B, C, T, H, W)`` (one
-    view each) -> class logits ``(B, num_classes)``. Several views of a
-    video are several rows; averaging them is the caller's (as mmaction2's
-    ``average_clips``)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.model.cls_head(self.model.frame_features(inputs))
-
-
-class SegmentorModule(nn.Module):
-    """Segmentor in ``whole`` mode: normalised images ``(B, C, H, W)`` ->
-    per-pixel logits ``(B, num_classes, H, W)`` (mmseg's ``seg_logits``
-    before cropping padding; ``argmax(1)`` is the prediction). Sliding
-    windows are the caller's: run the crops through the exported model."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        head = self.model.decode_head
-        logits = head.forward(self.model.extract_feat(inputs))
-        return F.interpolate(logits, size=inputs.shape[2:], mode='bilinear',
-                             align_corners=head.align_corners)
-
-
-def model_task(model: nn.Module) -> str:
-    """``'cls'``, ``'video'`` or ``'seg'`` for an mmdyt algorithm.
-
-    Raises:
-        DeployError: If the model is none of the exportable ones.
-    """
-    from mmdyt.models.dyt import DyTBackboneMixin
-    backbone = getattr(model, 'backbone', None)
-    if not isinstance(backbone, DyTBackboneMixin):
-        raise DeployError('model.backbone must be a DyT backbone (e.g. '
-                          "type='mmdyt.DyTVisionTransformer'), got "
-                          f'{type(backbone).__name__}')
-    if hasattr(model, 'decode_head'):
-        return 'seg'
-    if hasattr(model, 'cls_head'):
-        if not getattr(model, 'per_frame', False):
-            raise DeployError(
-                'ONNX export supports the per-frame video recognizer '
-                '(model.per_frame=True with an image DyT backbone); '
-                f'model.per_frame=False ({type(backbone).__name__}) is not '
-                'supported')
-        return 'video'
-    if hasattr(model, 'head'):
-        return 'cls'
-    raise DeployError(f'cannot export {type(model).__name__}: supported are '
-                      'DyTImageClassifier, DyTRecognizer (per_frame=True) '
-                      'and DyTEncoderDecoder')
-
-
-def build_deploy_module(model: nn.Module) -> nn.Module:
-    """The tensor-to-tensor module that is exported (see the wrappers)."""
-    task = model_task(model)
-    wrapper = dict(cls=ClassifierModule, video=FrameRecognizerModule,
-                   seg=SegmentorModule)[task]
-    return wrapper(model).eval()
-
-
-def example_input(model: nn.Module, batch_size: int = 2, seed: int = 0,
-                  shape: Optional[Sequence[int]] = None,
-                  frames: Optional[int] = None) -> Tensor:
-    """Synthetic normalised input of the deploy module: ``(B, C, H, W)`` or
-    ``(B, C, T, H, W)`` (clips of ``frames`` or ``model.num_frames``)."""
-    from mmdyt.utils.synthetic import synthetic_inputs
-    task = model_task(model)
-    C, H, W = model.backbone.dyt_input_shape()
-    if shape is not None:
-        H, W = (int(s) for s in shape)
-    sample = (C, H, W)
-    if task == 'video':
-        sample = (C, int(frames or model.num_frames), H, W)
-    return synthetic_inputs(sample, batch_size, seed,
-                            next(model.parameters()).device)
-
-
-# ------------------------------------------------------------- preparation
 def check_exportable(model: nn.Module, mode: str) -> None:
     """Raise :class:`DeployError` for an unsupported mode or variant."""
     if mode not in EXPORT_MODES:
@@ -171,86 +70,14 @@ def _dispatchers(model: nn.Module):
 
 
 @contextmanager
-def plain_linear():
-    """Run mmcv's ``Linear`` wrapper as ``torch.nn.Linear`` inside the block.
-
-    mmcv's wrapper checks ``x.numel() == 0`` before the product (a guard for
-    torch < 1.5); with the data-dependent token count of the gathered path
-    that check is a guard on a data-dependent size for ``torch.export`` and
-    a frozen constant for the TorchScript tracer. ``nn.Linear`` computes the
-    same ``F.linear`` with the same weights.
-    """
-    from mmcv.cnn.bricks import wrappers
-    saved = wrappers.Linear.forward
-    wrappers.Linear.forward = nn.Linear.forward
-    try:
-        yield
-    finally:
-        wrappers.Linear.forward = saved
-
-
-def _window_reverse(windows: Tensor, H: int, W: int,
-                    window_size: int) -> Tensor:
-    """mmpretrain's ``ShiftWindowMSA.window_reverse`` with the batch size
-    left to the graph (``-1``): the host computes it with ``int()``, which
-    the tracer freezes to the example's batch. Same values."""
-    C = windows.shape[-1]
-    x = windows.view(-1, H // window_size, W // window_size, window_size,
-                     window_size, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
-
-
-def _fixed_adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
-    """``adaptive_avg_pool2d`` as ``avg_pool2d`` with the kernel of the
-    traced input size (mmseg's pyramid pooling): the TorchScript exporter
-    cannot export the adaptive op when the input's size is computed in the
-    graph. Exact when the size divides evenly, an error otherwise."""
-    H, W = int(input.shape[-2]), int(input.shape[-1])
-    out = (output_size, output_size) if isinstance(output_size, int) else \
-        tuple(output_size)
-    out = tuple(s if o is None else int(o) for o, s in zip(out, (H, W)))
-    if H % out[0] or W % out[1]:
-        raise DeployError(
-            f'adaptive average pooling from {H}x{W} to {out[0]}x{out[1]} is '
-            'not a fixed-kernel pooling; choose --shape so that the '
-            'feature map divides evenly (e.g. the pool_scales of the '
-            'decode head)')
-    kernel = (H // out[0], W // out[1])
-    return F.avg_pool2d(input, kernel, kernel)
-
-
-@contextmanager
-def host_export_patches():
-    """Host code that the tracer records wrongly, replaced inside the
-    block by equivalents (restored on exit):
-
-    - mmcv's ``Linear`` wrapper runs as ``torch.nn.Linear``
-      (:func:`plain_linear`);
-    - mmpretrain's Swin ``window_reverse`` keeps the batch dynamic
-      (:func:`_window_reverse`);
-    - ``F.adaptive_avg_pool2d`` (mmseg's pyramid pooling) becomes a
-      fixed-kernel ``avg_pool2d`` (:func:`_fixed_adaptive_avg_pool2d`).
-    """
-    from mmpretrain.models.utils.attention import ShiftWindowMSA
-    saved = ShiftWindowMSA.__dict__['window_reverse']
-    saved_pool = F.adaptive_avg_pool2d
-    ShiftWindowMSA.window_reverse = staticmethod(_window_reverse)
-    F.adaptive_avg_pool2d = _fixed_adaptive_avg_pool2d
-    try:
-        with plain_linear():
-            yield
-    finally:
-        ShiftWindowMSA.window_reverse = saved
-        F.adaptive_avg_pool2d = saved_pool
-
-
-@contextmanager
-def prepare_for_export(model: nn.Module, mode: str = 'gather',
+def prepare_for_export(model: nn.Module,
+                       mode: str = 'gather',
                        rate: Optional[float] = None):
     """Put ``model`` in the state the export traces; restored on exit.
 
     Eval mode, gathered DyT mode, the host patches
-    (:func:`host_export_patches`) and, for ``topk``, the fixed-count rule at ``rate`` on every dispatcher.
+    (:func:`host_export_patches`) and, for ``topk``, the fixed-count rule
+    at ``rate`` on every dispatcher.
 
     Raises:
         DeployError: For an unsupported mode / variant, a ``topk`` export
@@ -314,7 +141,8 @@ def default_topk_rate(model: nn.Module, checkpoint: Optional[dict],
 
 
 # ---------------------------------------------------------------- loading
-def load_model(config, checkpoint: Optional[str] = None,
+def load_model(config,
+               checkpoint: Optional[str] = None,
                cfg_options: Optional[Sequence[str]] = None):
     """Build the config's model and load ``checkpoint`` (full or delta),
     every key of the model required.
@@ -395,25 +223,45 @@ def export_onnx(model: nn.Module,
         module = build_deploy_module(model)
         if exporter == 'torchscript':
             torch.onnx.export(
-                module, (inputs, ), out,
-                dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}},
-                opset_version=opset, do_constant_folding=True, dynamo=False,
+                module, (inputs, ),
+                out,
+                dynamic_axes={
+                    'input': {
+                        0: 'batch'
+                    },
+                    'output': {
+                        0: 'batch'
+                    }
+                },
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
                 **names)
         else:
             batch = torch.export.Dim('batch', min=1, max=4096)
             torch.onnx.export(
-                module, (inputs, ), out,
-                dynamic_shapes={'inputs': {0: batch}},
-                opset_version=max(opset, 18), dynamo=True, **names)
-    return dict(mode=mode, rate=rate, task=task,
-                input_shape=list(inputs.shape[1:]),
-                exporter=f'torch.onnx.export(dynamo={exporter == "dynamo"})',
-                opset=opset if exporter == 'torchscript' else max(opset, 18),
-                path=out)
+                module, (inputs, ),
+                out,
+                dynamic_shapes={'inputs': {
+                    0: batch
+                }},
+                opset_version=max(opset, 18),
+                dynamo=True,
+                **names)
+    return dict(
+        mode=mode,
+        rate=rate,
+        task=task,
+        input_shape=list(inputs.shape[1:]),
+        exporter=f'torch.onnx.export(dynamo={exporter == "dynamo"})',
+        opset=opset if exporter == 'torchscript' else max(opset, 18),
+        path=out)
 
 
 @torch.no_grad()
-def pytorch_output(model: nn.Module, inputs: Tensor, mode: str = 'gather',
+def pytorch_output(model: nn.Module,
+                   inputs: Tensor,
+                   mode: str = 'gather',
                    rate: Optional[float] = None,
                    keep_masks: bool = False) -> Tensor:
     """The eager PyTorch output of the exported function (same mode and
@@ -433,7 +281,9 @@ def pytorch_output(model: nn.Module, inputs: Tensor, mode: str = 'gather',
 
 
 # ------------------------------------------------------- verify and report
-def verify_onnx(model: nn.Module, path: str, mode: str = 'gather',
+def verify_onnx(model: nn.Module,
+                path: str,
+                mode: str = 'gather',
                 rate: Optional[float] = None,
                 batch_sizes: Sequence[int] = (1, 3),
                 seeds: Sequence[int] = (1, 2),
@@ -458,10 +308,12 @@ def verify_onnx(model: nn.Module, path: str, mode: str = 'gather',
             if out.shape != ref.shape:
                 raise AssertionError(f'ORT output {out.shape} vs PyTorch '
                                      f'{ref.shape} at batch {batch}')
-            runs.append(dict(batch=batch, seed=seed,
-                             max_abs_diff=float(abs(out - ref).max())))
-    return dict(max_abs_diff=max(r['max_abs_diff'] for r in runs),
-                runs=runs)
+            runs.append(
+                dict(
+                    batch=batch,
+                    seed=seed,
+                    max_abs_diff=float(abs(out - ref).max())))
+    return dict(max_abs_diff=max(r['max_abs_diff'] for r in runs), runs=runs)
 
 
 def export_checkpoint(config,
@@ -518,6 +370,6 @@ def export_checkpoint(config,
     if source:
         report['rate_source'] = source
     if verify:
-        report['verify'] = verify_onnx(model, out, mode, rate, shape=shape,
-                                       frames=frames)
+        report['verify'] = verify_onnx(
+            model, out, mode, rate, shape=shape, frames=frames)
     return report

@@ -73,12 +73,14 @@ def _find_weight_consumers(graph, weight: np.ndarray, numpy_helper) -> list:
             names.add(init.name)
     return [
         n for n in graph.node
-        if n.op_type in ('Gemm', 'MatMul') and len(n.input) > 1
-        and n.input[1] in names
+        if n.op_type in ('Gemm',
+                         'MatMul') and len(n.input) > 1 and n.input[1] in names
     ]
 
 
-def check_skipping_graph(path: str, model: nn.Module, inputs,
+def check_skipping_graph(path: str,
+                         model: nn.Module,
+                         inputs,
                          mode: str = 'gather',
                          rate: Optional[float] = None) -> List[dict]:
     """Prove that every dispatched MLP of the exported ``path`` runs on the
@@ -111,8 +113,10 @@ def check_skipping_graph(path: str, model: nn.Module, inputs,
     graph = proto.graph
     producers = {o: n for n in graph.node for o in n.output}
     types = {n.op_type for n in graph.node}
-    missing = [op for op in (INDEX_OPS[0] if mode == 'gather' else
-                             INDEX_OPS[1], ) if op not in types]
+    missing = [
+        op for op in (INDEX_OPS[0] if mode == 'gather' else INDEX_OPS[1], )
+        if op not in types
+    ]
     if missing or not types & set(SCATTER_OPS):
         raise AssertionError(f'{path}: the graph has no {missing or ""} '
                              f'{"" if types & set(SCATTER_OPS) else "Scatter"}'
@@ -121,8 +125,8 @@ def check_skipping_graph(path: str, model: nn.Module, inputs,
     pytorch_output(model, inputs, mode, rate, keep_masks=True)
     masks = backbone.dyt_masks
     probes, report = [], []
-    for i, (linear, used) in enumerate(
-            zip(first_mlp_linears(backbone), masks)):
+    for i, (linear,
+            used) in enumerate(zip(first_mlp_linears(backbone), masks)):
         if 'mlp' not in used:
             continue
         weight = linear.weight.detach().cpu().numpy()
@@ -139,8 +143,11 @@ def check_skipping_graph(path: str, model: nn.Module, inputs,
                 f'(no Gather / {"/".join(INDEX_OPS)} upstream)')
         mask = used['mlp']
         report.append(
-            dict(layer=i, index_op=index_ops[0],
-                 active=int(mask.sum()), tokens=int(mask.numel())))
+            dict(
+                layer=i,
+                index_op=index_ops[0],
+                active=int(mask.sum()),
+                tokens=int(mask.numel())))
         probes.append(data)
     # run with the MLP inputs exposed as outputs
     known = {o.name for o in graph.output}
@@ -154,8 +161,8 @@ def check_skipping_graph(path: str, model: nn.Module, inputs,
         session = ort_session(probed, threads=1)
         names = [o.name for o in session.get_outputs()]
         x = inputs.detach().cpu().numpy().astype(np.float32)
-        outs = dict(zip(names, session.run(None, {
-            session.get_inputs()[0].name: x})))
+        outs = dict(
+            zip(names, session.run(None, {session.get_inputs()[0].name: x})))
     finally:
         import os
         os.remove(probed)

@@ -27,7 +27,8 @@ def require_onnx():
     return onnx, onnxruntime
 
 
-def ort_session(path: str, threads: Optional[int] = None,
+def ort_session(path: str,
+                threads: Optional[int] = None,
                 providers: Optional[Sequence[str]] = None):
     """An ``onnxruntime.InferenceSession`` of ``path``.
 
@@ -55,8 +56,8 @@ def run_session(session, inputs) -> np.ndarray:
     if hasattr(inputs, 'detach'):
         inputs = inputs.detach().cpu().numpy()
     name = session.get_inputs()[0].name
-    return session.run(None, {name: np.ascontiguousarray(
-        inputs, dtype=np.float32)})[0]
+    return session.run(
+        None, {name: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
 
 
 class OnnxPredictor:
@@ -111,8 +112,8 @@ class OnnxPredictor:
 
     def _sample(self, item) -> dict:
         if isinstance(item, np.ndarray):
-            data = dict(img=item, img_shape=item.shape[:2],
-                        ori_shape=item.shape[:2])
+            data = dict(
+                img=item, img_shape=item.shape[:2], ori_shape=item.shape[:2])
             pipeline = [
                 t for t in self._test_pipeline().transforms
                 if 'LoadImage' not in type(t).__name__
@@ -193,5 +194,7 @@ class OnnxPredictor:
             return dict(pred_sem_seg=logits[0, :, :h, :w].argmax(0))
         exp = np.exp(logits - logits.max(-1, keepdims=True))
         scores = (exp / exp.sum(-1, keepdims=True)).mean(0)
-        return dict(pred_label=int(scores.argmax()),
-                    pred_score=float(scores.max()), scores=scores)
+        return dict(
+            pred_label=int(scores.argmax()),
+            pred_score=float(scores.max()),
+            scores=scores)

@@ -5,9 +5,11 @@ import os.path as osp
 
 import pytest
 
-pytest.importorskip('onnxruntime')
+from ..conftest import REPO_ROOT, load_tool
 
-from ..conftest import REPO_ROOT, load_tool  # noqa: E402
+# onnx and onnxruntime are optional (requirements/deploy.txt)
+pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
 
 VIT_CFG = osp.join(REPO_ROOT, 'tests', 'test_tools', 'configs',
                    'mmpretrain_dyt-vit-tiny_imagenet.py')
@@ -15,10 +17,11 @@ VIT_CFG = osp.join(REPO_ROOT, 'tests', 'test_tools', 'configs',
 
 def test_benchmark_onnxruntime_backend_fields(tmp_path, capsys):
     tool = load_tool('analysis_tools/benchmark')
-    r = tool.main([VIT_CFG, '--rate', '0.5', '--backend', 'onnxruntime',
-                   '--batch-size', '3', '--repeats', '2', '--warmup', '0',
-                   '--onnx-dir', str(tmp_path), '--cfg-options',
-                   'model.backbone.init_cfg=None'])
+    r = tool.main([
+        VIT_CFG, '--rate', '0.5', '--backend', 'onnxruntime', '--batch-size',
+        '3', '--repeats', '2', '--warmup', '0', '--onnx-dir',
+        str(tmp_path), '--cfg-options', 'model.backbone.init_cfg=None'
+    ])
     out = capsys.readouterr().out
     assert 'backend onnxruntime (2 intra-op threads' in out
     assert r['backend'] == 'onnxruntime' and r['ort_threads'] == 2
@@ -29,8 +32,7 @@ def test_benchmark_onnxruntime_backend_fields(tmp_path, capsys):
     assert 0.2 < r['act_rate'] < 0.8  # calibrated to 0.5
     p = r['pytorch']
     assert len(p['times_dense']) == len(p['times_dyt']) == 2
-    assert set(r['spread']) == {'dense', 'dyt', 'dense_pytorch',
-                                'dyt_pytorch'}
+    assert set(r['spread']) == {'dense', 'dyt', 'dense_pytorch', 'dyt_pytorch'}
     with pytest.raises(SystemExit):
-        tool.parse_args([VIT_CFG, '--backend', 'onnxruntime', '--level',
-                         'model'])
+        tool.parse_args(
+            [VIT_CFG, '--backend', 'onnxruntime', '--level', 'model'])

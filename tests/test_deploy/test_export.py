@@ -9,17 +9,17 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmdyt.apis.model import init_dyt_model
+from mmdyt.deploy import (DeployError, build_deploy_module,
+                          check_skipping_graph, example_input, export_onnx,
+                          graph_summary, load_model, ort_session,
+                          pytorch_output, run_session)
+from mmdyt.models.dyt import TokenDispatcher
+from ..conftest import REPO_ROOT
+
+# onnx and onnxruntime are optional (requirements/deploy.txt)
 pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
-
-from mmdyt.apis.model import init_dyt_model  # noqa: E402
-from mmdyt.deploy import (DeployError, build_deploy_module,  # noqa: E402
-                          check_skipping_graph, example_input, export_onnx, graph_summary,
-                          load_model, ort_session, pytorch_output,
-                          run_session)
-from mmdyt.models.dyt import TokenDispatcher  # noqa: E402
-
-from ..conftest import REPO_ROOT  # noqa: E402
 
 VIT_CFG = osp.join(REPO_ROOT, 'tests', 'test_tools', 'configs',
                    'mmpretrain_dyt-vit-tiny_imagenet.py')
@@ -35,37 +35,53 @@ def vit_cfg(**dyt):
 
 
 def swin_cfg():
-    return Config(dict(
-        default_scope='mmpretrain',
-        model=dict(
-            type='mmdyt.DyTImageClassifier',
-            backbone=dict(
-                type='mmdyt.DyTSwinTransformer',
-                arch=dict(embed_dims=16, depths=[2, 2, 2, 2],
-                          num_heads=[1, 2, 4, 8]),
-                img_size=64, patch_size=2, window_size=4, out_indices=(3, ),
-                dyt=dict(bottleneck=4)),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=5,
-                      in_channels=128))))
+    return Config(
+        dict(
+            default_scope='mmpretrain',
+            model=dict(
+                type='mmdyt.DyTImageClassifier',
+                backbone=dict(
+                    type='mmdyt.DyTSwinTransformer',
+                    arch=dict(
+                        embed_dims=16,
+                        depths=[2, 2, 2, 2],
+                        num_heads=[1, 2, 4, 8]),
+                    img_size=64,
+                    patch_size=2,
+                    window_size=4,
+                    out_indices=(3, ),
+                    dyt=dict(bottleneck=4)),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(
+                    type='LinearClsHead', num_classes=5, in_channels=128))))
 
 
 def video_cfg():
-    return Config(dict(
-        default_scope='mmaction',
-        model=dict(
-            type='mmdyt.DyTRecognizer',
-            per_frame=True,
-            num_frames=3,
-            backbone=dict(
-                type='mmdyt.DyTVisionTransformer',
-                arch=dict(embed_dims=32, num_layers=2, num_heads=4,
-                          feedforward_channels=64),
-                img_size=16, patch_size=4, out_type='raw',
-                dyt=dict(bottleneck=8)),
-            cls_head=dict(type='mmdyt.AttentivePoolHead', num_classes=3,
-                          in_channels=32, num_heads=4, num_frames=3,
-                          average_clips='prob'))))
+    return Config(
+        dict(
+            default_scope='mmaction',
+            model=dict(
+                type='mmdyt.DyTRecognizer',
+                per_frame=True,
+                num_frames=3,
+                backbone=dict(
+                    type='mmdyt.DyTVisionTransformer',
+                    arch=dict(
+                        embed_dims=32,
+                        num_layers=2,
+                        num_heads=4,
+                        feedforward_channels=64),
+                    img_size=16,
+                    patch_size=4,
+                    out_type='raw',
+                    dyt=dict(bottleneck=8)),
+                cls_head=dict(
+                    type='mmdyt.AttentivePoolHead',
+                    num_classes=3,
+                    in_channels=32,
+                    num_heads=4,
+                    num_frames=3,
+                    average_clips='prob'))))
 
 
 def seg_cfg():
@@ -112,8 +128,10 @@ def models():
 
 
 def _rates(model):
-    return [float(m['mlp'][:, model.backbone.num_prefix_tokens:].float()
-                  .mean()) for m in model.backbone.dyt_masks]
+    return [
+        float(m['mlp'][:, model.backbone.num_prefix_tokens:].float().mean())
+        for m in model.backbone.dyt_masks
+    ]
 
 
 @pytest.mark.parametrize('task', list(TASKS))
@@ -227,16 +245,22 @@ def test_checkpoint_that_does_not_fit_the_config(tmp_path):
 def test_dynamo_exporter_gives_an_equal_skipping_graph(models, tmp_path):
     model = models('vit')
     path = str(tmp_path / 'dynamo.onnx')
-    info = export_onnx(model, path, 'gather', inputs=example_input(model, 2),
-                       exporter='dynamo')
+    info = export_onnx(
+        model,
+        path,
+        'gather',
+        inputs=example_input(model, 2),
+        exporter='dynamo')
     assert info['exporter'] == 'torch.onnx.export(dynamo=True)'
     assert 'NonZero' in graph_summary(path)
     session = ort_session(path, threads=1)
     for batch in (1, 3):
         x = example_input(model, batch, 7)
-        np.testing.assert_allclose(run_session(session, x),
-                                   pytorch_output(model, x).numpy(),
-                                   rtol=0, atol=1e-4)
+        np.testing.assert_allclose(
+            run_session(session, x),
+            pytorch_output(model, x).numpy(),
+            rtol=0,
+            atol=1e-4)
     report = check_skipping_graph(path, model, example_input(model, 3, 5))
     assert all(e['rows'] == e['active'] < e['tokens'] for e in report)
 
@@ -246,8 +270,12 @@ def test_topk_default_rate_is_the_retargeted_budget_or_the_measured_rate(
     from mmdyt.deploy import default_topk_rate
     model = models('vit')
     x = example_input(model, 4, 9)
-    rate, source = default_topk_rate(
-        model, {'meta': {'dyt_retarget': {'rate': 0.3}}}, x)
+    rate, source = default_topk_rate(model,
+                                     {'meta': {
+                                         'dyt_retarget': {
+                                             'rate': 0.3
+                                         }
+                                     }}, x)
     assert rate == 0.3 and 'retargeted' in source
     rate, source = default_topk_rate(model, {'meta': {}}, x)
     assert source.startswith('measured')

@@ -9,14 +9,14 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmdyt.apis.model import init_dyt_model
+from mmdyt.deploy import (OnnxPredictor, example_input, export_onnx,
+                          ort_session, run_session)
+from ..conftest import REPO_ROOT, load_tool
+
+# onnx and onnxruntime are optional (requirements/deploy.txt)
 pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
-
-from mmdyt.apis.model import init_dyt_model  # noqa: E402
-from mmdyt.deploy import (OnnxPredictor, example_input,  # noqa: E402
-                          export_onnx, ort_session, run_session)
-
-from ..conftest import REPO_ROOT, load_tool  # noqa: E402
 
 VIT_CFG = osp.join(REPO_ROOT, 'tests', 'test_tools', 'configs',
                    'mmpretrain_dyt-vit-tiny_imagenet.py')
@@ -93,15 +93,19 @@ def test_export_tool_topk_default_rate_and_errors(host_cfg, capsys):
     cfg_path = str(root / 'cfg_topk.py')
     cfg.dump(cfg_path)
     tool = load_tool('deployment/export_onnx')
-    report = tool.main([cfg_path, full, str(root / 'topk.onnx'), '--mode',
-                        'topk', '--verify'])
+    report = tool.main([
+        cfg_path, full,
+        str(root / 'topk.onnx'), '--mode', 'topk', '--verify'
+    ])
     assert report['rate_source'].startswith('measured')
     assert 0.0 < report['rate'] < 1.0
     assert report['verify']['max_abs_diff'] < 1e-4
     capsys.readouterr()
     with pytest.raises(SystemExit):
-        tool.main([cfg_path, full, str(root / 'x.onnx'), '--mode', 'gather',
-                   '--rate', '0.5'])
+        tool.main([
+            cfg_path, full,
+            str(root / 'x.onnx'), '--mode', 'gather', '--rate', '0.5'
+        ])
     assert '--rate applies to --mode topk' in capsys.readouterr().err
 
 
@@ -127,17 +131,17 @@ def test_predictor_matches_pytorch_on_image_files(host_cfg, tmp_path):
     with torch.no_grad():
         preds = model.test_step(data)
     for res, pred in zip(results, preds):
-        np.testing.assert_allclose(res['scores'], pred.pred_score.numpy(),
-                                   rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            res['scores'], pred.pred_score.numpy(), rtol=0, atol=1e-5)
         assert res['pred_label'] == int(pred.pred_label)
 
 
 def test_seg_predictor_matches_pytorch_whole_inference(tmp_path):
     import cv2
     from mmengine.dataset import Compose, pseudo_collate
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'tests', 'test_tools',
-                                   'configs',
-                                   'dyt_seg_vit-tiny_upernet_ade20k.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'tests', 'test_tools', 'configs',
+                 'dyt_seg_vit-tiny_upernet_ade20k.py'))
     cfg.model.test_cfg = dict(mode='whole')
     cfg.test_pipeline = [
         dict(type='LoadImageFromFile'),
@@ -152,24 +156,28 @@ def test_seg_predictor_matches_pytorch_whole_inference(tmp_path):
         for p in model.backbone.dyt_layers.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.2)
     path = str(tmp_path / 'seg.onnx')
-    export_onnx(model, path, 'gather',
-                inputs=example_input(model, 2, shape=(64, 64)))
+    export_onnx(
+        model, path, 'gather', inputs=example_input(model, 2, shape=(64, 64)))
     rng = np.random.default_rng(0)
     files = []
     for i, size in enumerate([(64, 64), (64, 64), (48, 64)]):
         img = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
         files.append(str(tmp_path / f'img{i}.png'))
         cv2.imwrite(files[-1], img)
-        cv2.imwrite(str(tmp_path / f'img{i}_seg.png'),
-                    np.ones(size, np.uint8))
+        cv2.imwrite(str(tmp_path / f'img{i}_seg.png'), np.ones(size, np.uint8))
     results = OnnxPredictor(cfg, path, threads=1)(files)
     # the 48 x 64 image is padded to the graph's 64 x 64, the map cropped
     assert results[2]['pred_sem_seg'].shape == (48, 64)
     pipeline = Compose(list(cfg.test_pipeline))
     for f, res in zip(files[:2], results[:2]):
-        data = pseudo_collate([pipeline(dict(
-            img_path=f, seg_map_path=f[:-4] + '_seg.png',
-            reduce_zero_label=True, seg_fields=[]))])
+        data = pseudo_collate([
+            pipeline(
+                dict(
+                    img_path=f,
+                    seg_map_path=f[:-4] + '_seg.png',
+                    reduce_zero_label=True,
+                    seg_fields=[]))
+        ])
         with torch.no_grad():
             pred = model.test_step(data)[0]
         ref = pred.pred_sem_seg.data[0].numpy()
@@ -183,30 +191,48 @@ def test_video_predictor_matches_pytorch_on_a_video_file(tmp_path):
     from mmengine.dataset import Compose, pseudo_collate
     pipeline = [
         dict(type='DecordInit'),
-        dict(type='SampleFrames', clip_len=3, frame_interval=1,
-             num_clips=1, test_mode=True),
+        dict(
+            type='SampleFrames',
+            clip_len=3,
+            frame_interval=1,
+            num_clips=1,
+            test_mode=True),
         dict(type='DecordDecode'),
         dict(type='Resize', scale=(16, 16), keep_ratio=False),
         dict(type='FormatShape', input_format='NCTHW'),
         dict(type='PackActionInputs')
     ]
-    cfg = Config(dict(
-        default_scope='mmaction',
-        test_pipeline=pipeline,
-        model=dict(
-            type='mmdyt.DyTRecognizer', per_frame=True, num_frames=3,
-            data_preprocessor=dict(type='ActionDataPreprocessor',
-                                   mean=[127.5] * 3, std=[60.0] * 3,
-                                   format_shape='NCTHW'),
-            backbone=dict(
-                type='mmdyt.DyTVisionTransformer',
-                arch=dict(embed_dims=32, num_layers=2, num_heads=4,
-                          feedforward_channels=64),
-                img_size=16, patch_size=4, out_type='raw',
-                dyt=dict(bottleneck=8)),
-            cls_head=dict(type='mmdyt.AttentivePoolHead', num_classes=3,
-                          in_channels=32, num_heads=4, num_frames=3,
-                          average_clips='prob'))))
+    cfg = Config(
+        dict(
+            default_scope='mmaction',
+            test_pipeline=pipeline,
+            model=dict(
+                type='mmdyt.DyTRecognizer',
+                per_frame=True,
+                num_frames=3,
+                data_preprocessor=dict(
+                    type='ActionDataPreprocessor',
+                    mean=[127.5] * 3,
+                    std=[60.0] * 3,
+                    format_shape='NCTHW'),
+                backbone=dict(
+                    type='mmdyt.DyTVisionTransformer',
+                    arch=dict(
+                        embed_dims=32,
+                        num_layers=2,
+                        num_heads=4,
+                        feedforward_channels=64),
+                    img_size=16,
+                    patch_size=4,
+                    out_type='raw',
+                    dyt=dict(bottleneck=8)),
+                cls_head=dict(
+                    type='mmdyt.AttentivePoolHead',
+                    num_classes=3,
+                    in_channels=32,
+                    num_heads=4,
+                    num_frames=3,
+                    average_clips='prob'))))
     torch.manual_seed(0)
     model = init_dyt_model(cfg)
     g = torch.Generator().manual_seed(1)
@@ -223,11 +249,11 @@ def test_video_predictor_matches_pytorch_on_a_video_file(tmp_path):
         writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
     writer.release()
     res, = OnnxPredictor(cfg, path, threads=1)([video])
-    data = pseudo_collate([Compose(pipeline)(dict(filename=video,
-                                                  start_index=0,
-                                                  modality='RGB'))])
+    data = pseudo_collate([
+        Compose(pipeline)(dict(filename=video, start_index=0, modality='RGB'))
+    ])
     with torch.no_grad():
         pred = model.test_step(data)[0]
-    np.testing.assert_allclose(res['scores'], pred.pred_scores.item.numpy(),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        res['scores'], pred.pred_scores.item.numpy(), rtol=0, atol=1e-5)
     assert res['pred_label'] == int(pred.pred_labels.item)

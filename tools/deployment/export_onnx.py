@@ -18,29 +18,45 @@ import sys
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('checkpoint',
-                        help='full or delta checkpoint, or "none"')
+    parser.add_argument(
+        'checkpoint', help='full or delta checkpoint, or "none"')
     parser.add_argument('out', help='the .onnx file to write')
-    parser.add_argument('--mode', default='gather',
-                        help='gather (data-dependent counts, default) or '
-                        'topk (k = ceil(R * N) tokens per sample, static '
-                        'shapes)')
-    parser.add_argument('--rate', type=float, default=None,
-                        help='R of --mode topk (default: the checkpoint\'s '
-                        'rate)')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input size (default: the backbone img_size)')
-    parser.add_argument('--frames', type=int, default=None,
-                        help='frames per clip (video)')
+    parser.add_argument(
+        '--mode',
+        default='gather',
+        help='gather (data-dependent counts, default) or '
+        'topk (k = ceil(R * N) tokens per sample, static '
+        'shapes)')
+    parser.add_argument(
+        '--rate',
+        type=float,
+        default=None,
+        help='R of --mode topk (default: the checkpoint\'s '
+        'rate)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='input size (default: the backbone img_size)')
+    parser.add_argument(
+        '--frames', type=int, default=None, help='frames per clip (video)')
     parser.add_argument('--opset', type=int, default=17)
-    parser.add_argument('--exporter', default='torchscript',
-                        help='torchscript (default, seconds) or dynamo '
-                        '(torch.export; slower)')
-    parser.add_argument('--verify', action='store_true',
-                        help='run the file in ONNX Runtime and print the '
-                        'largest difference to PyTorch')
-    parser.add_argument('--cfg-options', nargs='+', default=None,
-                        help='key=value config overrides')
+    parser.add_argument(
+        '--exporter',
+        default='torchscript',
+        help='torchscript (default, seconds) or dynamo '
+        '(torch.export; slower)')
+    parser.add_argument(
+        '--verify',
+        action='store_true',
+        help='run the file in ONNX Runtime and print the '
+        'largest difference to PyTorch')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=None,
+        help='key=value config overrides')
     return parser.parse_args(argv)
 
 
@@ -50,17 +66,17 @@ def main(argv=None):
     checkpoint = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
     try:
-        report = export_checkpoint(
-            args.config, checkpoint, args.out, args.mode, args.rate,
-            args.shape, args.frames, args.opset, args.verify, args.cfg_options,
-            args.exporter)
+        report = export_checkpoint(args.config, checkpoint, args.out,
+                                   args.mode, args.rate, args.shape,
+                                   args.frames, args.opset, args.verify,
+                                   args.cfg_options, args.exporter)
     except DeployError as e:
         print(f'error: {e}', file=sys.stderr)
         raise SystemExit(2)
     print(f'exported {report["task"]} model to {args.out} '
-          f'(--mode {report["mode"]}'
-          + (f', R={report["rate"]:.4f} ({report.get("rate_source", "given")})'
-             if report['rate'] is not None else '') + ')')
+          f'(--mode {report["mode"]}' +
+          (f', R={report["rate"]:.4f} ({report.get("rate_source", "given")})'
+           if report['rate'] is not None else '') + ')')
     if 'verify' in report:
         for run in report['verify']['runs']:
             print(f'  batch {run["batch"]} seed {run["seed"]}: max abs diff '
