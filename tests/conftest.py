@@ -166,3 +166,16 @@ def coco_stuff_root(tmp_path_factory):
 @pytest.fixture(scope='session')
 def kinetics_root(tmp_path_factory):
     return make_rawframes(tmp_path_factory.mktemp('kinetics'))
+
+
+@pytest.fixture
+def restore_default_scope():
+    """Undo the default scopes a test switched to (``init_dyt_model`` and the
+    hosts' APIs call ``init_default_scope`` as a Runner does): the tests
+    after it see the scope they saw before."""
+    from mmengine.registry import DefaultScope
+    before = list(DefaultScope._instance_dict)
+    yield
+    for name in list(DefaultScope._instance_dict):
+        if name not in before:
+            del DefaultScope._instance_dict[name]
