@@ -12,7 +12,6 @@ import os.path as osp
 import re
 import shutil
 import sys
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -73,7 +72,8 @@ def add_mim_extension(mode, repo=HERE):
             os.symlink(osp.relpath(src, mim_path), dst)
         elif osp.isdir(src):
             shutil.copytree(
-                src, dst,
+                src,
+                dst,
                 ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
         else:
             shutil.copyfile(src, dst)
@@ -89,8 +89,8 @@ if __name__ == '__main__':
         description='Dynamic Tuning (DyT) for ViT adaptation in OpenMMLab '
         'codebases',
         long_description=open(osp.join(HERE, 'README.md'),
-                              encoding='utf-8').read()
-        if osp.exists(osp.join(HERE, 'README.md')) else '',
+                              encoding='utf-8').read() if osp.exists(
+                                  osp.join(HERE, 'README.md')) else '',
         long_description_content_type='text/markdown',
         keywords='computer vision, parameter-efficient fine-tuning, '
         'dynamic tuning, vision transformer, openmmlab',

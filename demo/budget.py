@@ -74,8 +74,8 @@ def row_order() -> List[str]:
     """The source row, then per target rate (ascending) the checkpoint
     trained at it (if any) and the retargeted rows."""
     rows = [trained_row(SOURCE_RATE)]
-    for rate in sorted(set(RETARGET_RATES) |
-                       (set(TRAINED_RATES) - {SOURCE_RATE})):
+    for rate in sorted(
+            set(RETARGET_RATES) | (set(TRAINED_RATES) - {SOURCE_RATE})):
         if rate in TRAINED_RATES:
             rows.append(trained_row(rate))
         if rate in RETARGET_RATES:
@@ -85,18 +85,22 @@ def row_order() -> List[str]:
 
 def add_args(parser) -> None:
     add_data_args(parser)
-    parser.add_argument('--repeats', type=int, default=10,
-                        help='timed repetitions per sweep point '
-                        '(rate_sweep.py --repeats; default 10)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=10,
+        help='timed repetitions per sweep point '
+        '(rate_sweep.py --repeats; default 10)')
 
 
 def _test_metrics(metrics: dict) -> dict:
     """Top-1, MFLOPs per image, activation rates (mean and per dispatcher)
     of a test run."""
-    out = dict(top1=metrics['accuracy/top1'],
-               mflops=1e3 * metrics['dyt/gflops'],
-               dense_mflops=1e3 * metrics['dyt/dense_gflops'],
-               act_rate=metrics['dyt/act_rate'])
+    out = dict(
+        top1=metrics['accuracy/top1'],
+        mflops=1e3 * metrics['dyt/gflops'],
+        dense_mflops=1e3 * metrics['dyt/dense_gflops'],
+        act_rate=metrics['dyt/act_rate'])
     i = 0
     while f'dyt/act_rate_l{i}' in metrics:
         out[f'act_rate_l{i}'] = metrics[f'dyt/act_rate_l{i}']
@@ -126,7 +130,9 @@ def differences(results: SeedResults, seeds: List[int]) -> Dict[str, dict]:
             got = results.rows[retargeted_row(rate, rule)]['top1']
             ref = results.rows[trained_row(rate)]['top1']
             out[f'{rule} {rate:g}'] = dict(
-                rule=rule, rate=rate, seeds=seeds,
+                rule=rule,
+                rate=rate,
+                seeds=seeds,
                 top1=[a - b for a, b in zip(got, ref)])
     return out
 
@@ -142,12 +148,14 @@ def run(session, args) -> dict:
     counts = write_digits(args.data_root, **digits_layout())
     n_train = counts['adapt']['train800val200.txt']
     n_test = counts['adapt']['test.txt']
-    session.plan((0 if args.pretrained else 1) +
-                 len(seeds) * (len(TRAINED_RATES) + 1) + 1)
+    session.plan((0 if args.pretrained else 1) + len(seeds) *
+                 (len(TRAINED_RATES) + 1) + 1)
     pretrained, pre_top1, pre_s, pre_cpu = pretrained_backbone(session, args)
     base = adapt_options(args.data_root, pretrained)
-    options = {r: dict(base, **{'model.target_rate': r})
-               for r in TRAINED_RATES}
+    options = {
+        r: dict(base, **{'model.target_rate': r})
+        for r in TRAINED_RATES
+    }
     # calibration: every training image, in test-pipeline batches
     probe = session.config(DYT_CFG, session.work_dir, base)
     calib_batches = math.ceil(n_train / probe.test_dataloader.batch_size)
@@ -158,13 +166,18 @@ def run(session, args) -> dict:
         checkpoints[seed] = {}
         for rate in TRAINED_RATES:
             stage = session.train_and_test(
-                DYT_CFG, f'dyt_r{rate:g}/seed{seed}',
-                f'DyT r={rate:g} seed {i + 1}/{len(seeds)}', options[rate],
+                DYT_CFG,
+                f'dyt_r{rate:g}/seed{seed}',
+                f'DyT r={rate:g} seed {i + 1}/{len(seeds)}',
+                options[rate],
                 seed=seed)
             checkpoints[seed][rate] = stage.checkpoint
-            results.add(trained_row(rate), seed,
-                        **_test_metrics(stage.metrics),
-                        train_s=stage.train_s, train_cpu_s=stage.train_cpu_s)
+            results.add(
+                trained_row(rate),
+                seed,
+                **_test_metrics(stage.metrics),
+                train_s=stage.train_s,
+                train_cpu_s=stage.train_cpu_s)
 
     retargets = []
     for i, seed in enumerate(seeds):
@@ -173,26 +186,37 @@ def run(session, args) -> dict:
                              options[SOURCE_RATE])
         points = [(rate, rule) for rate in RETARGET_RATES for rule in RULES]
         done = []
-        with ProgressBar(len(points), session.next_desc(
-                f'retarget seed {i + 1}/{len(seeds)} (r = {SOURCE_RATE:g} '
-                f'checkpoint)')) as bar:
+        with ProgressBar(
+                len(points),
+                session.next_desc(
+                    f'retarget seed {i + 1}/{len(seeds)} (r = {SOURCE_RATE:g} '
+                    f'checkpoint)')) as bar:
             for rate, rule in points:
-                out = osp.join(session.work_dir, rel,
-                               f'r{rate:g}_{rule}.pth')
+                out = osp.join(session.work_dir, rel, f'r{rate:g}_{rule}.pth')
                 res = retarget(
-                    cfg, checkpoints[seed][SOURCE_RATE], rate, out,
-                    rule=rule, calib_batches=calib_batches)
+                    cfg,
+                    checkpoints[seed][SOURCE_RATE],
+                    rate,
+                    out,
+                    rule=rule,
+                    calib_batches=calib_batches)
                 done.append((res, out))
-                bar.update(1, rate=f'{rate:g}', rule=rule,
-                           reached=f'{res.reached:.3f}')
+                bar.update(
+                    1,
+                    rate=f'{rate:g}',
+                    rule=rule,
+                    reached=f'{res.reached:.3f}')
         for res, out in done:
             metrics, test_s = session.test(
                 DYT_CFG, out, f'{rel}/test_r{res.rate:g}_{res.rule}',
                 f"seed {i + 1}/{len(seeds)}: r'={res.rate:g} ({res.rule}) "
                 'test', options[SOURCE_RATE])
-            results.add(retargeted_row(res.rate, res.rule), seed,
-                        **_test_metrics(metrics), calib_rate=res.reached,
-                        test_s=test_s)
+            results.add(
+                retargeted_row(res.rate, res.rule),
+                seed,
+                **_test_metrics(metrics),
+                calib_rate=res.reached,
+                test_s=test_s)
             retargets.append(dict(res.to_dict(), seed=seed, checkpoint=out))
 
     rows = {name: results.rows[name] for name in row_order()}
@@ -224,28 +248,47 @@ def run(session, args) -> dict:
     sweep_dir = osp.join(session.work_dir, 'sweep')
     swept = sweep(
         session.config(DYT_CFG, sweep_dir, options[SOURCE_RATE]),
-        checkpoints[seed][SOURCE_RATE], SWEEP_RATES,
-        osp.join(sweep_dir, 'runner'), rules=RULES,
-        calib_batches=calib_batches, repeats=args.repeats,
+        checkpoints[seed][SOURCE_RATE],
+        SWEEP_RATES,
+        osp.join(sweep_dir, 'runner'),
+        rules=RULES,
+        calib_batches=calib_batches,
+        repeats=args.repeats,
         time_batches=calib_batches,
-        progress=SweepProgress(RULES, session.next_desc(
-            f'rate sweep of seed {seed}, r = {SOURCE_RATE:g}')),
-        compare=[checkpoints[seed][r] for r in TRAINED_RATES
-                 if r != SOURCE_RATE])
+        progress=SweepProgress(
+            RULES,
+            session.next_desc(
+                f'rate sweep of seed {seed}, r = {SOURCE_RATE:g}')),
+        compare=[
+            checkpoints[seed][r] for r in TRAINED_RATES if r != SOURCE_RATE
+        ])
     swept['files'] = save_sweep(swept, sweep_dir, SWEEP_COLUMNS)
     session.print()
     for line in sweep_table(swept):
         session.print(line)
 
-    out = dict(rows=results.summary(), row_order=row_order(), seeds=seeds,
-               differences=diffs, retargets=retargets,
-               checkpoints={str(s): {f'{r:g}': p for r, p in c.items()}
-                            for s, c in checkpoints.items()},
-               calib=dict(batches=calib_batches, samples=n_train),
-               sweep=swept, layer_profile=profile,
-               pretrain=dict(top1=pre_top1, train_s=pre_s,
-                             train_cpu_s=pre_cpu, checkpoint=pretrained,
-                             seed=args.pretrain_seed),
-               data=counts)
+    out = dict(
+        rows=results.summary(),
+        row_order=row_order(),
+        seeds=seeds,
+        differences=diffs,
+        retargets=retargets,
+        checkpoints={
+            str(s): {
+                f'{r:g}': p
+                for r, p in c.items()
+            }
+            for s, c in checkpoints.items()
+        },
+        calib=dict(batches=calib_batches, samples=n_train),
+        sweep=swept,
+        layer_profile=profile,
+        pretrain=dict(
+            top1=pre_top1,
+            train_s=pre_s,
+            train_cpu_s=pre_cpu,
+            checkpoint=pretrained,
+            seed=args.pretrain_seed),
+        data=counts)
     session.save_json('demo_budget_results.json', out)
     return out

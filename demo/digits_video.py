@@ -48,8 +48,7 @@ def render_clip(digit: np.ndarray, direction: int, offset: int, size: int,
 
 def write_video(path: str, clip: np.ndarray, fps: int, fourcc: str) -> None:
     size = (clip.shape[2], clip.shape[1])
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps,
-                             size)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, size)
     if not writer.isOpened():
         raise RuntimeError(f'OpenCV cannot write {fourcc!r} video {path}; '
                            'choose another --fourcc / --ext (e.g. MJPG avi)')
@@ -68,12 +67,15 @@ def write_task(root: str, images, labels, classes, args, rng) -> dict:
     counts = {}
     for split, members in (('train', idx[:half]), ('test', idx[half:])):
         members = sorted(members)[:args.max_per_split]
-        lists = {(kind, ls): [] for kind in ('videos', 'rawframes')
-                 for ls in LABEL_SETS}
+        lists = {
+            (kind, ls): []
+            for kind in ('videos', 'rawframes')
+            for ls in LABEL_SETS
+        }
         os.makedirs(osp.join(root, 'videos', split), exist_ok=True)
         for i in members:
-            clip = render_clip(images[i], int(directions[i]),
-                               int(offsets[i]), args.size, args.frames)
+            clip = render_clip(images[i], int(directions[i]), int(offsets[i]),
+                               args.size, args.frames)
             video = f'videos/{split}/{i:04d}.{args.ext}'
             write_video(osp.join(root, video), clip, args.fps, args.fourcc)
             frames_dir = f'rawframes/{split}/{i:04d}'
@@ -83,12 +85,14 @@ def write_task(root: str, images, labels, classes, args, rng) -> dict:
                     cv2.imwrite(
                         osp.join(root, frames_dir, f'img_{t + 1:05d}.jpg'),
                         cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
-            label = {'digit': int(labels[i]) - classes[0],
-                     'direction': int(directions[i])}
+            label = {
+                'digit': int(labels[i]) - classes[0],
+                'direction': int(directions[i])
+            }
             for ls in LABEL_SETS:
                 lists['videos', ls].append(f'{video} {label[ls]}')
-                lists['rawframes', ls].append(
-                    f'{frames_dir} {args.frames} {label[ls]}')
+                lists['rawframes',
+                      ls].append(f'{frames_dir} {args.frames} {label[ls]}')
         for (kind, ls), lines in lists.items():
             if kind == 'rawframes' and not args.rawframes:
                 continue
@@ -128,13 +132,18 @@ def write_digit_videos(out_dir: str,
         raise ValueError(f'unknown tasks {sorted(unknown)}; allowed: '
                          f'{list(TASKS)}')
     digits = load_digits()
-    args = SimpleNamespace(size=size, frames=frames, fps=fps, fourcc=fourcc,
-                           ext=ext, rawframes=rawframes,
-                           max_per_split=max_per_split)
+    args = SimpleNamespace(
+        size=size,
+        frames=frames,
+        fps=fps,
+        fourcc=fourcc,
+        ext=ext,
+        rawframes=rawframes,
+        max_per_split=max_per_split)
     counts = {}
     for task in tasks:
         rng = np.random.default_rng([seed, list(TASKS).index(task)])
         counts[task] = write_task(
-            osp.join(out_dir, task), digits.images, digits.target,
-            TASKS[task], args, rng)
+            osp.join(out_dir, task), digits.images, digits.target, TASKS[task],
+            args, rng)
     return counts

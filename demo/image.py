@@ -72,7 +72,9 @@ COLUMNS = [
 ]
 
 
-def write_digits(out_dir: str, size: int = 16, seed: int = 0,
+def write_digits(out_dir: str,
+                 size: int = 16,
+                 seed: int = 0,
                  rotations: int = 4) -> dict:
     """Write ``load_digits`` as two VTAB-1K-style tasks under ``out_dir``.
 
@@ -131,29 +133,39 @@ def digits_layout() -> dict:
         raise ValueError(f'{PRETRAIN_CFG}: model.head.num_classes must be a '
                          f'multiple of 5 (digits x rotations), got '
                          f'{num_classes}')
-    return dict(size=cfg.model.backbone.img_size,
-                rotations=num_classes // len(TASKS['pretrain']))
+    return dict(
+        size=cfg.model.backbone.img_size,
+        rotations=num_classes // len(TASKS['pretrain']))
 
 
 def add_data_args(parser) -> None:
     """The options every task on the digits shares (``--data-root``,
     ``--pretrain-seed``, ``--pretrained``)."""
-    parser.add_argument('--data-root', default='data/digits',
-                        help='where the digits folders are written')
-    parser.add_argument('--pretrain-seed', type=int, default=0,
-                        help='seed of the pre-training run (default 0)')
-    parser.add_argument('--pretrained', default=None,
-                        help='use this pre-trained backbone checkpoint '
-                        'instead of pre-training')
+    parser.add_argument(
+        '--data-root',
+        default='data/digits',
+        help='where the digits folders are written')
+    parser.add_argument(
+        '--pretrain-seed',
+        type=int,
+        default=0,
+        help='seed of the pre-training run (default 0)')
+    parser.add_argument(
+        '--pretrained',
+        default=None,
+        help='use this pre-trained backbone checkpoint '
+        'instead of pre-training')
 
 
 def add_args(parser) -> None:
     add_data_args(parser)
-    parser.add_argument('--methods', nargs='+', default=['dyt', 'full',
-                                                         'linear'],
-                        choices=[m.key for m in METHODS],
-                        help='the rows to run (default: all; dyt is needed '
-                        'for the dense FLOPs)')
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        default=['dyt', 'full', 'linear'],
+        choices=[m.key for m in METHODS],
+        help='the rows to run (default: all; dyt is needed '
+        'for the dense FLOPs)')
 
 
 def _data_options(root: str, loaders=('train', 'val', 'test')) -> dict:
@@ -162,8 +174,9 @@ def _data_options(root: str, loaders=('train', 'val', 'test')) -> dict:
 
 def _trainable(runner) -> dict:
     model = runner.model
-    return dict(trainable=sum(p.numel() for p in model.parameters()
-                              if p.requires_grad))
+    return dict(
+        trainable=sum(p.numel() for p in model.parameters()
+                      if p.requires_grad))
 
 
 def pretrain(session, args) -> str:
@@ -175,8 +188,10 @@ def pretrain(session, args) -> str:
     """
     root = osp.join(args.data_root, 'pretrain')
     run = session.train(
-        osp.join(CFG_DIR, PRETRAIN_CFG), 'pretrain',
-        'pre-train the tiny ViT on digits 0-4', _data_options(root),
+        osp.join(CFG_DIR, PRETRAIN_CFG),
+        'pretrain',
+        'pre-train the tiny ViT on digits 0-4',
+        _data_options(root),
         seed=args.pretrain_seed)
     path = osp.join(session.work_dir, PRETRAINED_NAME)
     torch.save({'state_dict': run.runner.model.backbone.state_dict()}, path)
@@ -230,14 +245,19 @@ def run(session, args) -> dict:
                 osp.join(CFG_DIR, method.config),
                 f'{osp.splitext(osp.basename(method.config))[0]}/seed{seed}',
                 f'{method.name} seed {i + 1}/{len(seeds)}',
-                options, seed=seed, keep=_trainable)
+                options,
+                seed=seed,
+                keep=_trainable)
             m = stage.metrics
             results.add(
-                method.name, seed, top1=m['accuracy/top1'],
+                method.name,
+                seed,
+                top1=m['accuracy/top1'],
                 gflops=m.get('dyt/gflops'),
                 dense_gflops=m.get('dyt/dense_gflops'),
                 act_rate=m.get('dyt/act_rate'),
-                trainable=stage.info['trainable'], train_s=stage.train_s,
+                trainable=stage.info['trainable'],
+                train_s=stage.train_s,
                 train_cpu_s=stage.train_cpu_s,
                 test_s=stage.test_s)
     _fill_dense(results)
@@ -250,10 +270,16 @@ def run(session, args) -> dict:
         session.print(pretrain_note(pre_top1, pre_s))
     for line in conclusions(results):
         session.print(line)
-    out = dict(rows=results.summary(), seeds=seeds,
-               pretrain=dict(top1=pre_top1, train_s=pre_s, train_cpu_s=pre_cpu,
-                             checkpoint=pretrained, seed=args.pretrain_seed),
-               data=counts)
+    out = dict(
+        rows=results.summary(),
+        seeds=seeds,
+        pretrain=dict(
+            top1=pre_top1,
+            train_s=pre_s,
+            train_cpu_s=pre_cpu,
+            checkpoint=pretrained,
+            seed=args.pretrain_seed),
+        data=counts)
     session.save_json('demo_results.json', out)
     return out
 
@@ -271,7 +297,8 @@ def _fill_dense(results: SeedResults) -> None:
     for name, metrics in results.rows.items():
         if name == DYT:
             metrics['vs_dense'] = [
-                g / d for g, d in zip(metrics['gflops'], dense)]
+                g / d for g, d in zip(metrics['gflops'], dense)
+            ]
         else:
             metrics['gflops'] = [dense_mean]
             metrics['act_rate'] = [1.0]

@@ -112,7 +112,8 @@ class Column:
         return text
 
 
-def format_table(columns: Sequence[Column], rows: Dict[str, Dict[str, list]],
+def format_table(columns: Sequence[Column],
+                 rows: Dict[str, Dict[str, list]],
                  first: str = 'method') -> str:
     """Rows (name -> metric -> values over seeds) as an aligned text table.
 
@@ -122,8 +123,9 @@ def format_table(columns: Sequence[Column], rows: Dict[str, Dict[str, list]],
     header = [first] + [c.title for c in columns]
     body = [[name] + [c.cell(metrics.get(c.key)) for c in columns]
             for name, metrics in rows.items()]
-    widths = [max(len(r[i]) for r in [header] + body)
-              for i in range(len(header))]
+    widths = [
+        max(len(r[i]) for r in [header] + body) for i in range(len(header))
+    ]
     lines = []
     for r in [header] + body:
         cells = [r[0].ljust(widths[0])]
@@ -216,9 +218,12 @@ def machine_info() -> dict:
                     break
     except OSError:  # pragma: no cover (not Linux)
         pass
-    return dict(cpu=cpu, cores=os.cpu_count(), torch=torch.__version__,
-                torch_threads=torch.get_num_threads(),
-                python=platform.python_version())
+    return dict(
+        cpu=cpu,
+        cores=os.cpu_count(),
+        torch=torch.__version__,
+        torch_threads=torch.get_num_threads(),
+        python=platform.python_version())
 
 
 class DemoSession:
@@ -236,7 +241,9 @@ class DemoSession:
             ``val_interval``) of every training (quick checks).
     """
 
-    def __init__(self, work_dir: str, verbose: bool = False,
+    def __init__(self,
+                 work_dir: str,
+                 verbose: bool = False,
                  epochs: Optional[int] = None):
         self.work_dir = work_dir
         self.verbose = verbose
@@ -300,7 +307,9 @@ class DemoSession:
             self.print(line)
 
     # -- stages ------------------------------------------------------------
-    def config(self, config: str, work_dir: str,
+    def config(self,
+               config: str,
+               work_dir: str,
                cfg_options: Optional[dict] = None,
                seed: Optional[int] = None):
         """The config as the tools build it: ``cfg_options`` merged (dotted
@@ -337,7 +346,10 @@ class DemoSession:
             raise
         return runner, out, hook
 
-    def train(self, config: str, work_dir: str, label: str,
+    def train(self,
+              config: str,
+              work_dir: str,
+              label: str,
               cfg_options: Optional[dict] = None,
               seed: Optional[int] = None) -> StageRun:
         """Train one config (a stage with its own bar).
@@ -352,12 +364,19 @@ class DemoSession:
         work_dir = osp.join(self.work_dir, work_dir)
         cfg = self.config(config, work_dir, cfg_options, seed)
         runner, _, hook = self._run(cfg, 'train', self.next_desc(label))
-        return StageRun(runner, work_dir, _last_checkpoint(work_dir),
-                        train_s=hook.seconds.get('train', 0.0),
-                        train_cpu_s=hook.cpu_seconds.get('train', 0.0),
-                        val_metrics=hook.metrics.get('val', {}))
+        return StageRun(
+            runner,
+            work_dir,
+            _last_checkpoint(work_dir),
+            train_s=hook.seconds.get('train', 0.0),
+            train_cpu_s=hook.cpu_seconds.get('train', 0.0),
+            val_metrics=hook.metrics.get('val', {}))
 
-    def test(self, config: str, checkpoint: str, work_dir: str, label: str,
+    def test(self,
+             config: str,
+             checkpoint: str,
+             work_dir: str,
+             label: str,
              cfg_options: Optional[dict] = None):
         """Test a checkpoint (its own bar, not counted as a stage).
 
@@ -373,7 +392,10 @@ class DemoSession:
                                      f'[{self.stage}/{total}] {label}')
         return metrics, hook.seconds.get('test', 0.0)
 
-    def train_and_test(self, config: str, work_dir: str, label: str,
+    def train_and_test(self,
+                       config: str,
+                       work_dir: str,
+                       label: str,
                        cfg_options: Optional[dict] = None,
                        seed: Optional[int] = None,
                        keep: Optional[Callable] = None) -> StageRun:
@@ -415,23 +437,38 @@ def build_parser(task: Optional[str] = None) -> argparse.ArgumentParser:
     """The common demo options, plus ``add_args`` of ``task``."""
     parser = argparse.ArgumentParser(
         description='mmdyt offline demo (see demo/session.py)')
-    parser.add_argument('--task', default='image', choices=sorted(TASKS),
-                        help='which demo (default: image)')
-    parser.add_argument('--work-dir', default=None,
-                        help='logs, checkpoints and results '
-                        '(default: work_dirs/demo[_<task>])')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
-                        help='seeds of the adaptation runs (default: 0 1 2)')
     parser.add_argument(
-        '--epochs', type=int, default=None,
+        '--task',
+        default='image',
+        choices=sorted(TASKS),
+        help='which demo (default: image)')
+    parser.add_argument(
+        '--work-dir',
+        default=None,
+        help='logs, checkpoints and results '
+        '(default: work_dirs/demo[_<task>])')
+    parser.add_argument(
+        '--seeds',
+        type=int,
+        nargs='+',
+        default=[0, 1, 2],
+        help='seeds of the adaptation runs (default: 0 1 2)')
+    parser.add_argument(
+        '--epochs',
+        type=int,
+        default=None,
         help='override the epochs of every training (quick checks; >= 2)')
     parser.add_argument(
-        '--threads', type=int, default=1,
+        '--threads',
+        type=int,
+        default=1,
         help='torch.set_num_threads (default 1: the demo models are tiny, '
         'more threads gain little and lose much on a busy machine; a fixed '
         'count also makes machines with different core counts round alike)')
-    parser.add_argument('--verbose', action='store_true',
-                        help='stream all logs instead of progress bars')
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help='stream all logs instead of progress bars')
     if task is not None:
         module = _task_module(task)
         if hasattr(module, 'add_args'):

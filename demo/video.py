@@ -47,8 +47,7 @@ PRETRAIN = {
 #: (row name, config, pre-trained backbone); the first row's dense host
 #: (the per-frame ViT + pooling head) is the dense baseline's model.
 ROWS = (
-    ('DyT per-frame (paper)', 'dyt_vit-tiny-p8_frames_digits5-9.py',
-     'frames'),
+    ('DyT per-frame (paper)', 'dyt_vit-tiny-p8_frames_digits5-9.py', 'frames'),
     ('DyT per-frame + frame emb.', 'dyt_vit-tiny-p8_frames-embed_digits5-9.py',
      'frames'),
     ('DyT VideoMAE', 'dyt_videomae-tiny-p8_digits5-9.py', 'videomae'),
@@ -67,13 +66,21 @@ COLUMNS = [
 
 
 def add_args(parser) -> None:
-    parser.add_argument('--data-root', default='data/digits_video',
-                        help='where the digit videos are written')
-    parser.add_argument('--labels', nargs='+', default=list(LABEL_SETS),
-                        choices=list(LABEL_SETS),
-                        help='label sets to adapt to (default: both)')
-    parser.add_argument('--max-per-split', type=int, default=None,
-                        help='at most N clips per split (quick checks)')
+    parser.add_argument(
+        '--data-root',
+        default='data/digits_video',
+        help='where the digit videos are written')
+    parser.add_argument(
+        '--labels',
+        nargs='+',
+        default=list(LABEL_SETS),
+        choices=list(LABEL_SETS),
+        help='label sets to adapt to (default: both)')
+    parser.add_argument(
+        '--max-per-split',
+        type=int,
+        default=None,
+        help='at most N clips per split (quick checks)')
 
 
 def _options(data_root: str, labels: str) -> dict:
@@ -88,24 +95,27 @@ def _options(data_root: str, labels: str) -> dict:
 
 
 def _trainable(runner) -> dict:
-    return dict(trainable=sum(p.numel() for p in runner.model.parameters()
-                              if p.requires_grad))
+    return dict(
+        trainable=sum(p.numel() for p in runner.model.parameters()
+                      if p.requires_grad))
 
 
 def run(session, args) -> dict:
     """The stages (see the module docstring); returns the results dict
     (``rows``: label set -> row -> per-seed values and their mean/std)."""
     seeds = list(args.seeds)
-    counts = write_digit_videos(args.data_root, seed=0,
-                                max_per_split=args.max_per_split)
+    counts = write_digit_videos(
+        args.data_root, seed=0, max_per_split=args.max_per_split)
     session.plan(len(PRETRAIN) + len(args.labels) * len(ROWS) * len(seeds))
 
     pretrained = {}
     for key, config in PRETRAIN.items():
         stage = session.train(
-            osp.join(CFG_DIR, config), config[:-3],
+            osp.join(CFG_DIR, config),
+            config[:-3],
             f'pre-train the {key} backbone on digits 0-4',
-            _options(osp.join(args.data_root, 'pretrain'), 'digit'), seed=0)
+            _options(osp.join(args.data_root, 'pretrain'), 'digit'),
+            seed=0)
         path = osp.join(session.work_dir,
                         config[:-3].replace('_pretrain', '') + '.pth')
         torch.save({'state_dict': stage.runner.model.backbone.state_dict()},
@@ -125,11 +135,15 @@ def run(session, args) -> dict:
                 stage = session.train_and_test(
                     osp.join(CFG_DIR, config),
                     f'{labels}/{config[:-3]}/seed{seed}',
-                    f'{labels}: {name} seed {i + 1}/{len(seeds)}', options,
-                    seed=seed, keep=_trainable)
+                    f'{labels}: {name} seed {i + 1}/{len(seeds)}',
+                    options,
+                    seed=seed,
+                    keep=_trainable)
                 m = stage.metrics
                 results.add(
-                    name, seed, top1=100 * m['acc/top1'],
+                    name,
+                    seed,
+                    top1=100 * m['acc/top1'],
                     gflops=m.get('dyt/gflops'),
                     dense_gflops=m.get('dyt/dense_gflops'),
                     act_rate=m.get('dyt/act_rate'),
@@ -142,8 +156,14 @@ def run(session, args) -> dict:
             f'digits 5-9, 1 view per clip)')
     session.print('chance: digit 20%, direction 25%; a set of frames (no '
                   'order) reaches at most 50% on direction')
-    out = dict(rows={k: v.summary() for k, v in tables.items()},
-               seeds=seeds, data=counts, pretrained=pretrained)
+    out = dict(
+        rows={
+            k: v.summary()
+            for k, v in tables.items()
+        },
+        seeds=seeds,
+        data=counts,
+        pretrained=pretrained)
     session.save_json('demo_video_results.json', out)
     return out
 
@@ -160,8 +180,8 @@ def _fill_dense(results: SeedResults) -> None:
                            'its test_evaluator needs '
                            'mmdyt.DyTEfficiencyMetric')
         metrics['vs_dense'] = [
-            g / d for g, d in zip(metrics['gflops'],
-                                  metrics['dense_gflops'])]
+            g / d for g, d in zip(metrics['gflops'], metrics['dense_gflops'])
+        ]
     dense = results.rows[ROWS[0][0]]['dense_gflops']
     base = results.rows[ROWS[-1][0]]
     base['gflops'] = base['dense_gflops'] = [sum(dense) / len(dense)]

@@ -1,8 +1,10 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
-"""mmdyt's registries, children of mmengine's root registries (scope ``mmdyt``).
+"""mmdyt's registries, children of mmengine's root registries (scope
+``mmdyt``).
 
 A config of any host (``default_scope='mmpretrain'``, ``'mmseg'`` or
-``'mmaction'``) can name an mmdyt module as ``type='mmdyt.DyTVisionTransformer'``:
+``'mmaction'``) can name an mmdyt module as
+``type='mmdyt.DyTVisionTransformer'``:
 mmengine finds the ``mmdyt`` child of its root registry and imports the
 ``locations`` below on first use.
 
@@ -14,13 +16,12 @@ a name that mmdyt does not register is then looked up in the host scope the
 build runs in (the config's ``default_scope``, the newest scope other than
 ``mmdyt``); names mmdyt registers are never shadowed.
 """
-from mmengine.registry import DefaultScope
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
-from mmengine.registry import Registry
+from mmengine.registry import DefaultScope, Registry
 
 
 def _host_scope():
@@ -52,10 +53,11 @@ class _DyTRegistry(Registry):
 MODELS = _DyTRegistry(
     'model', parent=MMENGINE_MODELS, scope='mmdyt', locations=['mmdyt.models'])
 HOOKS = _DyTRegistry(
-    'hook', parent=MMENGINE_HOOKS, scope='mmdyt',
-    locations=['mmdyt.engine'])
+    'hook', parent=MMENGINE_HOOKS, scope='mmdyt', locations=['mmdyt.engine'])
 METRICS = _DyTRegistry(
-    'metric', parent=MMENGINE_METRICS, scope='mmdyt',
+    'metric',
+    parent=MMENGINE_METRICS,
+    scope='mmdyt',
     locations=['mmdyt.evaluation'])
 # mmdyt registers no dataset or transform; these nodes exist so that a
 # config inheriting mmdyt's through ``mmdyt::`` (parts stamped

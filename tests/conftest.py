@@ -76,8 +76,8 @@ def make_ade20k(root, num_images=4, size=48, num_classes=3, seed=0):
         for i in range(num_images):
             seg = rng.integers(1, num_classes + 1, (size // 8, size // 8))
             seg = np.kron(seg, np.ones((8, 8), np.int64)).astype(np.uint8)
-            img = (seg[..., None] * 60 + rng.integers(
-                0, 30, (size, size, 3))).astype(np.uint8)
+            img = (seg[..., None] * 60 +
+                   rng.integers(0, 30, (size, size, 3))).astype(np.uint8)
             name = f'ADE_{split[:5]}_{i:08d}'
             _write_image(osp.join(root, 'images', split, name + '.jpg'), img)
             _write_image(
@@ -98,8 +98,8 @@ def make_coco_stuff(root, num_images=4, size=48, num_classes=3, seed=0):
         for i in range(num_images):
             seg = rng.integers(0, num_classes, (size // 8, size // 8))
             seg = np.kron(seg, np.ones((8, 8), np.int64)).astype(np.uint8)
-            img = (seg[..., None] * 60 + 30 + rng.integers(
-                0, 30, (size, size, 3))).astype(np.uint8)
+            img = (seg[..., None] * 60 + 30 +
+                   rng.integers(0, 30, (size, size, 3))).astype(np.uint8)
             seg[:4, :4] = 255  # an ignored corner
             name = f'{i + 1:012d}'
             _write_image(osp.join(root, 'images', split, name + '.jpg'), img)
@@ -109,7 +109,11 @@ def make_coco_stuff(root, num_images=4, size=48, num_classes=3, seed=0):
     return root
 
 
-def make_rawframes(root, num_videos=4, num_frames=8, size=40, num_classes=2,
+def make_rawframes(root,
+                   num_videos=4,
+                   num_frames=8,
+                   size=40,
+                   num_classes=2,
                    seed=0):
     """Kinetics rawframes layout: ``rawframes/<video>/img_00001.jpg`` and
     ``{train,val}_list_rawframes.txt`` ("video total_frames label" lines)."""
@@ -124,8 +128,7 @@ def make_rawframes(root, num_videos=4, num_frames=8, size=40, num_classes=2,
             img = np.full((size, size, 3), 80 * label + 20 + 3 * t, np.uint8)
             img += rng.integers(0, 30, (size, size, 3), dtype=np.uint8)
             _write_image(
-                osp.join(root, 'rawframes', name, f'img_{t + 1:05d}.jpg'),
-                img)
+                osp.join(root, 'rawframes', name, f'img_{t + 1:05d}.jpg'), img)
         lines.append(f'{name} {num_frames} {label}')
     for split in ('train', 'val'):
         with open(osp.join(root, f'{split}_list_rawframes.txt'), 'w') as f:

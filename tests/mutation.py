@@ -194,15 +194,17 @@ def _repo_files(repo_root: str) -> List[str]:
     try:
         out = subprocess.run(
             ['git', 'ls-files', '-co', '--exclude-standard', '-z'],
-            cwd=repo_root, check=True, capture_output=True).stdout
+            cwd=repo_root,
+            check=True,
+            capture_output=True).stdout
         return [p for p in out.decode().split('\0') if p]
     except (OSError, subprocess.CalledProcessError):
         files = []
         for root, dirs, names in os.walk(repo_root):
-            dirs[:] = [d for d in dirs
-                       if not d.startswith('.') and d != '__pycache__']
-            files += [osp.relpath(osp.join(root, n), repo_root)
-                      for n in names]
+            dirs[:] = [
+                d for d in dirs if not d.startswith('.') and d != '__pycache__'
+            ]
+            files += [osp.relpath(osp.join(root, n), repo_root) for n in names]
         return files
 
 
@@ -231,8 +233,8 @@ class _Recorder:
             self.failed.append(f'{report.nodeid} ({report.when})')
             crash = getattr(report.longrepr, 'reprcrash', None)
             msg = getattr(crash, 'message', None) or str(report.longrepr)
-            self.messages.append(msg.strip().splitlines()[0][:300]
-                                 if msg.strip() else '')
+            self.messages.append(
+                msg.strip().splitlines()[0][:300] if msg.strip() else '')
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -265,15 +267,17 @@ def _child(root: str, mutant: Optional[Mutant], tests: Sequence[str],
             args.append('-x')
         args += [a if a.startswith('-') else osp.join(root, a) for a in tests]
         code = int(pytest.main(args, plugins=[recorder]))
-        payload = dict(failed=recorder.failed, messages=recorder.messages,
-                       modules=_loaded_modules(root, fresh)
-                       if mutant is None else [],
-                       imported_from={
-                           pkg: getattr(sys.modules[pkg], '__file__', '')
-                           for pkg in fresh if pkg in sys.modules})
+        payload = dict(
+            failed=recorder.failed,
+            messages=recorder.messages,
+            modules=_loaded_modules(root, fresh) if mutant is None else [],
+            imported_from={
+                pkg: getattr(sys.modules[pkg], '__file__', '')
+                for pkg in fresh if pkg in sys.modules
+            })
     except BaseException:  # noqa: B902  (report anything, then exit)
-        payload = dict(failed=[], messages=[traceback.format_exc()[-1000:]],
-                       modules=[])
+        payload = dict(
+            failed=[], messages=[traceback.format_exc()[-1000:]], modules=[])
         code = 3
     finally:
         try:
@@ -305,8 +309,12 @@ def _loaded_modules(root: str, fresh: Sequence[str]) -> List[str]:
     return sorted(names)
 
 
-def run_in_fork(root: str, mutant: Optional[Mutant], tests: Sequence[str],
-                timeout: float, log_path: str, stop_first: bool = True,
+def run_in_fork(root: str,
+                mutant: Optional[Mutant],
+                tests: Sequence[str],
+                timeout: float,
+                log_path: str,
+                stop_first: bool = True,
                 fresh: Sequence[str] = FRESH_PACKAGES) -> dict:
     """Run ``tests`` in a forked child with ``mutant`` planted in ``root``
     (the copy), restoring the file afterwards. Returns the child's payload
@@ -351,8 +359,8 @@ def run_in_fork(root: str, mutant: Optional[Mutant], tests: Sequence[str],
         with open(result_path) as f:
             payload = json.load(f)
     except (OSError, ValueError):
-        payload = dict(code=3, failed=[], messages=['child wrote no result'],
-                       modules=[])
+        payload = dict(
+            code=3, failed=[], messages=['child wrote no result'], modules=[])
     finally:
         os.unlink(result_path)
     payload.update(seconds=seconds, timeout=timed_out)
@@ -447,16 +455,20 @@ def run_mutants(repo_root: str,
                     check_mutant(m, root)
                     valid.append(m)
                 except ValueError as e:
-                    results.append(MutantResult(m.name, 'invalid',
-                                                message=str(e)))
+                    results.append(
+                        MutantResult(m.name, 'invalid', message=str(e)))
             if baseline and valid:
                 tests = list(dict.fromkeys(t for m in valid for t in m.tests))
                 echo(f'baseline: {len(tests)} test selections on the clean '
                      'copy ...')
-                base = run_in_fork(root, None, tests,
-                                   baseline_timeout or 3 * timeout,
-                                   osp.join(log_dir, 'baseline.log'),
-                                   stop_first=False, fresh=fresh)
+                base = run_in_fork(
+                    root,
+                    None,
+                    tests,
+                    baseline_timeout or 3 * timeout,
+                    osp.join(log_dir, 'baseline.log'),
+                    stop_first=False,
+                    fresh=fresh)
                 echo(f'baseline: pytest exit {base["code"]} in '
                      f'{base["seconds"]:.1f} s')
                 if base['code'] != 0 or base['timeout']:
@@ -466,8 +478,10 @@ def run_mutants(repo_root: str,
                         f'{base["failed"][:5]} {base["messages"][:2]} (log '
                         f'{osp.join(log_dir, "baseline.log")})')
                 elsewhere = {
-                    k: v for k, v in base.get('imported_from', {}).items()
-                    if not osp.abspath(v).startswith(root + os.sep)}
+                    k: v
+                    for k, v in base.get('imported_from', {}).items()
+                    if not osp.abspath(v).startswith(root + os.sep)
+                }
                 if elsewhere:
                     raise RuntimeError(
                         'the tests imported the fresh packages from outside '
@@ -479,28 +493,38 @@ def run_mutants(repo_root: str,
             for i, m in enumerate(valid):
                 if time_budget is not None and \
                         time.monotonic() - start > time_budget:
-                    results.append(MutantResult(
-                        m.name, 'skipped',
-                        message=f'time budget of {time_budget:g} s spent'))
+                    results.append(
+                        MutantResult(
+                            m.name,
+                            'skipped',
+                            message=f'time budget of {time_budget:g} s spent'))
                     continue
                 log = osp.join(log_dir, f'{m.name}.log')
-                payload = run_in_fork(root, m, m.tests, timeout, log,
-                                      stop_first=not keep_going, fresh=fresh)
-                res = MutantResult(
-                    m.name, _status(payload), payload['seconds'],
-                    payload['failed'],
-                    (payload['messages'] or [''])[0], log)
+                payload = run_in_fork(
+                    root,
+                    m,
+                    m.tests,
+                    timeout,
+                    log,
+                    stop_first=not keep_going,
+                    fresh=fresh)
+                res = MutantResult(m.name, _status(payload),
+                                   payload['seconds'], payload['failed'],
+                                   (payload['messages'] or [''])[0], log)
                 results.append(res)
                 echo(f'[{i + 1}/{len(valid)}] {res.status:<8} '
-                     f'{res.seconds:6.1f} s  {m.name}'
-                     + (f'  <- {res.failed[0]}' if res.failed else ''))
+                     f'{res.seconds:6.1f} s  {m.name}' +
+                     (f'  <- {res.failed[0]}' if res.failed else ''))
         finally:
             os.chdir(cwd)
             sys.path[:] = path0
     order = {m.name: i for i, m in enumerate(mutants)}
     results.sort(key=lambda r: order.get(r.name, len(order)))
-    return dict(results=results, baseline=base,
-                seconds=time.monotonic() - start, log_dir=log_dir)
+    return dict(
+        results=results,
+        baseline=base,
+        seconds=time.monotonic() - start,
+        log_dir=log_dir)
 
 
 def format_report(mutants: Sequence[Mutant], report: Dict) -> str:
@@ -518,9 +542,9 @@ def format_report(mutants: Sequence[Mutant], report: Dict) -> str:
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
     lines.append('')
-    lines.append(f'{len(rows)} mutants: ' + ', '.join(
-        f'{v} {k}' for k, v in sorted(counts.items())) +
-        f'; {report["seconds"]:.0f} s in all')
+    lines.append(f'{len(rows)} mutants: ' +
+                 ', '.join(f'{v} {k}' for k, v in sorted(counts.items())) +
+                 f'; {report["seconds"]:.0f} s in all')
     bad = [r for r in rows if not r.ok]
     if bad:
         lines.append('NOT CAUGHT:')

@@ -1,7 +1,7 @@
 """Every shipped config loads, names its source, and builds what it says."""
 import glob
-import re
 import os.path as osp
+import re
 
 import pytest
 from mmengine.config import Config
@@ -9,8 +9,8 @@ from mmengine.config import Config
 from .conftest import REPO_ROOT
 
 CONFIGS = sorted(
-    glob.glob(osp.join(REPO_ROOT, 'configs', 'dyt', '**', '*.py'),
-              recursive=True))
+    glob.glob(
+        osp.join(REPO_ROOT, 'configs', 'dyt', '**', '*.py'), recursive=True))
 
 
 def test_configs_exist():
@@ -45,9 +45,9 @@ def test_config_loads_and_names_its_source(path):
         assert cfg.model.head.num_classes == cfg.data_preprocessor.num_classes
 
 
-@pytest.mark.parametrize('name', [
-    'vtab1k/dyt_vit-b16_vtab1k-dtd.py', 'image/dyt_vit-b16_cifar100.py'
-])
+@pytest.mark.parametrize(
+    'name',
+    ['vtab1k/dyt_vit-b16_vtab1k-dtd.py', 'image/dyt_vit-b16_cifar100.py'])
 def test_paper_configs_build(name):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
@@ -64,8 +64,10 @@ def test_paper_configs_build(name):
 def test_video_configs():
     """K400 and SSv2 with the per-frame recipe, their MoE N = 4 variants,
     the raw-frames variant and VideoMAE ViT-B; the paper's video settings."""
-    video = {osp.basename(c): Config.fromfile(c) for c in CONFIGS
-             if f'{osp.sep}video{osp.sep}' in c}
+    video = {
+        osp.basename(c): Config.fromfile(c)
+        for c in CONFIGS if f'{osp.sep}video{osp.sep}' in c
+    }
     for name in ('dyt_vit-b16_8x16x1_k400-video.py',
                  'dyt_vit-b16-moe4_8x16x1_k400-video.py',
                  'dyt_vit-b16_8x16x1_k400-rawframes.py',
@@ -80,21 +82,21 @@ def test_video_configs():
         assert cfg.optim_wrapper.optimizer.lr * 256 / \
             cfg.auto_scale_lr.base_batch_size == pytest.approx(1e-3)
         loader = cfg.train_dataloader.dataset.pipeline[0]['type']
-        assert loader == ('SampleFrames' if 'rawframes' in name else
-                          'DecordInit')
+        assert loader == ('SampleFrames'
+                          if 'rawframes' in name else 'DecordInit')
         if 'vit-b16' in name:
             assert cfg.model.per_frame and cfg.model.num_frames == 8
             assert cfg.model.cls_head.type == 'mmdyt.AttentivePoolHead'
-            assert cfg.model.cls_head.num_classes == (
-                174 if 'sthv2' in name else 400)
-            assert cfg.train_cfg.max_epochs == (50 if 'sthv2' in name
-                                                else 12)
+            assert cfg.model.cls_head.num_classes == (174 if 'sthv2' in name
+                                                      else 400)
+            assert cfg.train_cfg.max_epochs == (50 if 'sthv2' in name else 12)
 
 
 def test_per_frame_video_config_builds_with_the_paper_adapter_count():
     from mmengine.registry import MODELS, init_default_scope
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'dyt', 'video',
-                                   'dyt_vit-b16_8x16x1_k400-video.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', 'dyt', 'video',
+                 'dyt_vit-b16_8x16x1_k400-video.py'))
     init_default_scope(cfg.default_scope)
     cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)

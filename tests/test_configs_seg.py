@@ -60,8 +60,8 @@ def test_official_recipe(path):
     assert aux.in_index == 2 and aux.loss_decode.loss_weight == 0.4
     classes = 150 if ade else 171
     assert model.decode_head.num_classes == aux.num_classes == classes
-    assert model.test_cfg == dict(mode='slide', crop_size=(512, 512),
-                                  stride=(341, 341))
+    assert model.test_cfg == dict(
+        mode='slide', crop_size=(512, 512), stride=(341, 341))
     pre = model.data_preprocessor
     assert pre.mean == pre.std == [127.5] * 3 and pre.size == (512, 512)
     opt = cfg.optim_wrapper.optimizer
@@ -76,18 +76,20 @@ def test_official_recipe(path):
     assert cfg.train_cfg.val_interval == (16000 if ade else 10000)
     assert cfg.train_dataloader.batch_size == 2
     assert cfg.auto_scale_lr.base_batch_size == 16
-    crop = [t for t in cfg.train_dataloader.dataset.pipeline
-            if t.type == 'RandomCrop'][0]
+    crop = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if t.type == 'RandomCrop'
+    ][0]
     assert crop.crop_size == (512, 512) and crop.cat_max_ratio == 0.75
     metrics = [m.type for m in cfg.val_evaluator]
     assert metrics == ['IoUMetric', 'mmdyt.DyTEfficiencyMetric']
 
 
 @pytest.mark.parametrize('name, params', [
-    ('dyt_vit-b16_upernet_ade20k-512x512_160k.py', 12 * (2 * 768 * 64 + 64 +
-                                                         768)),
-    ('dyt_vit-b16_upernet_moe4_ade20k-512x512_160k.py',
-     12 * (4 * (2 * 768 * 64 + 64 + 768) + 768 * 4 + 4)),
+    ('dyt_vit-b16_upernet_ade20k-512x512_160k.py', 12 *
+     (2 * 768 * 64 + 64 + 768)),
+    ('dyt_vit-b16_upernet_moe4_ade20k-512x512_160k.py', 12 *
+     (4 * (2 * 768 * 64 + 64 + 768) + 768 * 4 + 4)),
 ])
 def test_backbone_builds_with_the_papers_adapter_count(name, params):
     from mmengine.registry import DefaultScope

@@ -47,6 +47,7 @@ def test_rate_grid(folder):
 def build(path, device=None):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+
     import mmdyt  # noqa: F401
     cfg = Config.fromfile(path)
     init_default_scope(cfg.default_scope)
@@ -57,8 +58,9 @@ def build(path, device=None):
 
 
 def half_active(spec):
-    return [{'mlp': layer.num_tokens - layer.num_patches // 2}
-            for layer in spec.layer_specs()]
+    return [{
+        'mlp': layer.num_tokens - layer.num_patches // 2
+    } for layer in spec.layer_specs()]
 
 
 def test_swin_b_config_matches_table_17():

@@ -55,8 +55,8 @@ def test_every_repo_path_a_page_names_exists(page):
     with open(page) as f:
         paths = repo_paths(f.read())
     assert paths, 'no repository path found: the extraction is broken'
-    missing = sorted(p for p in paths
-                     if not osp.exists(osp.join(REPO_ROOT, p)))
+    missing = sorted(
+        p for p in paths if not osp.exists(osp.join(REPO_ROOT, p)))
     assert not missing, f'{osp.basename(page)} names {missing}'
 
 
@@ -137,8 +137,10 @@ def test_config_table_equals_the_configs(page):
     assert not wrong, '\n'.join(wrong)
     # every shipped config of the folder is in the table, with its data
     # roots and backbone checkpoint
-    shipped = {osp.basename(p) for p in glob.glob(
-        osp.join(REPO_ROOT, folder, '*.py'))}
+    shipped = {
+        osp.basename(p)
+        for p in glob.glob(osp.join(REPO_ROOT, folder, '*.py'))
+    }
     documented = {name for name, _, _ in rows}
     assert documented == shipped, (sorted(shipped - documented),
                                    sorted(documented - shipped))
@@ -152,9 +154,9 @@ def test_config_table_parsing_and_lookup():
     text = '\n'.join([
         'intro', TABLE_HEADER, '|---|---|---|',
         '| `a.py`, `b.py` | `{train,val}_dataloader.dataset.data_root` | '
-        '`data/x` |',
-        '| | `model.p.1.flag` | `True` |',
-        '| `c.py` | `model.k` | `3` |', '', '| other | table |'])
+        '`data/x` |', '| | `model.p.1.flag` | `True` |',
+        '| `c.py` | `model.k` | `3` |', '', '| other | table |'
+    ])
     assert config_table(text) == [
         ('a.py', 'train_dataloader.dataset.data_root', 'data/x'),
         ('a.py', 'val_dataloader.dataset.data_root', 'data/x'),

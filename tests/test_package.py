@@ -40,8 +40,7 @@ print(json.dumps(dict(mmdyt=after_mmdyt, product=forbidden(),
 def _env(root):
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
-        [root] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
-                  if p])
+        [root] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
     return env
 
 
@@ -52,9 +51,12 @@ def test_import_pulls_in_no_demo_mutation_or_optional_package(tmp_path):
     checkout so the checkout's ``demo/`` and ``tests/`` are not on the
     path by accident."""
     probe = _PROBE.format(forbidden=FORBIDDEN, product=PRODUCT)
-    out = subprocess.run([sys.executable, '-c', probe], cwd=str(tmp_path),
-                         env=_env(REPO_ROOT), capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run([sys.executable, '-c', probe],
+                         cwd=str(tmp_path),
+                         env=_env(REPO_ROOT),
+                         capture_output=True,
+                         text=True,
+                         timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert osp.realpath(result['file']).startswith(osp.realpath(PACKAGE))
@@ -96,8 +98,9 @@ def _whitespace_only_change(source: str) -> str:
         if tok.type in (tokenize.NEWLINE, tokenize.NL):
             ends.add(tok.start[0])
     lines = source.split('\n')
-    lines = [line + '  ' if i + 1 in ends else line
-             for i, line in enumerate(lines)]
+    lines = [
+        line + '  ' if i + 1 in ends else line for i, line in enumerate(lines)
+    ]
     return '\n\n' + '\n'.join(lines) + '\n\n'
 
 
@@ -147,14 +150,21 @@ def test_suite_passes_after_a_whitespace_only_change(tmp_path):
     assert changed > 50
     where = subprocess.run(
         [sys.executable, '-c', 'import mmdyt; print(mmdyt.__file__)'],
-        cwd=copy, env=_env(copy), capture_output=True, text=True,
+        cwd=copy,
+        env=_env(copy),
+        capture_output=True,
+        text=True,
         timeout=300)
     assert where.stdout.strip().startswith(copy), where.stdout + where.stderr
-    out = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-q', '-x', '-p', 'no:cacheprovider',
-         *SUBSET],
-        cwd=copy, env=_env(copy), capture_output=True, text=True,
-        timeout=900)
+    out = subprocess.run([
+        sys.executable, '-m', 'pytest', '-q', '-x', '-p', 'no:cacheprovider',
+        *SUBSET
+    ],
+                         cwd=copy,
+                         env=_env(copy),
+                         capture_output=True,
+                         text=True,
+                         timeout=900)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert ' passed' in out.stdout
 

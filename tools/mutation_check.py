@@ -50,41 +50,73 @@ def _mutation_module():
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Check that the tests catch planted bugs')
-    parser.add_argument('--area', nargs='+', default=None,
-                        help='mutant lists to run (tests/mutants/<area>.py; '
-                        'default: all)')
-    parser.add_argument('--name', nargs='+', default=None,
-                        help='only mutants whose name matches one of these '
-                        'shell patterns')
-    parser.add_argument('--since', metavar='REF', default=None,
-                        help='only mutants of files that differ from git '
-                        'REF (committed, staged or not)')
-    parser.add_argument('--list', action='store_true',
-                        help='list the mutants and check that they apply, '
-                        'run nothing')
-    parser.add_argument('--keep-going', action='store_true',
-                        help='run all tests of a mutant (every test that '
-                        'catches it), not only up to the first failure')
-    parser.add_argument('--no-baseline', action='store_true',
-                        help='skip the clean run (and the preloading)')
-    parser.add_argument('--timeout', type=float, default=900,
-                        help='seconds per mutant (default 900; the clean '
-                        'baseline run gets 3x)')
-    parser.add_argument('--log-dir', default=None,
-                        help='pytest output of every run (default: a '
-                        'temporary folder, printed)')
-    parser.add_argument('--sample', type=int, default=None, metavar='K',
-                        help='run K mutants drawn at random (seeded by '
-                        '--seed) from the selection')
-    parser.add_argument('--seed', default='0',
-                        help='seed of --sample (any string, e.g. a commit)')
-    parser.add_argument('--time-budget', type=float, default=None,
-                        metavar='S', help='start no mutant after S seconds '
-                        '(baseline included); the rest are reported as '
-                        'skipped, not as failures')
-    parser.add_argument('--stale-ok', action='store_true',
-                        help='report mutants whose snippet no longer '
-                        'applies (stale entries) without failing on them')
+    parser.add_argument(
+        '--area',
+        nargs='+',
+        default=None,
+        help='mutant lists to run (tests/mutants/<area>.py; '
+        'default: all)')
+    parser.add_argument(
+        '--name',
+        nargs='+',
+        default=None,
+        help='only mutants whose name matches one of these '
+        'shell patterns')
+    parser.add_argument(
+        '--since',
+        metavar='REF',
+        default=None,
+        help='only mutants of files that differ from git '
+        'REF (committed, staged or not)')
+    parser.add_argument(
+        '--list',
+        action='store_true',
+        help='list the mutants and check that they apply, '
+        'run nothing')
+    parser.add_argument(
+        '--keep-going',
+        action='store_true',
+        help='run all tests of a mutant (every test that '
+        'catches it), not only up to the first failure')
+    parser.add_argument(
+        '--no-baseline',
+        action='store_true',
+        help='skip the clean run (and the preloading)')
+    parser.add_argument(
+        '--timeout',
+        type=float,
+        default=900,
+        help='seconds per mutant (default 900; the clean '
+        'baseline run gets 3x)')
+    parser.add_argument(
+        '--log-dir',
+        default=None,
+        help='pytest output of every run (default: a '
+        'temporary folder, printed)')
+    parser.add_argument(
+        '--sample',
+        type=int,
+        default=None,
+        metavar='K',
+        help='run K mutants drawn at random (seeded by '
+        '--seed) from the selection')
+    parser.add_argument(
+        '--seed',
+        default='0',
+        help='seed of --sample (any string, e.g. a commit)')
+    parser.add_argument(
+        '--time-budget',
+        type=float,
+        default=None,
+        metavar='S',
+        help='start no mutant after S seconds '
+        '(baseline included); the rest are reported as '
+        'skipped, not as failures')
+    parser.add_argument(
+        '--stale-ok',
+        action='store_true',
+        help='report mutants whose snippet no longer '
+        'applies (stale entries) without failing on them')
     parser.add_argument('--out', help='also write the report as JSON')
     return parser.parse_args(argv)
 
@@ -94,12 +126,17 @@ def main(argv=None):
     mutation = _mutation_module()
     mutants = mutation.load_mutants(REPO_ROOT, args.area)
     if args.name:
-        mutants = [m for m in mutants
-                   if any(fnmatch.fnmatch(m.name, p) for p in args.name)]
+        mutants = [
+            m for m in mutants if any(
+                fnmatch.fnmatch(m.name, p) for p in args.name)
+        ]
     if args.since:
-        changed = set(subprocess.run(
-            ['git', 'diff', '--name-only', args.since], cwd=REPO_ROOT,
-            check=True, capture_output=True, text=True).stdout.split())
+        changed = set(
+            subprocess.run(['git', 'diff', '--name-only', args.since],
+                           cwd=REPO_ROOT,
+                           check=True,
+                           capture_output=True,
+                           text=True).stdout.split())
         mutants = [m for m in mutants if m.file in changed]
         if not mutants:
             print(f'no planted bug is in a file changed since {args.since}')
@@ -133,8 +170,12 @@ def main(argv=None):
             print(f'{m.name:<40} {m.file:<45} {state}')
         return 1 if bad and not args.stale_ok else 0
     report = mutation.run_mutants(
-        REPO_ROOT, mutants, timeout=args.timeout, log_dir=args.log_dir,
-        keep_going=args.keep_going, baseline=not args.no_baseline,
+        REPO_ROOT,
+        mutants,
+        timeout=args.timeout,
+        log_dir=args.log_dir,
+        keep_going=args.keep_going,
+        baseline=not args.no_baseline,
         time_budget=args.time_budget)
     print()
     print(mutation.format_report(mutants, report))
@@ -142,9 +183,11 @@ def main(argv=None):
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(
-                dict(seconds=report['seconds'],
-                     results=[vars(r) for r in report['results']]),
-                f, indent=1)
+                dict(
+                    seconds=report['seconds'],
+                    results=[vars(r) for r in report['results']]),
+                f,
+                indent=1)
     return 0 if all(r.ok for r in report['results']) else 1
 
 

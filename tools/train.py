@@ -15,11 +15,12 @@ resumes from the newest readable checkpoint of the work dir::
 import argparse
 import os
 
-import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
-from mmdyt.engine import (MissingPathsError, build_runner,
-                          check_config_paths, set_launcher_and_work_dir)
-from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
 from mmengine.config import Config, DictAction
+
+import mmdyt  # noqa: F401  (registers mmdyt's scope before any config is built)
+from mmdyt.checkpoint import runner_checkpoint_safe_globals_scope
+from mmdyt.engine import (MissingPathsError, build_runner, check_config_paths,
+                          set_launcher_and_work_dir)
 
 
 def parse_args(argv=None):
@@ -46,8 +47,7 @@ def parse_args(argv=None):
         action='store_true',
         help='scale the learning rate by the actual batch size '
         '(uses the config\'s `auto_scale_lr`)')
-    parser.add_argument(
-        '--seed', type=int, default=None, help='random seed')
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -75,8 +75,7 @@ def merge_args(cfg, args):
         cfg.val_dataloader = None
         cfg.val_evaluator = None
 
-    set_launcher_and_work_dir(cfg, args.config, args.work_dir,
-                              args.launcher)
+    set_launcher_and_work_dir(cfg, args.config, args.work_dir, args.launcher)
 
     if args.amp:
         optim_wrapper = cfg.get('optim_wrapper', None)

@@ -4,8 +4,8 @@ _base_ = ['mmpretrain::_base_/default_runtime.py']
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1,
-                    save_best='auto'),
+    checkpoint=dict(
+        type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='auto'),
     # Checkpoints that load with torch.load(weights_only=True) in any tool,
     # hold the RNG states for an exact --resume, and store only what trains
     # (adapters, dispatchers, routers, heads) plus a record of the frozen

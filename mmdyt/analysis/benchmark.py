@@ -53,8 +53,8 @@ def copy_dispatchers(src: nn.Module, dst: nn.Module) -> bool:
     return whether it did."""
     state = dispatcher_state(src.state_dict())
     dst_state = dst.state_dict()
-    if set(state) - set(dst_state) or any(
-            dst_state[k].shape != v.shape for k, v in state.items()):
+    if set(state) - set(dst_state) or any(dst_state[k].shape != v.shape
+                                          for k, v in state.items()):
         return False
     # layer by layer: a partial state dict on the backbone would trip its
     # checkpoint hook (mmdyt.checkpoint.loading), which wants whole models
@@ -119,8 +119,10 @@ def median_speedup(dense_times: Sequence[float],
 
 
 @torch.no_grad()
-def measure_speedup(backbone: nn.Module, dense: nn.Module,
-                    calls: Sequence, repeats: int = 10,
+def measure_speedup(backbone: nn.Module,
+                    dense: nn.Module,
+                    calls: Sequence,
+                    repeats: int = 10,
                     warmup: int = 2) -> dict:
     """The benchmark's speedup of ``backbone`` (gathered) over its dense
     twin on real calibration calls: interleaved timing (each repetition runs
@@ -138,8 +140,8 @@ def measure_speedup(backbone: nn.Module, dense: nn.Module,
             for args, kwargs in calls:
                 dense(*args, **kwargs)
 
-    times = time_interleaved(dict(dense=run_dense, dyt=run_dyt), repeats,
-                             warmup, device)
+    times = time_interleaved(
+        dict(dense=run_dense, dyt=run_dyt), repeats, warmup, device)
     with torch.inference_mode(), backbone.dyt_recording() as records:
         run_dyt()
     stats = DyTStats.cat(records)
@@ -191,8 +193,9 @@ def measured_from_predictions(predictions: Sequence) -> Measured:
                      dtype=torch.float64),
         torch.tensor([float(p.get(DENSE_FLOPS_FIELD)) for p in predictions],
                      dtype=torch.float64),
-        torch.stack([torch.as_tensor(p.get(RATES_FIELD)).float()
-                     for p in predictions]))
+        torch.stack([
+            torch.as_tensor(p.get(RATES_FIELD)).float() for p in predictions
+        ]))
 
 
 def measured_from_backbone(backbone: nn.Module) -> Measured:
@@ -228,16 +231,19 @@ def _resized(inputs: torch.Tensor, shape: Optional[Sequence[int]]):
         return inputs
     shape = tuple(shape)
     if inputs.dim() == 4:  # (B, C, H, W)
-        return nn.functional.interpolate(inputs, size=shape,
-                                         mode='bilinear', align_corners=False)
+        return nn.functional.interpolate(
+            inputs, size=shape, mode='bilinear', align_corners=False)
     B, C, T = inputs.shape[:3]  # (B, C, T, H, W): resize every frame
     frames = inputs.transpose(1, 2).reshape(B * T, C, *inputs.shape[-2:])
-    frames = nn.functional.interpolate(frames, size=shape, mode='bilinear',
-                                       align_corners=False)
+    frames = nn.functional.interpolate(
+        frames, size=shape, mode='bilinear', align_corners=False)
     return frames.reshape(B, T, C, *shape).transpose(1, 2)
 
 
-def example_batch(model: nn.Module, level: str, batch_size: int, seed: int,
+def example_batch(model: nn.Module,
+                  level: str,
+                  batch_size: int,
+                  seed: int,
                   shape: Optional[Sequence[int]] = None):
     """Synthetic ``(inputs, data_samples)`` for ``level``: backbone inputs
     from ``dyt_input_shape()``, or the algorithm's ``dyt_example_batch()``
@@ -246,8 +252,8 @@ def example_batch(model: nn.Module, level: str, batch_size: int, seed: int,
     check_level(level)
     device = next(model.parameters()).device
     if level == 'backbone':
-        inputs = synthetic_inputs(model.backbone.dyt_input_shape(),
-                                  batch_size, seed, device)
+        inputs = synthetic_inputs(model.backbone.dyt_input_shape(), batch_size,
+                                  seed, device)
         return _resized(inputs, shape), None
     if shape is not None:
         return model.dyt_example_batch(batch_size, seed, shape=tuple(shape))

@@ -70,6 +70,7 @@ def explicit_attention(model: nn.Module):
 def traced_flops(module: nn.Module, inputs: torch.Tensor) -> dict:
     """mmengine's traced FLOPs of ``module`` on ``inputs``: as is (fused
     attention unseen) and with explicit-matmul attention."""
+
     def count():
         return FlopAnalyzer(module, (inputs, )).unsupported_ops_warnings(
             False).uncalled_modules_warnings(False).total()

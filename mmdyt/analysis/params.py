@@ -14,8 +14,14 @@ def count_params(model: nn.Module) -> dict:
     the model outside its backbone: heads, necks, pooling blocks).
     ``paper_params`` is the paper's "Params (M)": the adapters (MoE routers
     included, dispatchers and heads excluded)."""
-    counts = dict(total=0, frozen=0, trainable=0, adapters=0,
-                  dispatchers=0, moe_routers=0, head=0)
+    counts = dict(
+        total=0,
+        frozen=0,
+        trainable=0,
+        adapters=0,
+        dispatchers=0,
+        moe_routers=0,
+        head=0)
     for name, p in model.named_parameters():
         n = p.numel()
         counts['total'] += n

@@ -143,8 +143,10 @@ class StepMemory:
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> List[torch.Tensor]:
-    return [v for state in optimizer.state.values() for v in state.values()
-            if isinstance(v, torch.Tensor)]
+    return [
+        v for state in optimizer.state.values() for v in state.values()
+        if isinstance(v, torch.Tensor)
+    ]
 
 
 def _nbytes(tensors: Iterable[torch.Tensor]) -> int:
@@ -196,6 +198,7 @@ def measure_training_step(setting: str,
     state = _optimizer_state(optimizer)
 
     def run(tracker=None):
+
         def set_phase(phase):
             if tracker is not None:
                 tracker.phase = phase
@@ -255,8 +258,13 @@ class _CheckpointedLayer(nn.Module):
     def forward(self, x, *args, **kwargs):
         if not torch.is_grad_enabled():
             return self.layer(x, *args, **kwargs)
-        return checkpoint(self.layer, x, *args, use_reentrant=False,
-                          preserve_rng_state=True, **kwargs)
+        return checkpoint(
+            self.layer,
+            x,
+            *args,
+            use_reentrant=False,
+            preserve_rng_state=True,
+            **kwargs)
 
 
 def build_vit_classifier(method: str,
@@ -286,26 +294,32 @@ def build_vit_classifier(method: str,
     Returns:
         nn.Module: The classifier in train mode (random weights).
     """
-    from mmpretrain.registry import MODELS
     from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
 
     if method not in ('full', 'linear', 'dyt'):
         raise ValueError("method must be one of ['full', 'linear', 'dyt'], "
                          f'got {method!r}')
-    backbone = dict(arch=arch, img_size=img_size, patch_size=patch_size,
-                    drop_rate=0.0)
+    backbone = dict(
+        arch=arch, img_size=img_size, patch_size=patch_size, drop_rate=0.0)
     if method == 'dyt':
-        backbone.update(type='mmdyt.DyTVisionTransformer', with_cp=with_cp,
-                        dyt=dyt or dict(bottleneck=64))
+        backbone.update(
+            type='mmdyt.DyTVisionTransformer',
+            with_cp=with_cp,
+            dyt=dyt or dict(bottleneck=64))
         cfg = dict(type='mmdyt.DyTImageClassifier', target_rate=0.5)
     else:
         backbone.update(type='VisionTransformer')
         cfg = dict(type='ImageClassifier')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(dict(
-            **cfg, backbone=backbone,
-            head=dict(type='LinearClsHead', num_classes=num_classes,
-                      in_channels=model_dims(arch))))
+        model = MODELS.build(
+            dict(
+                **cfg,
+                backbone=backbone,
+                head=dict(
+                    type='LinearClsHead',
+                    num_classes=num_classes,
+                    in_channels=model_dims(arch))))
     if method == 'linear':
         model.backbone.requires_grad_(False)
     if method == 'full' and with_cp:
@@ -323,18 +337,18 @@ def model_dims(arch) -> int:
     return VisionTransformer.arch_zoo[arch]['embed_dims']
 
 
-def measure_vit_settings(settings: Sequence[str] = tuple(SETTINGS),
-                         batch_size: int = 8,
-                         arch: str = 'b',
-                         img_size: int = 224,
-                         patch_size: int = 16,
-                         num_classes: int = 100,
-                         device: str = 'cpu',
-                         timed: bool = True,
-                         seed: int = 0,
-                         dyt: Optional[dict] = None,
-                         log: Optional[Callable[[str], None]] = None
-                         ) -> List[StepMemory]:
+def measure_vit_settings(
+        settings: Sequence[str] = tuple(SETTINGS),
+        batch_size: int = 8,
+        arch: str = 'b',
+        img_size: int = 224,
+        patch_size: int = 16,
+        num_classes: int = 100,
+        device: str = 'cpu',
+        timed: bool = True,
+        seed: int = 0,
+        dyt: Optional[dict] = None,
+        log: Optional[Callable[[str], None]] = None) -> List[StepMemory]:
     """:func:`measure_training_step` of every setting in ``settings`` (keys
     of :data:`SETTINGS`), one model at a time, AdamW (lr 1e-3, weight decay
     0.01) over the trainable parameters, on the same random batch.
@@ -351,26 +365,32 @@ def measure_vit_settings(settings: Sequence[str] = tuple(SETTINGS),
         raise ValueError(f'unknown setting(s) {unknown}; allowed: '
                          f'{list(SETTINGS)}')
     g = torch.Generator().manual_seed(seed)
-    inputs = torch.randn(batch_size, 3, img_size, img_size,
-                         generator=g).to(device)
+    inputs = torch.randn(
+        batch_size, 3, img_size, img_size, generator=g).to(device)
     labels = torch.randint(0, num_classes, (batch_size, ), generator=g)
     results = []
     for name in settings:
         torch.manual_seed(seed)
         model = build_vit_classifier(
-            patch_size=patch_size, arch=arch, img_size=img_size,
-            num_classes=num_classes, dyt=dyt, **SETTINGS[name]).to(device)
+            patch_size=patch_size,
+            arch=arch,
+            img_size=img_size,
+            num_classes=num_classes,
+            dyt=dyt,
+            **SETTINGS[name]).to(device)
         samples = [DataSample().set_gt_label(int(y)) for y in labels]
         optimizer = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=1e-3,
+            [p for p in model.parameters() if p.requires_grad],
+            lr=1e-3,
             weight_decay=0.01)
 
-        def loss_fn():
+        def loss_fn(model=model):
             losses = model.loss(inputs, samples)
             return sum(v for k, v in losses.items() if k.startswith('loss'))
 
-        results.append(measure_training_step(name, model, optimizer,
-                                             loss_fn, [inputs], timed))
+        results.append(
+            measure_training_step(name, model, optimizer, loss_fn, [inputs],
+                                  timed))
         if log is not None:
             log(format_row(results[-1]))
         del model, optimizer

@@ -108,9 +108,12 @@ def save_retargeted_checkpoint(model: nn.Module, source: str, out: str,
 def retarget_meta(result: RetargetResult, source: str, num_batches: int,
                   num_samples: int) -> dict:
     """What a retargeted checkpoint records about its retargeting."""
-    return dict(result.to_dict(), source=source,
-                calib_batches=num_batches, calib_samples=num_samples,
-                calib_data='train_dataloader.dataset with the test pipeline')
+    return dict(
+        result.to_dict(),
+        source=source,
+        calib_batches=num_batches,
+        calib_samples=num_samples,
+        calib_data='train_dataloader.dataset with the test pipeline')
 
 
 def retarget(cfg: Config,
@@ -149,8 +152,8 @@ def retarget(cfg: Config,
     model = init_dyt_model(cfg, checkpoint)
     calls, samples = build_calibration_calls(model, cfg, calib_batches,
                                              calib_batch_size, seed)
-    result = calibrate(model.backbone, calls, rate, rule=rule,
-                       max_rate=max_rate)
+    result = calibrate(
+        model.backbone, calls, rate, rule=rule, max_rate=max_rate)
     save_retargeted_checkpoint(
         model, checkpoint, out,
         retarget_meta(result, checkpoint, calib_batches, samples))
@@ -173,8 +176,9 @@ def main_metric_key(metrics: dict, key: Optional[str] = None) -> str:
 
 
 SWEEP_COLUMNS = ('point', 'checkpoint', 'rule', 'rate_target', 'tome_r',
-                 'calib_rate', 'act_rate', 'metric', 'gflops', 'dense_gflops', 'flops_ratio',
-                 'speedup', 'flops_bound', 'timed_act_rate', 'max_rate')
+                 'calib_rate', 'act_rate', 'metric', 'gflops', 'dense_gflops',
+                 'flops_ratio', 'speedup', 'flops_bound', 'timed_act_rate',
+                 'max_rate')
 
 
 def _row(point, rule, rate, calib, metrics, key, speed, max_rate):
@@ -184,10 +188,18 @@ def _row(point, rule, rate, calib, metrics, key, speed, max_rate):
         raise KeyError('the test evaluator must include '
                        "dict(type='mmdyt.DyTEfficiencyMetric') (dyt/gflops, "
                        'dyt/dense_gflops)')
-    return dict(point=point, rule=rule, rate_target=rate, calib_rate=calib,
-                act_rate=metrics.get('dyt/act_rate'), metric=metrics[key],
-                gflops=gflops, dense_gflops=dense, flops_ratio=gflops / dense,
-                max_rate=max_rate, **speed)
+    return dict(
+        point=point,
+        rule=rule,
+        rate_target=rate,
+        calib_rate=calib,
+        act_rate=metrics.get('dyt/act_rate'),
+        metric=metrics[key],
+        gflops=gflops,
+        dense_gflops=dense,
+        flops_ratio=gflops / dense,
+        max_rate=max_rate,
+        **speed)
 
 
 def sweep(cfg: Config,
@@ -297,26 +309,30 @@ def sweep(cfg: Config,
     timed = calls[:time_batches]
     speed = dict(repeats=repeats, warmup=warmup)
     trained_cap = _cap_of(backbone)
-    rows = [dict(_row('trained', None, None, None, metrics, key,
-                      measure_speedup(backbone, dense, timed, **speed),
-                      trained_cap), checkpoint=checkpoint)]
+    rows = [
+        dict(
+            _row('trained', None, None, None, metrics, key,
+                 measure_speedup(backbone, dense, timed, **speed),
+                 trained_cap),
+            checkpoint=checkpoint)
+    ]
     if progress is not None:
         progress.start(len(rates) * len(rules) * len(tome_grid))
     trained_tome = backbone.tome_cfg
     for rule, rate in itertools.product(rules, rates):
         if tome_rs:  # retarget DyT alone; merging is applied after
             backbone.set_tome_r(0)
-        result = calibrate(backbone, calls, rate, rule=rule,
-                           max_rate=max_rate)
+        result = calibrate(backbone, calls, rate, rule=rule, max_rate=max_rate)
         for tome_r in tome_grid:
             if tome_r is not None:
                 backbone.set_tome_r(tome_r)
             metrics = runner.test_loop.run()
-            rows.append(dict(_row('retargeted', rule, rate, result.reached,
-                                  metrics, key,
-                                  measure_speedup(backbone, dense, timed,
-                                                  **speed), result.max_rate),
-                             tome_r=tome_r))
+            rows.append(
+                dict(
+                    _row('retargeted', rule, rate, result.reached, metrics,
+                         key, measure_speedup(backbone, dense, timed,
+                                              **speed), result.max_rate),
+                    tome_r=tome_r))
             if progress is not None:
                 progress.update(rows[-1])
     if progress is not None:
@@ -327,18 +343,25 @@ def sweep(cfg: Config,
         _restore_dispatcher_buffers(model, built_buffers)
         load_dyt_checkpoint(model, path)  # full or delta
         metrics = runner.test_loop.run()
-        rows.append(dict(_row('compare', None, None, None, metrics, key,
-                              measure_speedup(backbone, dense, timed,
-                                              **speed), _cap_of(backbone)),
-                         checkpoint=path))
+        rows.append(
+            dict(
+                _row('compare', None, None, None, metrics, key,
+                     measure_speedup(backbone, dense, timed, **speed),
+                     _cap_of(backbone)),
+                checkpoint=path))
     return dict(
-        config=cfg.filename, checkpoint=checkpoint, metric=key,
+        config=cfg.filename,
+        checkpoint=checkpoint,
+        metric=key,
         rules=list(rules),
         trained_target_rate=getattr(model, 'target_rate', None),
-        calib_batches=calib_batches, calib_samples=samples,
-        timing=dict(speed, level='backbone forward (no head)',
-                    inputs=f'first {len(timed)} calibration batch(es), '
-                    f'{rows[0]["timed_samples"]} backbone rows'),
+        calib_batches=calib_batches,
+        calib_samples=samples,
+        timing=dict(
+            speed,
+            level='backbone forward (no head)',
+            inputs=f'first {len(timed)} calibration batch(es), '
+            f'{rows[0]["timed_samples"]} backbone rows'),
         rows=rows)
 
 

@@ -116,7 +116,9 @@ def calibration_calls(model: nn.Module, dataloader, num_batches: int):
     return calls, sum(counted)
 
 
-def build_calibration_calls(model: nn.Module, cfg: Config, num_batches: int,
+def build_calibration_calls(model: nn.Module,
+                            cfg: Config,
+                            num_batches: int,
                             batch_size: Optional[int] = None,
                             seed: int = 0):
     """:func:`calibration_calls` on the config's calibration data."""

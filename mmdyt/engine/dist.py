@@ -54,8 +54,10 @@ def prepare_distributed(cfg: Config) -> None:
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     backend = dist_cfg.get('backend', 'nccl')
     if backend != 'gloo':
-        print_log(f'no CUDA device: env_cfg.dist_cfg.backend={backend!r} '
-                  "replaced by 'gloo'", logger='current')
+        print_log(
+            f'no CUDA device: env_cfg.dist_cfg.backend={backend!r} '
+            "replaced by 'gloo'",
+            logger='current')
         dist_cfg['backend'] = 'gloo'
     if not torch_dist.is_initialized():
         init_cpu_process_group(launcher, dist_cfg.get('timeout'))
@@ -65,7 +67,8 @@ def prepare_distributed(cfg: Config) -> None:
         print_log(
             'no CUDA device: SyncBN needs CUDA, so BN replaces it at ' +
             ', '.join(replaced) + ' (batch statistics per rank)',
-            logger='current', level=30)
+            logger='current',
+            level=30)
 
 
 def init_cpu_process_group(launcher: str, timeout=None) -> None:
@@ -82,9 +85,9 @@ def init_cpu_process_group(launcher: str, timeout=None) -> None:
                  'the slurm launcher (srun / tools/slurm_train.sh)')
         ntasks = int(env['SLURM_NTASKS'])
         nnodes = int(env.get('SLURM_NNODES', '1'))
-        local = env.get('SLURM_LOCALID',
-                        str(int(env['SLURM_PROCID']) %
-                            max(1, ntasks // max(1, nnodes))))
+        local = env.get(
+            'SLURM_LOCALID',
+            str(int(env['SLURM_PROCID']) % max(1, ntasks // max(1, nnodes))))
         if 'MASTER_ADDR' not in env:
             env['MASTER_ADDR'] = subprocess.getoutput(
                 f'scontrol show hostname {env["SLURM_NODELIST"]} | head -n1')
@@ -104,8 +107,11 @@ def init_cpu_process_group(launcher: str, timeout=None) -> None:
     if timeout is not None:
         kwargs['timeout'] = datetime.timedelta(seconds=timeout)
     torch_dist.init_process_group(
-        backend='gloo', init_method='env://', rank=int(env['RANK']),
-        world_size=int(env['WORLD_SIZE']), **kwargs)
+        backend='gloo',
+        init_method='env://',
+        rank=int(env['RANK']),
+        world_size=int(env['WORLD_SIZE']),
+        **kwargs)
 
 
 def _require(names: List[str], what: str) -> None:
@@ -127,8 +133,8 @@ def _cpu_model_wrapper(cfg: Config) -> None:
         return
     wrapper_cls = MODEL_WRAPPERS.get(
         wrapper.get('type', 'MMDistributedDataParallel'))
-    if isinstance(wrapper_cls, type) and issubclass(
-            wrapper_cls, DistributedDataParallel):
+    if isinstance(wrapper_cls, type) and issubclass(wrapper_cls,
+                                                    DistributedDataParallel):
         wrapper.setdefault('device_ids', None)
 
 

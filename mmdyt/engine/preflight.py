@@ -90,8 +90,10 @@ class MissingPathsError(FileNotFoundError):
     def __init__(self, missing: List[MissingPath], docs: str):
         self.missing = list(missing)
         self.docs = docs
-        lines = ['mmdyt: the config names paths that do not exist '
-                 '(checked before the Runner starts):']
+        lines = [
+            'mmdyt: the config names paths that do not exist '
+            '(checked before the Runner starts):'
+        ]
         width = max(len(m.key) for m in self.missing)
         for m in self.missing:
             lines.append(f'  {m.key:<{width}}  {m.path}  ({m.kind})')
@@ -175,8 +177,8 @@ def _check_dataset(dataset: Any, key: str, scope: Optional[str],
     if data_root is not None and not _is_uri(str(data_root)):
         if not osp.isdir(data_root):
             # everything below the root is missing too: name the root only
-            missing.append(MissingPath(f'{key}.data_root', data_root,
-                                       'data root'))
+            missing.append(
+                MissingPath(f'{key}.data_root', data_root, 'data root'))
             return
     ann_files = ann_file if isinstance(ann_file, (list, tuple)) else \
         [ann_file] if ann_file else []
@@ -186,8 +188,8 @@ def _check_dataset(dataset: Any, key: str, scope: Optional[str],
         path = _join(data_root, ann)
         if not _is_uri(path) and not osp.exists(path):
             sub = f'.{i}' if isinstance(ann_file, (list, tuple)) else ''
-            missing.append(MissingPath(f'{key}.ann_file{sub}', path,
-                                       'annotation file'))
+            missing.append(
+                MissingPath(f'{key}.ann_file{sub}', path, 'annotation file'))
     prefixes = {'': prefix} if isinstance(prefix, str) else \
         dict(prefix) if isinstance(prefix, dict) else {}
     for name, value in prefixes.items():
@@ -196,8 +198,8 @@ def _check_dataset(dataset: Any, key: str, scope: Optional[str],
         path = _join(data_root, value)
         if not _is_uri(path) and not osp.exists(path):
             sub = f'.{name}' if name else ''
-            missing.append(MissingPath(f'{key}.data_prefix{sub}', path,
-                                       'data prefix'))
+            missing.append(
+                MissingPath(f'{key}.data_prefix{sub}', path, 'data prefix'))
 
 
 def _check_model_checkpoints(node: Any, key: str,
@@ -211,11 +213,11 @@ def _check_model_checkpoints(node: Any, key: str,
                 for i, init in enumerate(inits):
                     ikey = f'{sub}.{i}' if isinstance(value,
                                                       (list, tuple)) else sub
-                    if (isinstance(init, dict)
-                            and str(init.get('type', '')).split('.')[-1]
-                            == 'Pretrained'):
-                        _check_file(init.get('checkpoint'),
-                                    f'{ikey}.checkpoint', missing)
+                    if (isinstance(init, dict) and str(init.get(
+                            'type', '')).split('.')[-1] == 'Pretrained'):
+                        _check_file(
+                            init.get('checkpoint'), f'{ikey}.checkpoint',
+                            missing)
             elif name == 'pretrained' and isinstance(value, str):
                 _check_file(value, sub, missing)
             else:
@@ -256,8 +258,8 @@ def find_missing_paths(cfg, phase: str = 'train') -> List[MissingPath]:
             continue  # validation off (--no-validate)
         loader = cfg.get(loader_key, None)
         if isinstance(loader, dict):
-            _check_dataset(loader.get('dataset'), f'{loader_key}.dataset',
-                           scope, missing)
+            _check_dataset(
+                loader.get('dataset'), f'{loader_key}.dataset', scope, missing)
     if phase == 'train':
         _check_model_checkpoints(cfg.get('model', None), 'model', missing)
     _check_file(cfg.get('load_from', None), 'load_from', missing)

@@ -9,9 +9,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdyt.checkpoint import (CheckpointError, carries_base_record,
-                              check_checkpoint_file,
-                              find_resume_checkpoint, is_delta_checkpoint,
-                              load_checkpoint_file)
+                              check_checkpoint_file, find_resume_checkpoint,
+                              is_delta_checkpoint, load_checkpoint_file)
 from .dist import prepare_distributed
 from .hooks import DeltaCheckpointHook, DyTCheckpointHook
 
@@ -68,8 +67,11 @@ def prepare_checkpoint(cfg: Config) -> Optional[str]:
     if cfg.get('resume') and not cfg.get('load_from'):
         path = find_resume_checkpoint(cfg.work_dir)
         if path is None:
-            print_log(f'--resume: no checkpoint in {cfg.work_dir}; training '
-                      'starts from scratch', logger='current', level=30)
+            print_log(
+                f'--resume: no checkpoint in {cfg.work_dir}; training '
+                'starts from scratch',
+                logger='current',
+                level=30)
             cfg.resume = False
             return None
         print_log(f'--resume: resuming from {path}', logger='current')

@@ -27,7 +27,6 @@ _TIMM_TO_MMPRETRAIN: Tuple[Tuple[str, str], ...] = (
 #: timm keys that belong to the classification head, dropped by default.
 _TIMM_HEAD = re.compile(r'^(head|pre_logits|fc_norm|head_drop)\.')
 
-
 #: mmpretrain key -> mmseg key, where the two ViT layouts differ: mmseg's
 #: attention is mmcv's ``MultiheadAttention`` around ``nn.MultiheadAttention``
 #: (packed ``in_proj``, ``out_proj``); everything else is shared.
@@ -74,9 +73,10 @@ def timm_vit_to_mmpretrain(state_dict: Dict[str, Tensor],
                 out[prefix + new] = value
                 break
         else:
-            raise KeyError(f'cannot convert timm key {key!r} to mmpretrain; '
-                           'supported: plain ViTs with cls_token, pos_embed, '
-                           'patch_embed, blocks.i.{norm1,attn,norm2,mlp}, norm')
+            raise KeyError(
+                f'cannot convert timm key {key!r} to mmpretrain; '
+                'supported: plain ViTs with cls_token, pos_embed, '
+                'patch_embed, blocks.i.{norm1,attn,norm2,mlp}, norm')
     return out
 
 
@@ -154,13 +154,17 @@ def timm_swin_to_mmpretrain(state_dict: Dict[str, Tensor],
         KeyError: On a key this converter does not know (e.g. Swin V2's
             ``cpb_mlp``), naming it.
     """
-    stages = sorted({int(m.group(1)) for m in map(_TIMM_SWIN_LAYER.match,
-                                                  state_dict) if m})
+    stages = sorted({
+        int(m.group(1))
+        for m in map(_TIMM_SWIN_LAYER.match, state_dict) if m
+    })
     if not stages:
         raise KeyError('no timm Swin key (layers.i.blocks.j...) found')
-    downsample_at = {int(m.group(1)) for m in map(_TIMM_SWIN_LAYER.match,
-                                                  state_dict)
-                     if m and m.group(2).startswith('downsample.')}
+    downsample_at = {
+        int(m.group(1))
+        for m in map(_TIMM_SWIN_LAYER.match, state_dict)
+        if m and m.group(2).startswith('downsample.')
+    }
     # official / old timm: merging ends stages 0..n-2; timm >= 0.9: it
     # starts stages 1..n-1
     shift = 1 if downsample_at and 0 not in downsample_at else 0
@@ -244,7 +248,8 @@ def timm_vit_to_mmseg(state_dict: Dict[str, Tensor],
 
 
 def load_timm_state_dict(path: str,
-                         timm_model: Optional[str] = None) -> Dict[str, Tensor]:
+                         timm_model: Optional[str] = None
+                         ) -> Dict[str, Tensor]:
     """A timm ViT state dict from a ``.pth`` / ``.bin`` / ``.safetensors``
     file, or from a Google JAX ``.npz`` through timm's own loader (needs
     ``timm_model``, e.g. ``'vit_base_patch16_224'``)."""
@@ -264,11 +269,14 @@ def load_timm_state_dict(path: str,
 
 
 #: target layout -> converter of timm ViT state dicts.
-TIMM_CONVERTERS = dict(mmpretrain=timm_vit_to_mmpretrain,
-                       mmseg=timm_vit_to_mmseg)
+TIMM_CONVERTERS = dict(
+    mmpretrain=timm_vit_to_mmpretrain, mmseg=timm_vit_to_mmseg)
 
 
-def convert_timm_file(src: str, dst: str, layout: str, prefix: str = '',
+def convert_timm_file(src: str,
+                      dst: str,
+                      layout: str,
+                      prefix: str = '',
                       timm_model: Optional[str] = None) -> int:
     """Read a timm ViT checkpoint, convert it to ``layout`` (``'mmpretrain'``
     or ``'mmseg'``) and save ``{'state_dict': ...}`` to ``dst``; returns the
@@ -276,15 +284,16 @@ def convert_timm_file(src: str, dst: str, layout: str, prefix: str = '',
     if layout not in TIMM_CONVERTERS:
         raise ValueError(f'layout must be one of {sorted(TIMM_CONVERTERS)}, '
                          f'got {layout!r}')
-    state_dict = TIMM_CONVERTERS[layout](
-        load_timm_state_dict(src, timm_model), prefix)
+    state_dict = TIMM_CONVERTERS[layout](load_timm_state_dict(src, timm_model),
+                                         prefix)
     if osp.dirname(dst):
         os.makedirs(osp.dirname(dst), exist_ok=True)
     torch.save({'state_dict': state_dict}, dst)
     return len(state_dict)
 
 
-def timm_converter_main(layout: str, argv=None,
+def timm_converter_main(layout: str,
+                        argv=None,
                         description: Optional[str] = None) -> str:
     """The command line of ``tools/model_converters/timm2{layout}.py``:
     ``SRC DST [--prefix P] [--timm-model NAME]``; returns ``DST``."""
@@ -292,7 +301,8 @@ def timm_converter_main(layout: str, argv=None,
     parser.add_argument('src', help='timm .pth/.bin/.safetensors or JAX .npz')
     parser.add_argument('dst', help=f'output .pth ({layout} keys)')
     parser.add_argument(
-        '--prefix', default='',
+        '--prefix',
+        default='',
         help="prefix of every output key, e.g. 'backbone.'")
     parser.add_argument(
         '--timm-model', default=None, help='timm model name for a .npz source')

@@ -115,8 +115,11 @@ def quiet_logs(log_file: Optional[str] = None, verbose: bool = False):
         finally:
             _CONSOLES.pop()
         return
-    terminal = {id(s) for s in (terminal_out, terminal_err, sys.__stdout__,
-                                sys.__stderr__) if s is not None}
+    terminal = {
+        id(s)
+        for s in (terminal_out, terminal_err, sys.__stdout__, sys.__stderr__)
+        if s is not None
+    }
     sink = open(log_file, 'a', buffering=1) if log_file else io.StringIO()
     swapped = []
     for handler in _all_handlers():

@@ -32,11 +32,10 @@ def synthetic_inputs(shape: Sequence[int],
     for _ in range(batch):
         cells = int(torch.randint(2, 9, (1, ), generator=g))
         low = torch.randn(frames, C, cells, cells, generator=g)
-        img = F.interpolate(low, size=size, mode='bilinear',
-                            align_corners=False)
+        img = F.interpolate(
+            low, size=size, mode='bilinear', align_corners=False)
         contrast = float(torch.rand(1, generator=g)) * 1.5 + 0.25
-        img = img * contrast + 0.3 * torch.randn(frames, C, *size,
-                                                 generator=g)
+        img = img * contrast + 0.3 * torch.randn(frames, C, *size, generator=g)
         # (T, C, H, W) -> (C, T, H, W) for clips, (C, H, W) for images
         samples.append(img.transpose(0, 1) if len(shape) == 4 else img[0])
     return torch.stack(samples).to(device)

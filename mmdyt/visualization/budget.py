@@ -84,12 +84,14 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
         r['dense_gflops'] *= scale
     trained = [r for r in rows if r['point'] == 'trained']
     # point labels stay readable where they cross a curve or a marker
-    label_box = dict(boxstyle='round,pad=0.1', fc='white', ec='none',
-                     alpha=0.8)
+    label_box = dict(
+        boxstyle='round,pad=0.1', fc='white', ec='none', alpha=0.8)
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
     styles = {'global': ('o-', 'tab:blue'), 'per_layer': ('s--', 'tab:green')}
-    tome_rs = sorted({r.get('tome_r') for r in rows
-                      if r['point'] == 'retargeted'}, key=lambda v: v or 0)
+    tome_rs = sorted(
+        {r.get('tome_r')
+         for r in rows if r['point'] == 'retargeted'},
+        key=lambda v: v or 0)
     curves = [(rule, t) for rule in summary['rules'] for t in tome_rs]
     for k, (rule, tome_r) in enumerate(curves):
         sweep = sorted((r for r in rows if r['point'] == 'retargeted'
@@ -102,43 +104,65 @@ def plot_sweep(summary: dict, path: str, title: Optional[str] = None) -> str:
             color = plt.get_cmap('tab20')(2 * list(styles).index(rule) + 1)
             fmt = fmt[0] + ':'
         ax.plot([r['gflops'] for r in sweep], [r['metric'] for r in sweep],
-                fmt, color=color, label=f'retargeted, {rule} rule' +
+                fmt,
+                color=color,
+                label=f'retargeted, {rule} rule' +
                 ('' if tome_r is None else f', ToMe r={tome_r}'))
         if k == 0:  # the same rate has the same FLOPs under every rule
             for r in sweep:
-                ax.annotate(f"r'={r['rate_target']:g}",
-                            (r['gflops'], r['metric']),
-                            textcoords='offset points', xytext=(-24, -13),
-                            fontsize=7, color=color, bbox=label_box,
-                            zorder=5)
+                ax.annotate(
+                    f"r'={r['rate_target']:g}", (r['gflops'], r['metric']),
+                    textcoords='offset points',
+                    xytext=(-24, -13),
+                    fontsize=7,
+                    color=color,
+                    bbox=label_box,
+                    zorder=5)
     others = sorted((r for r in rows if r['point'] == 'compare'),
                     key=lambda r: r['gflops'])
     if others:  # their act. rates in the legend: no label to collide
         rates = ', '.join(f"{r['act_rate']:.2f}" for r in others)
         ax.plot([r['gflops'] for r in others], [r['metric'] for r in others],
-                'D', color='tab:orange', ms=7, zorder=6,
+                'D',
+                color='tab:orange',
+                ms=7,
+                zorder=6,
                 label=f'other checkpoints as trained (act. rates {rates})')
     for r in trained:
         target = summary.get('trained_target_rate')
-        ax.plot(r['gflops'], r['metric'], '*', color='tab:red', ms=14,
-                zorder=6,
-                label=f'as trained (r={target:g}; act. rate '
-                f"{r['act_rate']:.2f})" if target is not None else
-                'as trained')
+        ax.plot(
+            r['gflops'],
+            r['metric'],
+            '*',
+            color='tab:red',
+            ms=14,
+            zorder=6,
+            label=f'as trained (r={target:g}; act. rate '
+            f"{r['act_rate']:.2f})" if target is not None else 'as trained')
     dense = rows[0]['dense_gflops']
-    ax.axvline(dense, color='0.4', ls='--', lw=1,
-               label=f'dense host: {dense:.4g} {unit}')
+    ax.axvline(
+        dense,
+        color='0.4',
+        ls='--',
+        lw=1,
+        label=f'dense host: {dense:.4g} {unit}')
     ax.set_xlabel(f'{unit} per sample (test-set mean, counted from the '
                   'masks)')
     ax.set_ylabel(_metric_label(summary['metric']))
-    ax.set_title(title or 'DyT: one checkpoint, many budgets\n' +
-                 osp.basename(str(summary.get('config', ''))), fontsize=9)
+    ax.set_title(
+        title or 'DyT: one checkpoint, many budgets\n' +
+        osp.basename(str(summary.get('config', ''))),
+        fontsize=9)
     ax.grid(alpha=0.3)
     ax.margins(x=0.12, y=0.18)
-    ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.16),
-              ncol=2, frameon=False,
-              title="point labels: target rate r' (speedups: sweep.csv)",
-              title_fontsize=7)
+    ax.legend(
+        fontsize=7,
+        loc='upper center',
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=2,
+        frameon=False,
+        title="point labels: target rate r' (speedups: sweep.csv)",
+        title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -156,8 +180,10 @@ def save_sweep(summary: dict, out_dir: str,
         dict: The paths written, by kind (``csv``, ``json``, ``png``).
     """
     os.makedirs(out_dir, exist_ok=True)
-    files = {kind: osp.join(out_dir, name)
-             for kind, name in SWEEP_FILES.items()}
+    files = {
+        kind: osp.join(out_dir, name)
+        for kind, name in SWEEP_FILES.items()
+    }
     with open(files['csv'], 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
@@ -190,9 +216,12 @@ class SweepProgress:
         self.bar = ProgressBar(total, self.desc)
 
     def update(self, row: dict) -> None:
-        self.bar.update(1, rule=row['rule'], rate=f"{row['rate_target']:g}",
-                        act=f"{row['act_rate']:.3f}",
-                        metric=f"{row['metric']:.2f}")
+        self.bar.update(
+            1,
+            rule=row['rule'],
+            rate=f"{row['rate_target']:g}",
+            act=f"{row['act_rate']:.3f}",
+            metric=f"{row['metric']:.2f}")
 
     def close(self) -> None:
         self.bar.close()

@@ -38,8 +38,7 @@ def load_input(path: str, cfg, model) -> Tuple[torch.Tensor, np.ndarray]:
         if not str(t.get('type', '')).endswith('LoadAnnotations')
     ])
     data = pipeline(dict(img_path=path))
-    inputs = model.data_preprocessor(pseudo_collate([data]),
-                                     False)['inputs']
+    inputs = model.data_preprocessor(pseudo_collate([data]), False)['inputs']
     shown = data['inputs'].permute(1, 2, 0).numpy()  # (H, W, C), as loaded
     if shown.shape[-1] == 1:
         shown = np.repeat(shown, 3, axis=-1)
@@ -71,10 +70,12 @@ def dispatch_masks(backbone, inputs: torch.Tensor, row: int = 0):
     return masks, titles, feats
 
 
-def dispatch_panels(image: np.ndarray, masks: Sequence[torch.Tensor],
-                    alpha: float = 0.7,
-                    color: Sequence[int] = (225, 225, 225)
-                    ) -> List[np.ndarray]:
+def dispatch_panels(
+    image: np.ndarray,
+    masks: Sequence[torch.Tensor],
+    alpha: float = 0.7,
+    color: Sequence[int] = (225, 225, 225)
+) -> List[np.ndarray]:
     """Per 2-D mask ``(h, w)``: the image with inactive patches blended
     towards a light grey (visible on dark and bright images alike)."""
     H, W = image.shape[:2]
@@ -98,8 +99,11 @@ def resize_display(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return t[0].permute(1, 2, 0).numpy().astype(np.uint8)
 
 
-def save_panel_grid(path: str, images: Sequence[np.ndarray],
-                    titles: Sequence[str], suptitle: str, ncols: int = 6,
+def save_panel_grid(path: str,
+                    images: Sequence[np.ndarray],
+                    titles: Sequence[str],
+                    suptitle: str,
+                    ncols: int = 6,
                     panel_size: float = 2.0) -> Tuple[int, int]:
     """Write the panels as one PNG (``ncols`` per row, ``panel_size``
     inches at 100 dpi); return its size in pixels."""
@@ -107,17 +111,19 @@ def save_panel_grid(path: str, images: Sequence[np.ndarray],
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(ncols * panel_size,
-                               nrows * panel_size * 1.12),
-        dpi=100, squeeze=False)
+        nrows,
+        ncols,
+        figsize=(ncols * panel_size, nrows * panel_size * 1.12),
+        dpi=100,
+        squeeze=False)
     for ax, img, t in zip(axes.flat, images, titles):
         ax.imshow(img, interpolation='nearest')
         ax.set_title(t, fontsize=9)
     for ax in axes.flat:
         ax.axis('off')
     fig.suptitle(suptitle, fontsize=10)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.88,
-                        wspace=0.05, hspace=0.25)
+    fig.subplots_adjust(
+        left=0.01, right=0.99, bottom=0.01, top=0.88, wspace=0.05, hspace=0.25)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
     size = fig.canvas.get_width_height()
@@ -161,10 +167,11 @@ def load_clip(path: str, cfg, model) -> Tuple[torch.Tensor, np.ndarray]:
     dataset = loader['dataset']
     info = dict(modality='RGB', label=-1)
     if osp.isdir(path):
-        info.update(frame_dir=path, total_frames=len(os.listdir(path)),
-                    start_index=dataset.get('start_index', 1),
-                    filename_tmpl=dataset.get('filename_tmpl',
-                                              'img_{:05}.jpg'))
+        info.update(
+            frame_dir=path,
+            total_frames=len(os.listdir(path)),
+            start_index=dataset.get('start_index', 1),
+            filename_tmpl=dataset.get('filename_tmpl', 'img_{:05}.jpg'))
     else:
         info.update(filename=path, start_index=dataset.get('start_index', 0))
     data = Compose(copy.deepcopy(dataset['pipeline']))(info)

@@ -10,8 +10,7 @@ from mmdyt.analysis.train_memory import (SETTINGS, TensorMemoryTracker,
                                          measure_vit_settings)
 from ..conftest import load_tool
 
-TINY = dict(embed_dims=64, num_layers=4, num_heads=2,
-            feedforward_channels=256)
+TINY = dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=256)
 
 
 def test_tracker_hand_computed_sequence():
@@ -29,8 +28,8 @@ def test_tracker_hand_computed_sequence():
         tracker.phase = 'backward'
         c = torch.ones(500)  # +2000
     assert tracker.peak == 400 + 12000
-    assert tracker.peak_by_phase == dict(static=400, forward=12000,
-                                         backward=0, optimizer=0)
+    assert tracker.peak_by_phase == dict(
+        static=400, forward=12000, backward=0, optimizer=0)
     assert tracker.current == 400 + 8000 + 2000
     del b, view, c
     assert tracker.current == 400
@@ -38,9 +37,9 @@ def test_tracker_hand_computed_sequence():
 
 def _mlp():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(),
-                                torch.nn.Linear(256, 64),
-                                torch.nn.LayerNorm(64))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 256), torch.nn.GELU(), torch.nn.Linear(256, 64),
+        torch.nn.LayerNorm(64))
     return model, torch.optim.AdamW(model.parameters())
 
 
@@ -51,9 +50,8 @@ def test_peak_equals_torch_memtracker():
     mem_tracker = pytest.importorskip('torch.distributed._tools.mem_tracker')
     x = torch.randn(32, 64)
     model, optim = _mlp()
-    ours = measure_training_step('mlp', model, optim,
-                                 lambda: model(x).square().sum(), [x],
-                                 timed=False)
+    ours = measure_training_step(
+        'mlp', model, optim, lambda: model(x).square().sum(), [x], timed=False)
     model, optim = _mlp()
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
@@ -76,9 +74,17 @@ def test_peak_equals_torch_memtracker():
 
 
 def test_settings_order_on_a_tiny_vit():
-    rows = {r.setting: r for r in measure_vit_settings(
-        arch=TINY, img_size=32, patch_size=4, batch_size=2,
-        num_classes=10, timed=False, dyt=dict(bottleneck=8))}
+    rows = {
+        r.setting: r
+        for r in measure_vit_settings(
+            arch=TINY,
+            img_size=32,
+            patch_size=4,
+            batch_size=2,
+            num_classes=10,
+            timed=False,
+            dyt=dict(bottleneck=8))
+    }
     assert set(rows) == set(SETTINGS)
     assert rows['linear'].peak < rows['dyt_cp'].peak < rows['dyt'].peak \
         < rows['full'].peak
@@ -94,10 +100,10 @@ def test_settings_order_on_a_tiny_vit():
 def test_builder_rejects_unknown_method_and_wraps_full_cp():
     with pytest.raises(ValueError, match="'full', 'linear', 'dyt'"):
         build_vit_classifier('lora')
-    model = build_vit_classifier('full', with_cp=True, arch=TINY,
-                                 img_size=32)
-    assert all(type(m).__name__ == '_CheckpointedLayer'
-               for m in model.backbone.layers)
+    model = build_vit_classifier('full', with_cp=True, arch=TINY, img_size=32)
+    assert all(
+        type(m).__name__ == '_CheckpointedLayer'
+        for m in model.backbone.layers)
     with pytest.raises(ValueError, match='allowed'):
         measure_vit_settings(['full', 'adapter'])
 
@@ -105,9 +111,11 @@ def test_builder_rejects_unknown_method_and_wraps_full_cp():
 def test_tool_in_process(tmp_path):
     tool = load_tool('analysis_tools/benchmark_train')
     out = tmp_path / 'rows.json'
-    rows = tool.main(['--arch', 'deit-tiny', '--img-size', '32',
-                      '--patch-size', '16', '--batch-size', '2',
-                      '--settings', 'dyt', 'dyt_cp', '--no-time',
-                      '--out', str(out)])
+    rows = tool.main([
+        '--arch', 'deit-tiny', '--img-size', '32', '--patch-size', '16',
+        '--batch-size', '2', '--settings', 'dyt', 'dyt_cp', '--no-time',
+        '--out',
+        str(out)
+    ])
     assert [r['setting'] for r in rows] == ['dyt', 'dyt_cp']
     assert rows[1]['peak'] < rows[0]['peak'] and out.exists()

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from mmdyt.apis import init_dyt_model, load_config
-
 from ..conftest import REPO_ROOT
 
 DEMO = osp.join(REPO_ROOT, 'configs/dyt/demo/dyt_vit-tiny-p4_digits5-9.py')

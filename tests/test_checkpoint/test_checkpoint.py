@@ -12,12 +12,18 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-from mmdyt.checkpoint import (
-    CheckpointError, base_reference, check_checkpoint_file, complete_delta,
-    find_non_plain, find_resume_checkpoint, from_plain, get_rng_states,
-    history_buffer_getattr, load_dyt_checkpoint, make_delta,
-    register_runner_checkpoint_safe_globals, runner_checkpoint_safe_globals,
-    runner_checkpoint_safe_globals_scope, set_rng_states, to_plain)
+# yapf: disable
+from mmdyt.checkpoint import (CheckpointError, base_reference,
+                              check_checkpoint_file, complete_delta,
+                              find_non_plain, find_resume_checkpoint,
+                              from_plain, get_rng_states,
+                              history_buffer_getattr, load_dyt_checkpoint,
+                              make_delta,
+                              register_runner_checkpoint_safe_globals,
+                              runner_checkpoint_safe_globals,
+                              runner_checkpoint_safe_globals_scope,
+                              set_rng_states, to_plain)
+# yapf: enable
 
 
 @contextlib.contextmanager

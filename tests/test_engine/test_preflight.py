@@ -8,11 +8,11 @@ import pytest
 from mmengine.config import Config
 
 from mmdyt.engine.preflight import (MissingPathsError, check_config_paths,
-                                  find_missing_paths)
-
+                                    find_missing_paths)
 from ..conftest import REPO_ROOT
 
-VTAB_CFG = osp.join(REPO_ROOT, 'configs/dyt/vtab1k/dyt_vit-b16_vtab1k-cifar.py')
+VTAB_CFG = osp.join(REPO_ROOT,
+                    'configs/dyt/vtab1k/dyt_vit-b16_vtab1k-cifar.py')
 
 
 def _touch(path):
@@ -84,10 +84,10 @@ def test_missing_ann_file_is_joined_to_data_root(vtab_cfg, tmp_path):
     os.remove(osp.join(task, 'test.txt'))
     cfg = _point(vtab_cfg, task, ckpt)
     missing = find_missing_paths(cfg, 'train')
-    assert [(m.key, m.path, m.kind) for m in missing] == [
-        ('val_dataloader.dataset.ann_file', osp.join(task, 'test.txt'),
-         'annotation file')
-    ]
+    assert [(m.key, m.path, m.kind)
+            for m in missing] == [('val_dataloader.dataset.ann_file',
+                                   osp.join(task,
+                                            'test.txt'), 'annotation file')]
     # no validation (tools/train.py --no-validate): nothing missing
     cfg.val_cfg = None
     assert find_missing_paths(cfg, 'train') == []
@@ -111,28 +111,40 @@ def test_missing_checkpoint_train_and_load_from(vtab_cfg, tmp_path):
 def test_wrappers_prefix_dicts_and_list_init_cfg(tmp_path):
     root = tmp_path / 'ade'
     os.makedirs(root / 'images' / 'training')
-    cfg = Config(dict(
-        default_scope='mmseg',
-        model=dict(
-            type='EncoderDecoder',
-            pretrained=str(tmp_path / 'seg_pretrained.pth'),
-            backbone=dict(init_cfg=[
-                dict(type='Kaiming', layer='Conv2d'),
-                dict(type='mmpretrain.Pretrained',
-                     checkpoint='https://example.org/vit.pth'),
-                dict(type='Pretrained', checkpoint=str(tmp_path / 'b.pth')),
-            ])),
-        train_dataloader=dict(dataset=dict(
-            type='RepeatDataset', times=2,
-            dataset=dict(type='ConcatDataset', datasets=[
-                dict(type='ADE20KDataset', data_root=str(root),
-                     data_prefix=dict(img_path='images/training',
-                                      seg_map_path='annotations/training')),
-                dict(type='ADE20KDataset', data_root='s3://bucket/ade',
-                     data_prefix=dict(img_path='images')),
-            ]))),
-        val_cfg=None,
-    ))
+    cfg = Config(
+        dict(
+            default_scope='mmseg',
+            model=dict(
+                type='EncoderDecoder',
+                pretrained=str(tmp_path / 'seg_pretrained.pth'),
+                backbone=dict(init_cfg=[
+                    dict(type='Kaiming', layer='Conv2d'),
+                    dict(
+                        type='mmpretrain.Pretrained',
+                        checkpoint='https://example.org/vit.pth'),
+                    dict(
+                        type='Pretrained', checkpoint=str(tmp_path / 'b.pth')),
+                ])),
+            train_dataloader=dict(
+                dataset=dict(
+                    type='RepeatDataset',
+                    times=2,
+                    dataset=dict(
+                        type='ConcatDataset',
+                        datasets=[
+                            dict(
+                                type='ADE20KDataset',
+                                data_root=str(root),
+                                data_prefix=dict(
+                                    img_path='images/training',
+                                    seg_map_path='annotations/training')),
+                            dict(
+                                type='ADE20KDataset',
+                                data_root='s3://bucket/ade',
+                                data_prefix=dict(img_path='images')),
+                        ]))),
+            val_cfg=None,
+        ))
     missing = find_missing_paths(cfg, 'train')
     assert [(m.key, m.kind) for m in missing] == [
         ('train_dataloader.dataset.dataset.datasets.0.data_prefix.'
@@ -147,17 +159,21 @@ def test_wrappers_prefix_dicts_and_list_init_cfg(tmp_path):
 
 def test_mmaction_prefix_without_data_root(tmp_path):
     ann = _touch(tmp_path / 'k400' / 'train_list_videos.txt')
-    cfg = Config(dict(
-        default_scope='mmaction',
-        train_dataloader=dict(dataset=dict(
-            type='VideoDataset', ann_file=ann,
-            data_prefix=dict(video=str(tmp_path / 'k400' / 'videos_train')))),
-        val_cfg=None))
+    cfg = Config(
+        dict(
+            default_scope='mmaction',
+            train_dataloader=dict(
+                dataset=dict(
+                    type='VideoDataset',
+                    ann_file=ann,
+                    data_prefix=dict(
+                        video=str(tmp_path / 'k400' / 'videos_train')))),
+            val_cfg=None))
     missing = find_missing_paths(cfg, 'train')
     assert [m.key for m in missing] == \
         ['train_dataloader.dataset.data_prefix.video']
-    assert 'docs/data/video.md' in str(MissingPathsError(missing,
-                                                         'docs/data/video.md'))
+    assert 'docs/data/video.md' in str(
+        MissingPathsError(missing, 'docs/data/video.md'))
 
 
 def test_dataset_that_downloads_itself_is_not_checked(tmp_path):
@@ -165,8 +181,8 @@ def test_dataset_that_downloads_itself_is_not_checked(tmp_path):
     cifar = dict(type='CIFAR100', data_root=str(tmp_path / 'cifar100'))
     cfg = Config(dict(base, train_dataloader=dict(dataset=cifar)))
     assert find_missing_paths(cfg, 'train') == []  # download=True default
-    cfg = Config(dict(base, train_dataloader=dict(
-        dataset=dict(cifar, download=False))))
+    cfg = Config(
+        dict(base, train_dataloader=dict(dataset=dict(cifar, download=False))))
     assert [m.key for m in find_missing_paths(cfg, 'train')] == \
         ['train_dataloader.dataset.data_root']
 
@@ -184,21 +200,25 @@ def test_tools_stop_before_the_runner(tools_train, tools_test, tmp_path,
         monkeypatch.setattr(tool, 'build_runner',
                             lambda cfg: pytest.fail('Runner was built'))
     missing_root = str(tmp_path / 'no_vtab')
-    opts = ['--cfg-options', f'train_dataloader.dataset.data_root='
-            f'{missing_root}', f'val_dataloader.dataset.data_root='
-            f'{missing_root}', f'test_dataloader.dataset.data_root='
-            f'{missing_root}']
+    opts = [
+        '--cfg-options', f'train_dataloader.dataset.data_root='
+        f'{missing_root}', f'val_dataloader.dataset.data_root='
+        f'{missing_root}', f'test_dataloader.dataset.data_root='
+        f'{missing_root}'
+    ]
     with pytest.raises(SystemExit) as info:
-        tools_train.main([VTAB_CFG, '--work-dir', str(tmp_path / 'w'),
-                          *opts])
+        tools_train.main([VTAB_CFG, '--work-dir', str(tmp_path / 'w'), *opts])
     msg = str(info.value.code)
     assert 'train_dataloader.dataset.data_root' in msg
     assert missing_root in msg
     assert 'model.backbone.init_cfg.checkpoint' in msg
     assert 'checkpoints/vit-b16_in21k_mmpretrain.pth' in msg
     with pytest.raises(SystemExit) as info:
-        tools_test.main([VTAB_CFG, str(tmp_path / 'best.pth'), '--work-dir',
-                         str(tmp_path / 'w'), *opts])
+        tools_test.main([
+            VTAB_CFG,
+            str(tmp_path / 'best.pth'), '--work-dir',
+            str(tmp_path / 'w'), *opts
+        ])
     msg = str(info.value.code)
     assert 'test_dataloader.dataset.data_root' in msg
     assert 'load_from' in msg and str(tmp_path / 'best.pth') in msg

@@ -34,9 +34,12 @@ def test_progress_hook_follows_a_runner(tmp_path):
             return dict(n=float(len(results)))
 
     data = [dict(x=torch.ones(1)) for _ in range(6)]
-    loader = dict(dataset=data, batch_size=2, num_workers=0,
-                  sampler=dict(type='DefaultSampler', shuffle=False),
-                  collate_fn=dict(type='default_collate'))
+    loader = dict(
+        dataset=data,
+        batch_size=2,
+        num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='default_collate'))
     stream = io.StringIO()
     hook = ProgressHook('[1/1] toy', stream=stream, live=False)
     steps = []
@@ -48,13 +51,19 @@ def test_progress_hook_follows_a_runner(tmp_path):
 
     with quiet_logs(str(tmp_path / 'log.txt')):
         runner = Runner(
-            model=Toy(), work_dir=str(tmp_path), train_dataloader=loader,
-            val_dataloader=loader, test_dataloader=loader,
-            val_evaluator=[Count()], test_evaluator=[Count()],
+            model=Toy(),
+            work_dir=str(tmp_path),
+            train_dataloader=loader,
+            val_dataloader=loader,
+            test_dataloader=loader,
+            val_evaluator=[Count()],
+            test_evaluator=[Count()],
             optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
             train_cfg=dict(by_epoch=True, max_epochs=2, val_interval=2),
-            val_cfg=dict(), test_cfg=dict(), default_hooks=dict(
-                checkpoint=None), custom_hooks=[hook])
+            val_cfg=dict(),
+            test_cfg=dict(),
+            default_hooks=dict(checkpoint=None),
+            custom_hooks=[hook])
         try:
             ProgressBar.update = update
             runner.train()

@@ -14,9 +14,9 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.utils.data import DataLoader, Dataset
 
+from mmdyt.checkpoint import register_runner_checkpoint_safe_globals
 from mmdyt.engine.hooks import DyTTemperatureHook
 from mmdyt.models.dyt.retarget import dyt_dispatchers
-from mmdyt.checkpoint import register_runner_checkpoint_safe_globals
 
 MAX_ITERS = 8
 
@@ -28,8 +28,8 @@ class TinyImages(Dataset):
 
     def __getitem__(self, i):
         g = torch.Generator().manual_seed(i)
-        img = torch.randint(0, 255, (3, 16, 16), generator=g,
-                            dtype=torch.uint8)
+        img = torch.randint(
+            0, 255, (3, 16, 16), generator=g, dtype=torch.uint8)
         return dict(inputs=img, data_samples=DataSample().set_gt_label(i % 3))
 
 
@@ -40,13 +40,16 @@ class RecordTau(Hook):
     def __init__(self):
         self.taus, self.logged, self.copies = {}, {}, {}
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         it = runner.iter  # the iteration that just ran (not counted yet)
-        self.taus[it] = [td.tau for td in dyt_dispatchers(
-            runner.model.backbone)]
-        self.logged[it] = runner.message_hub.get_scalar(
-            'train/tau').current()
+        self.taus[it] = [
+            td.tau for td in dyt_dispatchers(runner.model.backbone)
+        ]
+        self.logged[it] = runner.message_hub.get_scalar('train/tau').current()
         if it in (0, 4, 7):  # for the gradient check, off the model
             tds = dyt_dispatchers(runner.model.backbone)
             self.copies[it] = [copy.deepcopy(tds[0]), copy.deepcopy(tds[-1])]
@@ -60,17 +63,27 @@ def tiny_model():
 
 
 def _build_tiny_model():
-    model = MODELS.build(dict(
-        type='mmdyt.DyTImageClassifier',
-        complete_loss_weight=0.0, distill_loss_weight=0.0,
-        data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=3,
-                               mean=[127.5] * 3, std=[127.5] * 3),
-        backbone=dict(type='mmdyt.DyTVisionTransformer',
-                      arch=dict(embed_dims=16, num_layers=2, num_heads=2,
-                                feedforward_channels=32),
-                      img_size=16, patch_size=8,
-                      dyt=dict(variant='attn_mlp', bottleneck=4)),
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=16)))
+    model = MODELS.build(
+        dict(
+            type='mmdyt.DyTImageClassifier',
+            complete_loss_weight=0.0,
+            distill_loss_weight=0.0,
+            data_preprocessor=dict(
+                type='ClsDataPreprocessor',
+                num_classes=3,
+                mean=[127.5] * 3,
+                std=[127.5] * 3),
+            backbone=dict(
+                type='mmdyt.DyTVisionTransformer',
+                arch=dict(
+                    embed_dims=16,
+                    num_layers=2,
+                    num_heads=2,
+                    feedforward_channels=32),
+                img_size=16,
+                patch_size=8,
+                dyt=dict(variant='attn_mlp', bottleneck=4)),
+            head=dict(type='LinearClsHead', num_classes=3, in_channels=16)))
     model.init_weights()
     return model
 
@@ -81,13 +94,12 @@ def run(work_dir, hook_cfg, resume_from=None):
     runner = Runner(
         model=tiny_model(),
         work_dir=work_dir,
-        train_dataloader=DataLoader(TinyImages(), batch_size=4,
-                                    collate_fn=pseudo_collate),
+        train_dataloader=DataLoader(
+            TinyImages(), batch_size=4, collate_fn=pseudo_collate),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(by_epoch=False, max_iters=MAX_ITERS),
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=4,
-                            by_epoch=False),
+            checkpoint=dict(type='CheckpointHook', interval=4, by_epoch=False),
             logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[hook_cfg, recorder],
         default_scope='mmpretrain',
@@ -109,8 +121,11 @@ def expected(schedule, it, start=5.0, end=0.1, total=MAX_ITERS):
 @pytest.fixture(scope='module')
 def cosine_run(tmp_path_factory):
     work = str(tmp_path_factory.mktemp('tau_cosine'))
-    cfg = dict(type='mmdyt.DyTTemperatureHook', tau_start=5.0, tau_end=0.1,
-               schedule='cosine')
+    cfg = dict(
+        type='mmdyt.DyTTemperatureHook',
+        tau_start=5.0,
+        tau_end=0.1,
+        schedule='cosine')
     return work, cfg, run(work, cfg)
 
 
@@ -139,18 +154,17 @@ def test_schedule_shapes_window_and_clock():
     """Hand values of each shape (5 -> 1 over epochs 2..6), clamped outside
     the window, and the runner clock each hook reads (epochs or iters)."""
     from types import SimpleNamespace
-    hook = DyTTemperatureHook(5.0, 1.0, 'linear', by_epoch=True, begin=2,
-                              end=6)
-    assert [hook.tau_at(e, 10) for e in (0, 2, 3, 4, 6, 9)] == pytest.approx(
-        [5.0, 5.0, 4.0, 3.0, 1.0, 1.0])
+    hook = DyTTemperatureHook(
+        5.0, 1.0, 'linear', by_epoch=True, begin=2, end=6)
+    assert [hook.tau_at(e, 10) for e in (0, 2, 3, 4, 6, 9)
+            ] == pytest.approx([5.0, 5.0, 4.0, 3.0, 1.0, 1.0])
     cosine = DyTTemperatureHook(5.0, 1.0, 'cosine', begin=2, end=6)
     # 1 + 4 (1 + cos(pi p)) / 2 at p = 0, 1/4, 1/2, 1, clamped outside
     assert [cosine.tau_at(e, 10) for e in (0, 2, 3, 4, 6, 9)] == \
         pytest.approx([5.0, 5.0, 1 + 2 * (1 + 0.5**0.5), 3.0, 1.0, 1.0])
     const = DyTTemperatureHook(2.0, None, 'constant')
     assert const.tau_at(3, 10) == 2.0
-    runner = SimpleNamespace(epoch=3, max_epochs=10, iter=700,
-                             max_iters=1000)
+    runner = SimpleNamespace(epoch=3, max_epochs=10, iter=700, max_iters=1000)
     by_epoch = DyTTemperatureHook(5.0, 1.0, 'linear', by_epoch=True)
     by_iter = DyTTemperatureHook(5.0, 1.0, 'linear')
     assert by_epoch.current_tau(runner) == pytest.approx(5.0 - 4 * 0.3)
@@ -194,11 +208,12 @@ def test_straight_through_gradient_follows_tau(cosine_run):
                 g = -torch.log(-torch.log(u))
                 s = torch.sigmoid((logits + g[0] - g[1]) / tau)
                 dl = w[:, 1:] * s * (1 - s) / tau
-            torch.testing.assert_close(td.proj.bias.grad[0], dl.sum(),
-                                       rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(
+                td.proj.bias.grad[0], dl.sum(), rtol=1e-5, atol=1e-7)
             torch.testing.assert_close(
                 td.proj.weight.grad[0],
-                torch.einsum('bn,bnc->c', dl, x[:, 1:]), rtol=1e-5,
+                torch.einsum('bn,bnc->c', dl, x[:, 1:]),
+                rtol=1e-5,
                 atol=1e-7)
 
 
@@ -207,9 +222,9 @@ def test_table9_config_builds_the_schedule():
     from mmengine.registry import HOOKS
 
     from ..conftest import REPO_ROOT
-    cfg = Config.fromfile(osp.join(
-        REPO_ROOT, 'configs', 'dyt', 'image',
-        'dyt_vit-b16_cifar100_tau5-0.1.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', 'dyt', 'image',
+                 'dyt_vit-b16_cifar100_tau5-0.1.py'))
     hooks = [HOOKS.build(h) for h in cfg.custom_hooks]
     hook = next(h for h in hooks if isinstance(h, DyTTemperatureHook))
     assert (hook.tau_start, hook.tau_end) == (5.0, 0.1)

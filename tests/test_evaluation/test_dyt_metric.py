@@ -16,8 +16,10 @@ def _sample(flops, rates, views=None, dense=None):
 
 def test_means_per_sample_per_view_and_per_dispatcher():
     metric = DyTEfficiencyMetric()
-    metric.process(None, [_sample(6e9, [0.5, 1.0], views=3, dense=9e9),
-                          _sample(4e9, [0.0, 0.5], views=1, dense=3e9)])
+    metric.process(None, [
+        _sample(6e9, [0.5, 1.0], views=3, dense=9e9),
+        _sample(4e9, [0.0, 0.5], views=1, dense=3e9)
+    ])
     out = metric.compute_metrics(metric.results)
     assert out['gflops'] == pytest.approx(5.0)
     # per view: mean of 6/3 and 4/1 (not the ratio of the means, 5/2)

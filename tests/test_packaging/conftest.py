@@ -30,8 +30,10 @@ def copy_source(dst):
 
 def pip(*args, cwd=None):
     """Run this interpreter's pip; raise with its output on failure."""
-    proc = subprocess.run([sys.executable, '-m', 'pip', *args], cwd=cwd,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, '-m', 'pip', *args],
+                          cwd=cwd,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -41,7 +43,13 @@ def wheel_path(tmp_path_factory):
     """``pip wheel . --no-deps --no-build-isolation`` of the checkout."""
     src = copy_source(str(tmp_path_factory.mktemp('src')))
     out = str(tmp_path_factory.mktemp('wheel'))
-    pip('wheel', '.', '--no-deps', '--no-build-isolation', '-q', '-w', out,
+    pip('wheel',
+        '.',
+        '--no-deps',
+        '--no-build-isolation',
+        '-q',
+        '-w',
+        out,
         cwd=src)
     wheels = glob.glob(osp.join(out, 'mmdyt-*.whl'))
     assert len(wheels) == 1, wheels

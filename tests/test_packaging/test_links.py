@@ -15,8 +15,8 @@ from ..conftest import REPO_ROOT
 PAGES = sorted(
     [osp.join(REPO_ROOT, 'README.md')] +
     glob.glob(osp.join(REPO_ROOT, 'docs', '**', '*.md'), recursive=True) +
-    glob.glob(osp.join(REPO_ROOT, 'configs', '**', 'README.md'),
-              recursive=True))
+    glob.glob(
+        osp.join(REPO_ROOT, 'configs', '**', 'README.md'), recursive=True))
 PAGES = [p for p in PAGES if '_build' not in p]
 LINK_RE = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)')
 
@@ -37,15 +37,19 @@ def slug(heading):
 def anchors(path):
     with open(path) as f:
         text = re.sub(r'^```.*?^```', '', f.read(), flags=re.S | re.M)
-    return {slug(m.group(1))
-            for m in re.finditer(r'^#{1,6}\s+(.*)$', text, re.M)}
+    return {
+        slug(m.group(1))
+        for m in re.finditer(r'^#{1,6}\s+(.*)$', text, re.M)
+    }
 
 
 def relative_links(path):
     with open(path) as f:
         text = _strip_code(f.read())
-    return [m.group(1) for m in LINK_RE.finditer(text)
-            if not re.match(r'^[a-z]+:', m.group(1))]
+    return [
+        m.group(1) for m in LINK_RE.finditer(text)
+        if not re.match(r'^[a-z]+:', m.group(1))
+    ]
 
 
 def test_readme_is_short_and_keeps_the_quick_start():
@@ -65,9 +69,10 @@ def test_slug_as_github():
 def test_link_extraction():
     text = ('[a](x.md) ![img](y.png "t") [web](https://e.org) '
             '`[code](no.md)` [b](z.md#sec)')
-    assert [m.group(1) for m in LINK_RE.finditer(_strip_code(text))
-            if not m.group(1).startswith('http')] == ['x.md', 'y.png',
-                                                      'z.md#sec']
+    assert [
+        m.group(1) for m in LINK_RE.finditer(_strip_code(text))
+        if not m.group(1).startswith('http')
+    ] == ['x.md', 'y.png', 'z.md#sec']
 
 
 @pytest.mark.parametrize(

@@ -31,9 +31,8 @@ PAPER_URL = 'https://arxiv.org/abs/2403.11808'
 # model settings that change no tensor shape
 NO_SHAPE_KEYS = {
     'num_classes', 'target_rate', 'init_cfg', 'pretrained', 'tau',
-    'rate_loss_weight', 'complete_loss_weight', 'distill_loss_weight',
-    'loss', 'loss_decode', 'loss_cls', 'drop_path_rate', 'drop_rate',
-    'train_cfg'
+    'rate_loss_weight', 'complete_loss_weight', 'distill_loss_weight', 'loss',
+    'loss_decode', 'loss_cls', 'drop_path_rate', 'drop_rate', 'train_cfg'
 }
 SLOW = os.environ.get('MMDYT_SLOW_TESTS') == '1'
 
@@ -64,20 +63,20 @@ def is_alias(path):
 def family_configs():
     found = []
     for fam in FAMILIES:
-        for path in glob.glob(osp.join(REPO_ROOT, 'configs', 'dyt', fam,
-                                       '*.py')):
+        for path in glob.glob(
+                osp.join(REPO_ROOT, 'configs', 'dyt', fam, '*.py')):
             if not is_alias(path):
                 found.append(osp.relpath(path, REPO_ROOT).replace(os.sep, '/'))
     return sorted(found)
 
 
 def test_model_index_imports_one_metafile_per_family():
-    assert sorted(metafiles()) == sorted(
-        f'configs/dyt/{fam}/metafile.yml' for fam in FAMILIES)
+    assert sorted(metafiles()) == sorted(f'configs/dyt/{fam}/metafile.yml'
+                                         for fam in FAMILIES)
 
 
-@pytest.mark.parametrize('path', sorted(
-    f'configs/dyt/{fam}/metafile.yml' for fam in FAMILIES))
+@pytest.mark.parametrize(
+    'path', sorted(f'configs/dyt/{fam}/metafile.yml' for fam in FAMILIES))
 def test_metafile_schema(path):
     meta = metafiles()[path]
     collections = {c['Name']: c for c in meta['Collections']}
@@ -118,13 +117,17 @@ def test_every_config_listed_once_and_every_listed_config_exists():
 
 
 def _shape_key(cfg):
+
     def strip(obj):
         if isinstance(obj, dict):
-            return {k: strip(v) for k, v in sorted(obj.items())
-                    if k not in NO_SHAPE_KEYS}
+            return {
+                k: strip(v)
+                for k, v in sorted(obj.items()) if k not in NO_SHAPE_KEYS
+            }
         if isinstance(obj, (list, tuple)):
             return [strip(v) for v in obj]
         return obj
+
     return json.dumps(strip(cfg.model.to_dict()), sort_keys=True, default=str)
 
 

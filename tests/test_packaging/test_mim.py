@@ -32,8 +32,11 @@ def _indexed_models():
 
 def _mim(args, cwd, pythonpath, timeout=300):
     env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONUNBUFFERED='1')
-    proc = subprocess.run([sys.executable, '-m', 'mim', *args], cwd=str(cwd),
-                          env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, '-m', 'mim', *args],
+                          cwd=str(cwd),
+                          env=env,
+                          capture_output=True,
+                          text=True,
                           timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
@@ -44,14 +47,18 @@ def test_mim_search_lists_the_model_index(tmp_path, wheel_site):
     assert len(names) > 60
     out = _mim(['search', 'mmdyt', '--field', 'training_data'], tmp_path,
                wheel_site)
-    shown = {line.split(':', 1)[1].strip() for line in out.splitlines()
-             if line.startswith('config id:')}
+    shown = {
+        line.split(':', 1)[1].strip()
+        for line in out.splitlines() if line.startswith('config id:')
+    }
     assert shown == {n.lower() for n in names}, out[-2000:]
     # a filter on the metadata (the training data set)
     out = _mim(['search', 'mmdyt', '--dataset', 'ade20k'], tmp_path,
                wheel_site)
-    shown = {line.split(':', 1)[1].strip() for line in out.splitlines()
-             if line.startswith('config id:')}
+    shown = {
+        line.split(':', 1)[1].strip()
+        for line in out.splitlines() if line.startswith('config id:')
+    }
     assert shown == {n.lower() for n in names if 'ade20k' in n}, out
 
 
@@ -60,7 +67,9 @@ def test_mim_search_with_editable_checkout():
     checkout's ``mmdyt.egg-info`` then comes first)."""
     if not glob.glob(osp.join(REPO_ROOT, 'mmdyt.egg-info')):
         subprocess.run([sys.executable, 'setup.py', '-q', 'egg_info'],
-                       cwd=REPO_ROOT, check=True, capture_output=True)
+                       cwd=REPO_ROOT,
+                       check=True,
+                       capture_output=True)
     from .test_mmdyt_bases import ensure_editable_links
     ensure_editable_links()
     out = _mim(['search', 'mmdyt'], REPO_ROOT, REPO_ROOT)
@@ -75,8 +84,10 @@ def test_mim_train_and_test_mmdyt_on_digits(tmp_path, wheel_site):
     data = make_digits(tmp_path / 'digits')
     base = make_base(tmp_path / 'base.pth')
     work = tmp_path / 'work'
-    opts = [f'{split}_dataloader.dataset.data_root={data}'
-            for split in ('train', 'val', 'test')]
+    opts = [
+        f'{split}_dataloader.dataset.data_root={data}'
+        for split in ('train', 'val', 'test')
+    ]
     out = _mim([
         'train', 'mmdyt', DEMO, '--launcher', 'none', '--work-dir',
         str(work), '--cfg-options', 'train_cfg.max_epochs=1',
@@ -84,7 +95,10 @@ def test_mim_train_and_test_mmdyt_on_digits(tmp_path, wheel_site):
         'train_dataloader.dataset.indices=32',
         'val_dataloader.dataset.indices=32', *opts,
         f'model.backbone.init_cfg.checkpoint={base}'
-    ], tmp_path, wheel_site, timeout=900)
+    ],
+               tmp_path,
+               wheel_site,
+               timeout=900)
     script = osp.join(wheel_site, 'mmdyt', '.mim', 'tools', 'train.py')
     assert f'Training command is {sys.executable} {script}' in out
     assert osp.exists(work / 'epoch_1.pth')
@@ -93,11 +107,15 @@ def test_mim_train_and_test_mmdyt_on_digits(tmp_path, wheel_site):
     assert 'Epoch(val) [1]' in text and 'accuracy/top1' in text
     # mim test runs mmdyt's tools/test.py on that checkpoint
     out = _mim([
-        'test', 'mmdyt', DEMO, '--checkpoint', str(work / 'epoch_1.pth'),
-        '--launcher', 'none', '--work-dir', str(tmp_path / 'test'),
-        '--cfg-options', 'test_dataloader.dataset.indices=32', *opts,
+        'test', 'mmdyt', DEMO, '--checkpoint',
+        str(work / 'epoch_1.pth'), '--launcher', 'none', '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options',
+        'test_dataloader.dataset.indices=32', *opts,
         f'model.backbone.init_cfg.checkpoint={base}'
-    ], tmp_path, wheel_site, timeout=900)
+    ],
+               tmp_path,
+               wheel_site,
+               timeout=900)
     test_script = osp.join(wheel_site, 'mmdyt', '.mim', 'tools', 'test.py')
     assert test_script in out
     assert 'accuracy/top1' in out and 'dyt/gflops' in out

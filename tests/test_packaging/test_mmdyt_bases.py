@@ -46,7 +46,10 @@ def _parse_outside(tmp_path, pythonpath):
     env = dict(os.environ, PYTHONPATH=pythonpath)
     proc = subprocess.run(
         [sys.executable, '-c', PARSE, 'my_dyt.py', 'merged.py'],
-        cwd=str(scratch), env=env, capture_output=True, text=True,
+        cwd=str(scratch),
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300)
     assert proc.returncode == 0, proc.stderr
     files = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -111,8 +114,8 @@ def test_config_outside_repo_with_editable_checkout(tmp_path, editable_links):
 
 def _host_train_py():
     from mmengine.utils import get_installed_path
-    return osp.join(get_installed_path('mmpretrain'), '.mim', 'tools',
-                    'train.py')
+    return osp.join(
+        get_installed_path('mmpretrain'), '.mim', 'tools', 'train.py')
 
 
 def test_host_tool_cannot_resolve_before_custom_imports(tmp_path):
@@ -122,9 +125,13 @@ def test_host_tool_cannot_resolve_before_custom_imports(tmp_path):
     what to do)."""
     (tmp_path / 'my_dyt.py').write_text(USER_CONFIG)
     proc = subprocess.run(
-        [sys.executable, _host_train_py(), 'my_dyt.py', '--work-dir', 'w'],
-        cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=REPO_ROOT),
-        capture_output=True, text=True, timeout=300)
+        [sys.executable,
+         _host_train_py(), 'my_dyt.py', '--work-dir', 'w'],
+        cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert proc.returncode != 0
     assert 'mmengine does not support to load mmdyt config' in proc.stderr
 
@@ -138,9 +145,10 @@ def test_host_tool_with_mmdyt_imported_first_trains(tmp_path):
     data = make_digits(tmp_path / 'digits')
     base = make_base(tmp_path / 'base.pth')
     cfg = tmp_path / 'my_dyt.py'
-    cfg.write_text(USER_CONFIG.replace(
-        'init_cfg=None',
-        f"init_cfg=dict(type='Pretrained', checkpoint={base!r})") + f"""
+    cfg.write_text(
+        USER_CONFIG.replace(
+            'init_cfg=None',
+            f"init_cfg=dict(type='Pretrained', checkpoint={base!r})") + f"""
 # (mmpretrain's train.py turns persistent workers on; the demo has none)
 train_dataloader = dict(batch_size=16, persistent_workers=False,
                         dataset=dict(data_root={data!r}, indices=32))

@@ -25,16 +25,18 @@ def _load_setup():
 def _repo_files(folder, patterns):
     found = set()
     for pattern in patterns:
-        for path in glob.glob(osp.join(REPO_ROOT, folder, '**', pattern),
-                              recursive=True):
+        for path in glob.glob(
+                osp.join(REPO_ROOT, folder, '**', pattern), recursive=True):
             found.add(osp.relpath(path, REPO_ROOT).replace(os.sep, '/'))
     return found
 
 
 def test_wheel_holds_configs_tools_and_model_index(wheel_path):
     names = set(zipfile.ZipFile(wheel_path).namelist())
-    mim = {n[len('mmdyt/.mim/'):] for n in names
-           if n.startswith('mmdyt/.mim/')}
+    mim = {
+        n[len('mmdyt/.mim/'):]
+        for n in names if n.startswith('mmdyt/.mim/')
+    }
     # every config, metafile and per-family README; every tool
     configs = _repo_files('configs', ('*.py', '*.yml', '*.md'))
     tools = _repo_files('tools', ('*.py', '*.sh'))
@@ -44,8 +46,11 @@ def test_wheel_holds_configs_tools_and_model_index(wheel_path):
     assert 'model-index.yml' in mim
     assert 'tools/train.py' in mim and 'tools/test.py' in mim
     # the package and its metadata, nothing else at the top level
-    assert {n.split('/')[0] for n in names} == {
-        'mmdyt', f'{osp.basename(wheel_path).split("-py3")[0]}.dist-info'}
+    assert {n.split('/')[0]
+            for n in names} == {
+                'mmdyt',
+                f'{osp.basename(wheel_path).split("-py3")[0]}.dist-info'
+            }
     assert 'mmdyt/__init__.py' in names
     assert not [n for n in names if '__pycache__' in n or n.endswith('.pyc')]
 
@@ -54,10 +59,13 @@ def test_wheel_requirements_are_ranges(wheel_path):
     """The wheel's metadata requires ranges; exact pins live in
     requirements/constraints.txt, which tools/install.sh applies."""
     with zipfile.ZipFile(wheel_path) as z:
-        meta = z.read(next(n for n in z.namelist()
-                           if n.endswith('.dist-info/METADATA'))).decode()
-    requires = [line.split(':', 1)[1].strip() for line in meta.splitlines()
-                if line.startswith('Requires-Dist:') and 'extra ==' not in line]
+        meta = z.read(
+            next(n for n in z.namelist()
+                 if n.endswith('.dist-info/METADATA'))).decode()
+    requires = [
+        line.split(':', 1)[1].strip() for line in meta.splitlines()
+        if line.startswith('Requires-Dist:') and 'extra ==' not in line
+    ]
     assert any(r.startswith('torch') for r in requires), requires
     assert not [r for r in requires if '==' in r], requires
     with open(osp.join(REPO_ROOT, 'requirements', 'constraints.txt')) as f:

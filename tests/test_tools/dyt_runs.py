@@ -43,8 +43,14 @@ def make_base(path, seed=0) -> str:
     return str(path)
 
 
-def write_config(path, data_root, base, epochs=4, n_train=32, n_val=32,
-                 delta=True, extra='') -> str:
+def write_config(path,
+                 data_root,
+                 base,
+                 epochs=4,
+                 n_train=32,
+                 n_val=32,
+                 delta=True,
+                 extra='') -> str:
     """The demo DyT config on ``data_root`` with ``base`` as frozen base:
     ``n_train`` images (2 iterations of 16 per epoch), validation after
     every epoch, a checkpoint after every epoch (2 kept); ``delta=False``
@@ -75,19 +81,27 @@ def tool_env(**extra) -> dict:
     arithmetic)."""
     threads = str(torch.get_num_threads())
     env = dict(os.environ)
-    env.update(PYTHONPATH=os.pathsep.join(
-        [REPO_ROOT] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
-                       if p]),
-        OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-        PYTHON=sys.executable, PYTHONUNBUFFERED='1')
+    env.update(
+        PYTHONPATH=os.pathsep.join(
+            [REPO_ROOT] +
+            [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]),
+        OMP_NUM_THREADS=threads,
+        MKL_NUM_THREADS=threads,
+        PYTHON=sys.executable,
+        PYTHONUNBUFFERED='1')
     env.update(extra)
     return env
 
 
 def run_script(args, cwd, env, timeout=600):
     """Run a tool script; returns the CompletedProcess (output captured)."""
-    return subprocess.run(args, cwd=str(cwd), env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        args,
+        cwd=str(cwd),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout)
 
 
 def trained_state(runner) -> dict:

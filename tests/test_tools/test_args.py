@@ -36,9 +36,10 @@ def test_train_args(tools_train, monkeypatch):
 
 
 def test_train_args_resume_from_path_and_legacy_local_rank(tools_train):
-    args = tools_train.parse_args(
-        ['cfg.py', '--resume', 'a/epoch_3.pth', '--local_rank', '0',
-         '--work-dir', 'wd', '--no-validate'])
+    args = tools_train.parse_args([
+        'cfg.py', '--resume', 'a/epoch_3.pth', '--local_rank', '0',
+        '--work-dir', 'wd', '--no-validate'
+    ])
     cfg = tools_train.merge_args(_cfg(val_cfg=dict()), args)
     assert cfg.resume is True and cfg.load_from == 'a/epoch_3.pth'
     assert cfg.work_dir == 'wd' and cfg.val_cfg is None
@@ -57,8 +58,7 @@ def test_test_args(tools_test):
     cfg = tools_test.merge_args(_cfg(resume=True), args)
     assert cfg.load_from == 'ckpt.pth' and cfg.resume is False
     assert cfg.test_cfg.fp16 is True
-    assert [m['type'] for m in cfg.test_evaluator] == [
-        'Accuracy', 'DumpResults'
-    ]
+    assert [m['type']
+            for m in cfg.test_evaluator] == ['Accuracy', 'DumpResults']
     with pytest.raises(SystemExit):
         tools_test.parse_args(['cfg.py', 'ckpt.pth', '--out', 'preds.json'])

@@ -16,9 +16,10 @@ def bm():
 
 def test_tome_is_timed_beside_dyt_with_the_same_dispatchers(bm, tmp_path):
     cfg = write_tiny_config(tmp_path / 'tiny.py')
-    r = bm.main([cfg, '--batch-size', '2', '--rate', '0.5', '--repeats',
-                 '3', '--warmup', '1', '--calib-batch', '4', '--tome', '2',
-                 '4'])
+    r = bm.main([
+        cfg, '--batch-size', '2', '--rate', '0.5', '--repeats', '3',
+        '--warmup', '1', '--calib-batch', '4', '--tome', '2', '4'
+    ])
     models = r['models']
     assert list(models) == ['dyt', 'dyt+tome_r2', 'dyt+tome_r4']
     assert models['dyt']['tome_r'] is None
@@ -30,8 +31,8 @@ def test_tome_is_timed_beside_dyt_with_the_same_dispatchers(bm, tmp_path):
     # the ToMe models were not calibrated again: the main one's dispatchers
     assert models['dyt+tome_r2']['calib_rate'] is None
     for m in models.values():
-        assert m['flops_bound'] == pytest.approx(
-            m['gflops_dense'] / m['gflops'])
+        assert m['flops_bound'] == pytest.approx(m['gflops_dense'] /
+                                                 m['gflops'])
         assert m['speedup'] == statistics.median(
             d / t for d, t in zip(r['times_dense'], m['times']))
     assert 'img_s_dense_fused' not in r  # mmpretrain's ViT is fused already
@@ -39,8 +40,10 @@ def test_tome_is_timed_beside_dyt_with_the_same_dispatchers(bm, tmp_path):
 
 def test_seg_reports_the_stock_and_the_fused_dense_reference(bm):
     from .test_seg_train_test import ADE_CFG
-    r = bm.main([ADE_CFG, '--batch-size', '2', '--rate', '0.5', '--repeats',
-                 '3', '--warmup', '1'])
+    r = bm.main([
+        ADE_CFG, '--batch-size', '2', '--rate', '0.5', '--repeats', '3',
+        '--warmup', '1'
+    ])
     assert r['img_s_dense'] > 0 and r['img_s_dense_fused'] > 0
     assert len(r['times_dense_fused']) == 3
     m = r['models']['dyt']

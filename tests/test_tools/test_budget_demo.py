@@ -32,7 +32,8 @@ SWEEP = [0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]
 def budget_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('budget_demo')
     result, text = run_demo([
-        '--task', 'budget', '--work-dir', str(tmp / 'work'), '--data-root',
+        '--task', 'budget', '--work-dir',
+        str(tmp / 'work'), '--data-root',
         str(tmp / 'digits'), '--epochs', '2', '--seeds', '0', '--repeats', '1'
     ])
     # the checks run the tiny model too: one thread, as the demo (two
@@ -46,11 +47,13 @@ def budget_run(tmp_path_factory):
 def _unchanged_config(tmp, result):
     """The demo's DyT config as a user loads it, pointed at the test's data
     and pre-trained backbone (target rate as in the file: 0.5)."""
-    from mmdyt.apis import load_config
     from demo.budget import DYT_CFG
+    from mmdyt.apis import load_config
     root = str(tmp / 'digits' / 'adapt')
-    opts = [f'{k}_dataloader.dataset.data_root={root}'
-            for k in ('train', 'val', 'test')]
+    opts = [
+        f'{k}_dataloader.dataset.data_root={root}'
+        for k in ('train', 'val', 'test')
+    ]
     opts.append('model.backbone.init_cfg.checkpoint=' +
                 result['pretrain']['checkpoint'])
     return load_config(DYT_CFG, opts)
@@ -80,13 +83,13 @@ def test_every_rate_and_rule_has_a_row(budget_run):
             hand_dense_flops(v) / 1e6, rel=1e-12)
     # per seed: retargeted minus trained at 0.3 and 0.7, for both rules
     diffs = result['differences']
-    assert sorted(diffs) == ['global 0.3', 'global 0.7', 'per_layer 0.3',
-                             'per_layer 0.7']
+    assert sorted(diffs) == [
+        'global 0.3', 'global 0.7', 'per_layer 0.3', 'per_layer 0.7'
+    ]
     assert lines[-1].startswith('total wall time')
 
 
-def test_retargeted_files_reach_their_rate_on_the_calibration_data(
-        budget_run):
+def test_retargeted_files_reach_their_rate_on_the_calibration_data(budget_run):
     """Each retargeted checkpoint, loaded into the unchanged config, run
     through ``test_step`` on the calibration data (every training image,
     test pipeline): the mean rate is r' within 0.02 and is the rate the
@@ -114,10 +117,11 @@ def test_retargeted_files_reach_their_rate_on_the_calibration_data(
         top1, test_rate = _on_test_split(cfg, r['checkpoint'])
         assert row['top1']['mean'] == pytest.approx(top1, abs=1e-4)
         assert row['act_rate']['mean'] == pytest.approx(test_rate, abs=1e-6)
-        state = torch.load(r['checkpoint'], map_location='cpu',
-                           weights_only=True)['state_dict']
-        offsets = torch.stack([v for k, v in state.items()
-                               if k.endswith('.logit_offset')])
+        state = torch.load(
+            r['checkpoint'], map_location='cpu',
+            weights_only=True)['state_dict']
+        offsets = torch.stack(
+            [v for k, v in state.items() if k.endswith('.logit_offset')])
         assert len(offsets) == len(rates) == _tiny_vit()['L']
         if r['rule'] == 'global':
             assert torch.all(offsets == offsets[0]), r
@@ -146,20 +150,20 @@ def _on_test_split(cfg, checkpoint, mode=None):
     return 100.0 * correct / len(rates), float(torch.stack(rates).mean())
 
 
-def test_sweep_ends_at_the_complete_model_and_compares_the_trained(
-        budget_run):
+def test_sweep_ends_at_the_complete_model_and_compares_the_trained(budget_run):
     tmp, result, text = budget_run
     sweep = result['sweep']
     rows = sweep['rows']
     points = [(r['point'], r['rule'], r['rate_target']) for r in rows]
     assert points == [('trained', None, None)] + [
         ('retargeted', rule, rate) for rule in ('global', 'per_layer')
-        for rate in SWEEP] + [('compare', None, None)] * 2
+        for rate in SWEEP
+    ] + [('compare', None, None)] * 2
     table = result['rows']
     ckpts = result['checkpoints']['0']
     # the sweep's own points are the demo's tested checkpoints
-    for row, name, ckpt in ((rows[0], 'trained r = 0.5', '0.5'),
-                            (rows[-2], 'trained r = 0.3', '0.3'),
+    for row, name, ckpt in ((rows[0], 'trained r = 0.5',
+                             '0.5'), (rows[-2], 'trained r = 0.3', '0.3'),
                             (rows[-1], 'trained r = 0.7', '0.7')):
         assert row['checkpoint'] == ckpts[ckpt]
         assert row['metric'] == table[name]['top1']['mean'], name
@@ -169,8 +173,8 @@ def test_sweep_ends_at_the_complete_model_and_compares_the_trained(
         if 0 < r['rate_target'] < 1:
             assert abs(r['calib_rate'] - r['rate_target']) <= 0.02, r
     # r' = 1: the complete model, under both rules
-    complete, rate = _on_test_split(_unchanged_config(tmp, result),
-                                    ckpts['0.5'], mode='complete')
+    complete, rate = _on_test_split(
+        _unchanged_config(tmp, result), ckpts['0.5'], mode='complete')
     assert rate == 1.0
     full = [r for r in rows if r['rate_target'] == 1.0]
     assert len(full) == 2

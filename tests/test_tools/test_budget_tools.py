@@ -77,13 +77,19 @@ def setup(tmp_path_factory):
     torch.manual_seed(0)
     with torch.no_grad():  # a "trained" model: spread dispatchers, adapters
         for name, p in model.backbone.dyt_layers.named_parameters():
-            torch.nn.init.normal_(p, std=0.5 if 'dispatchers' in name
-                                  else 0.2)
+            torch.nn.init.normal_(p, std=0.5 if 'dispatchers' in name else 0.2)
     ckpt = str(tmp / 'trained.pth')
-    save_checkpoint({'state_dict': model.state_dict(), 'meta': {'epoch': 3},
-                     'optimizer': {'state': {}}}, ckpt)
-    return dict(tmp=tmp, cfg_path=str(cfg_path), cfg=cfg, ckpt=ckpt,
-                root=root)
+    save_checkpoint(
+        {
+            'state_dict': model.state_dict(),
+            'meta': {
+                'epoch': 3
+            },
+            'optimizer': {
+                'state': {}
+            }
+        }, ckpt)
+    return dict(tmp=tmp, cfg_path=str(cfg_path), cfg=cfg, ckpt=ckpt, root=root)
 
 
 def calib_eval_rates(model, cfg, batches=3):
@@ -107,8 +113,8 @@ def test_calibration_reads_train_through_the_test_pipeline(setup):
     assert loader['dataset']['pipeline'] == cfg.test_pipeline
     assert loader['batch_size'] == 5 and loader['sampler']['shuffle']
     model = init_dyt_model(cfg, setup['ckpt'])
-    calls, n = calibration_calls(
-        model, Runner.build_dataloader(loader, seed=0), 2)
+    calls, n = calibration_calls(model,
+                                 Runner.build_dataloader(loader, seed=0), 2)
     assert n == 10 and len(calls) == 2
     assert calls[0][0][0].shape == (5, 3, 32, 32)
 
@@ -118,8 +124,10 @@ def test_retarget_tool_writes_a_checkpoint_for_the_unchanged_config(
         setup, rule):
     tool = load_tool('analysis_tools/retarget')
     out = str(setup['tmp'] / f'r03_{rule}.pth')
-    res = tool.main([setup['cfg_path'], setup['ckpt'], '--rate', '0.3',
-                     '--rule', rule, '--calib-batches', '3', '--out', out])
+    res = tool.main([
+        setup['cfg_path'], setup['ckpt'], '--rate', '0.3', '--rule', rule,
+        '--calib-batches', '3', '--out', out
+    ])
     assert abs(res['reached'] - 0.3) <= 0.02
     # the unchanged config loads it; its eval rate on the calibration data
     # (measured through predict, independently of the tool) is r'
@@ -136,52 +144,62 @@ def test_retarget_tool_writes_a_checkpoint_for_the_unchanged_config(
     assert meta['source'] == setup['ckpt'] and meta['calib_samples'] == 15
     assert ckpt['meta']['epoch'] == 3 and 'optimizer' not in ckpt
     src = torch.load(setup['ckpt'], map_location='cpu', weights_only=False)
-    changed = {k for k in ckpt['state_dict']
-               if not torch.equal(ckpt['state_dict'][k],
-                                  src['state_dict'][k])}
+    changed = {
+        k
+        for k in ckpt['state_dict']
+        if not torch.equal(ckpt['state_dict'][k], src['state_dict'][k])
+    }
     assert changed and all(k.endswith('.logit_offset') for k in changed)
 
 
 def test_retarget_tool_cap_and_errors(setup, capsys):
     tool = load_tool('analysis_tools/retarget')
     out = str(setup['tmp'] / 'capped.pth')
-    res = tool.main([setup['cfg_path'], setup['ckpt'], '--rate', '0.25',
-                     '--max-rate', '0.3', '--calib-batches', '2', '--out',
-                     out])
+    res = tool.main([
+        setup['cfg_path'], setup['ckpt'], '--rate', '0.25', '--max-rate',
+        '0.3', '--calib-batches', '2', '--out', out
+    ])
     assert 'reached' in capsys.readouterr().out
     assert res['max_rate'] == 0.3
     model = init_dyt_model(setup['cfg'], out)
-    loader = Runner.build_dataloader(calibration_dataloader_cfg(
-        setup['cfg']), seed=0)
+    loader = Runner.build_dataloader(
+        calibration_dataloader_cfg(setup['cfg']), seed=0)
     batch = next(iter(loader))
     with torch.no_grad():
         model.test_step(batch)
     counts = model.backbone.stacked_dyt_masks().sum(-1)
     assert int(counts.max()) <= int(0.3 * 64)
     with pytest.raises(SystemExit):
-        tool.main([setup['cfg_path'], setup['ckpt'], '--rate', '1.5',
-                   '--out', out])
+        tool.main(
+            [setup['cfg_path'], setup['ckpt'], '--rate', '1.5', '--out', out])
     with pytest.raises(ValueError, match='max_rate'):
-        tool.main([setup['cfg_path'], setup['ckpt'], '--rate', '0.5',
-                   '--max-rate', '0.3', '--out', out])
+        tool.main([
+            setup['cfg_path'], setup['ckpt'], '--rate', '0.5', '--max-rate',
+            '0.3', '--out', out
+        ])
 
 
 def test_rate_sweep_tool(setup):
     sweep = load_tool('analysis_tools/rate_sweep')
     out = str(setup['tmp'] / 'sweep')
-    s = sweep.main([setup['cfg_path'], setup['ckpt'], '--rates', '0.3',
-                    '1.0', '--rule', 'global', 'per_layer',
-                    '--calib-batches', '2', '--repeats', '1',
-                    '--warmup', '0', '--out', out])
+    s = sweep.main([
+        setup['cfg_path'], setup['ckpt'], '--rates', '0.3', '1.0', '--rule',
+        'global', 'per_layer', '--calib-batches', '2', '--repeats', '1',
+        '--warmup', '0', '--out', out
+    ])
     rows = s['rows']
-    assert [(r['point'], r['rule'], r['rate_target']) for r in rows] == [
-        ('trained', None, None), ('retargeted', 'global', 0.3),
-        ('retargeted', 'global', 1.0), ('retargeted', 'per_layer', 0.3),
-        ('retargeted', 'per_layer', 1.0)]
+    assert [(r['point'], r['rule'], r['rate_target'])
+            for r in rows] == [('trained', None, None),
+                               ('retargeted', 'global', 0.3),
+                               ('retargeted', 'global', 1.0),
+                               ('retargeted', 'per_layer', 0.3),
+                               ('retargeted', 'per_layer', 1.0)]
     assert s['metric'] == 'accuracy/top1' and s['trained_target_rate'] == 0.5
     # the trained point is what tools/test.py reports for the checkpoint
-    test = load_tool('test').main([setup['cfg_path'], setup['ckpt'],
-                                   '--work-dir', str(setup['tmp'] / 'test')])
+    test = load_tool('test').main([
+        setup['cfg_path'], setup['ckpt'], '--work-dir',
+        str(setup['tmp'] / 'test')
+    ])
     assert rows[0]['metric'] == test['accuracy/top1']
     assert rows[0]['gflops'] == pytest.approx(test['dyt/gflops'])
     assert rows[0]['act_rate'] == pytest.approx(test['dyt/act_rate'])
@@ -219,18 +237,21 @@ def test_retarget_a_delta_checkpoint_keeps_it_a_delta(tmp_path):
     ckpt = str(tmp_path / 'w' / 'epoch_2.pth')
     assert is_delta_checkpoint(load_checkpoint_file(ckpt))
     out = str(tmp_path / 'r04.pth')
-    res = load_tool('analysis_tools/retarget').main(
-        [cfg_path, ckpt, '--rate', '0.4', '--calib-batches', '2', '--out',
-         out])
+    res = load_tool('analysis_tools/retarget').main([
+        cfg_path, ckpt, '--rate', '0.4', '--calib-batches', '2', '--out', out
+    ])
     written = torch.load(out, map_location='cpu', weights_only=True)
     assert is_delta_checkpoint(written)
-    assert not any(k.startswith('backbone.layers.')
-                   for k in written['state_dict'])  # no frozen weights
+    assert not any(
+        k.startswith('backbone.layers.')
+        for k in written['state_dict'])  # no frozen weights
     for opts in ([], ['model.backbone.dyt.max_rate=0.9']):
         cfg = load_config(cfg_path, opts)
         model = init_dyt_model(cfg, out)
         offsets = [td._offset for td in dyt_dispatchers(model.backbone)]
         assert offsets == pytest.approx(res['offsets'])
-    rates = calib_eval_rates(init_dyt_model(load_config(cfg_path), out),
-                             load_config(cfg_path), batches=2)
+    rates = calib_eval_rates(
+        init_dyt_model(load_config(cfg_path), out),
+        load_config(cfg_path),
+        batches=2)
     assert abs(float(rates.mean()) - 0.4) <= 0.02

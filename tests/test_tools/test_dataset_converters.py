@@ -28,8 +28,8 @@ def test_svhn_mat_to_folders_read_by_custom_dataset(tmp_path):
     from mmpretrain.datasets import CustomDataset
     from PIL import Image
     init_default_scope('mmpretrain')
-    ds = CustomDataset(data_root=str(tmp_path / 'svhn'), data_prefix='train',
-                       pipeline=[])
+    ds = CustomDataset(
+        data_root=str(tmp_path / 'svhn'), data_prefix='train', pipeline=[])
     assert len(ds) == n
     expected = {i: int(label) % 10 for i, label in enumerate(y.ravel())}
     for info in ds:
@@ -44,7 +44,8 @@ def test_svhn_rejects_a_non_svhn_mat(tmp_path):
     savemat(str(tmp_path / 'bad.mat'), dict(images=np.zeros((2, 2))))
     with pytest.raises(ValueError, match='expected the SVHN keys X and y'):
         load_tool('dataset_converters/svhn2folder').main(
-            [str(tmp_path / 'bad.mat'), str(tmp_path / 'out')])
+            [str(tmp_path / 'bad.mat'),
+             str(tmp_path / 'out')])
 
 
 def _task(root, n_train=4, n_val=2, n_test=3):
@@ -73,8 +74,8 @@ def test_vtab1k_lists_writes_the_union_and_checks(tmp_path):
     assert result['test.txt']['num_images'] == 3
     # an existing combined list is kept as it is
     (task / 'train800val200.txt').write_text(lists['train800.txt'][0] + '\n')
-    assert tool.main([str(task)])[str(task)]['train800val200.txt'][
-        'num_images'] == 1
+    assert tool.main([str(task)
+                      ])[str(task)]['train800val200.txt']['num_images'] == 1
     # --all finds every task; a missing image is named
     other = tmp_path / 'vtab-1k' / 'dtd'
     _task(other)
@@ -103,8 +104,8 @@ def test_digits2vtab_rotations_and_labels(tmp_path):
     n_high = int((digits.target >= 5).sum())
     assert sum(counts['pretrain'].values()) == 4 * n_low
     assert sum(counts['adapt'].values()) == n_high
-    lines = (tmp_path / 'pretrain' / 'train800val200.txt').read_text().split(
-        '\n')
+    lines = (tmp_path / 'pretrain' /
+             'train800val200.txt').read_text().split('\n')
     rel, label = lines[0].split()
     index = int(osp.basename(rel)[:4])
     k = int(rel.split('_r')[1][:-4]) // 90

@@ -11,7 +11,6 @@ import pytest
 from mmengine.config import Config
 
 from demo.session import Column, SeedResults, format_table, mean_std
-
 from ..conftest import REPO_ROOT, load_tool
 
 DEMO_CFG = osp.join(REPO_ROOT, 'configs', 'dyt', 'demo')
@@ -28,10 +27,14 @@ def _tiny_vit():
     cfg = Config.fromfile(osp.join(DEMO_CFG, 'dyt_vit-tiny-p4_digits5-9.py'))
     b = cfg.model.backbone
     side = b.img_size // b.patch_size
-    return dict(C=b.arch['embed_dims'], L=b.arch['num_layers'],
-                H=b.arch['feedforward_channels'], P=b.patch_size,
-                Np=side * side, K=cfg.model.head.num_classes,
-                d=b.dyt['bottleneck'])
+    return dict(
+        C=b.arch['embed_dims'],
+        L=b.arch['num_layers'],
+        H=b.arch['feedforward_channels'],
+        P=b.patch_size,
+        Np=side * side,
+        K=cfg.model.head.num_classes,
+        d=b.dyt['bottleneck'])
 
 
 def hand_dense_flops(v):
@@ -81,8 +84,10 @@ def run_demo(argv):
 def demo_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('demo')
     result, text = run_demo([
-        '--work-dir', str(tmp / 'work'), '--data-root', str(tmp / 'digits'),
-        '--epochs', str(EPOCHS), '--seeds', '0', '--threads', '1'
+        '--work-dir',
+        str(tmp / 'work'), '--data-root',
+        str(tmp / 'digits'), '--epochs',
+        str(EPOCHS), '--seeds', '0', '--threads', '1'
     ])
     return tmp, result, text
 
@@ -126,8 +131,9 @@ def test_frozen_rows_adapt_exactly_the_saved_pretrained_backbone(demo_run):
     out as reproduced by that file, which the record names. A run that did
     not load the file (e.g. a key prefix mismatch) holds its random init."""
     import torch
-    from mmdyt.checkpoint import is_delta_checkpoint, load_checkpoint_file
-    from mmdyt.checkpoint import CHECKPOINT_KEY
+
+    from mmdyt.checkpoint import (CHECKPOINT_KEY, is_delta_checkpoint,
+                                  load_checkpoint_file)
     tmp, _, _ = demo_run
     work = tmp / 'work'
     pre_path = str(work / 'vit-tiny-p4_digits0-4.pth')
@@ -162,8 +168,8 @@ def test_demo_output_is_quiet_and_logs_go_to_the_work_dir(demo_run):
     # pre-training + 3 methods x 1 seed, each trained then tested
     assert sum(' done in ' in ln for ln in stages) == 1 + 3 * 2
     assert stages[0].startswith('[1/4] pre-train')
-    assert any(ln.startswith('[2/4] DyT (r=0.5) seed 1/1  done in')
-               for ln in stages)
+    assert any(
+        ln.startswith('[2/4] DyT (r=0.5) seed 1/1  done in') for ln in stages)
     header = next(ln for ln in lines if ln.startswith('method'))
     for title in ('top-1 %', 'GFLOPs/img', 'vs dense', 'act. rate',
                   'trainable', 'train s', 'test s'):
@@ -208,9 +214,10 @@ def test_mean_std_and_table_against_statistics():
     for seed, (top1, n) in enumerate(zip(values, (10, 10, 10))):
         results.add('DyT', seed, top1=top1, trainable=n)
     results.add('Linear', 0, top1=50.0, trainable=5)
-    table = results.table([Column('top1', 'top-1 %'),
-                           Column('trainable', 'trainable', ',d',
-                                  spread=False)])
+    table = results.table([
+        Column('top1', 'top-1 %'),
+        Column('trainable', 'trainable', ',d', spread=False)
+    ])
     head, dyt, lin = table.splitlines()
     assert head.split() == ['method', 'top-1', '%', 'trainable']
     assert dyt.split() == ['DyT', f'{mean:.2f}', '±', f'{std:.2f}', '10']

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from demo.digits_video import render_clip
-
 from ..conftest import load_tool
 
 
@@ -26,12 +25,19 @@ def _read_list(path):
 def _decode(pipeline, info):
     from mmaction.datasets.transforms import (DecordDecode, DecordInit,
                                               RawFrameDecode, SampleFrames)
-    steps = {'video': [DecordInit(), SampleFrames(8, 1, 1, test_mode=True),
-                       DecordDecode()],
-             'rawframes': [SampleFrames(8, 1, 1, test_mode=True),
-                           RawFrameDecode()]}[pipeline]
-    results = dict(info, start_index=1 if pipeline == 'rawframes' else 0,
-                   modality='RGB', filename_tmpl='img_{:05}.jpg')
+    steps = {
+        'video':
+        [DecordInit(),
+         SampleFrames(8, 1, 1, test_mode=True),
+         DecordDecode()],
+        'rawframes': [SampleFrames(8, 1, 1, test_mode=True),
+                      RawFrameDecode()]
+    }[pipeline]
+    results = dict(
+        info,
+        start_index=1 if pipeline == 'rawframes' else 0,
+        modality='RGB',
+        filename_tmpl='img_{:05}.jpg')
     for step in steps:
         results = step(results)
     return np.stack(results['imgs'])  # (T, H, W, 3)
@@ -39,8 +45,16 @@ def _decode(pipeline, info):
 
 def test_layout_and_label_sets(converted):
     tool, root, counts = converted
-    assert counts == {'pretrain': {'train': 6, 'test': 6},
-                      'adapt': {'train': 6, 'test': 6}}
+    assert counts == {
+        'pretrain': {
+            'train': 6,
+            'test': 6
+        },
+        'adapt': {
+            'train': 6,
+            'test': 6
+        }
+    }
     task = osp.join(root, 'adapt')
     digit = _read_list(osp.join(task, 'train_list_videos_digit.txt'))
     direction = _read_list(osp.join(task, 'train_list_videos_direction.txt'))
@@ -65,16 +79,20 @@ def test_videos_and_frames_decode_through_mmaction_pipelines(converted):
             _read_list(osp.join(task, 'test_list_rawframes_direction.txt'))):
         index = int(osp.basename(video).split('.')[0])
         decoded = _decode('video', dict(filename=osp.join(task, video)))
-        raw = _decode('rawframes', dict(frame_dir=osp.join(task, frame_dir),
-                                        total_frames=8))
+        raw = _decode(
+            'rawframes',
+            dict(frame_dir=osp.join(task, frame_dir), total_frames=8))
         assert decoded.shape == raw.shape == (8, 32, 32, 3)
         grey = decoded.astype(float).mean(-1)
         ys, xs = np.mgrid[:32, :32]
         mass = grey.sum((1, 2))
-        cx, cy = (grey * xs).sum((1, 2)) / mass, (grey * ys).sum(
-            (1, 2)) / mass
-        motion = {0: cx[-1] - cx[0], 1: cx[0] - cx[-1], 2: cy[-1] - cy[0],
-                  3: cy[0] - cy[-1]}[int(d)]
+        cx, cy = (grey * xs).sum((1, 2)) / mass, (grey * ys).sum((1, 2)) / mass
+        motion = {
+            0: cx[-1] - cx[0],
+            1: cx[0] - cx[-1],
+            2: cy[-1] - cy[0],
+            3: cy[0] - cy[-1]
+        }[int(d)]
         assert motion > 10, (video, d, cx, cy)
         # the decoded video is the rendered clip (up to the codec)
         rendered = None
@@ -88,7 +106,6 @@ def test_videos_and_frames_decode_through_mmaction_pipelines(converted):
 
 
 def test_opposite_directions_are_the_same_frames_reversed(converted):
-    tool = converted[0]
     digit = np.random.default_rng(0).integers(0, 17, (8, 8))
     for a, b in ((0, 1), (2, 3)):
         forward = render_clip(digit, a, 5, 32, 8)

@@ -118,8 +118,7 @@ def _losses(work_dir):
 
 
 def _ranks(work_dir, n):
-    states = [torch.load(osp.join(work_dir, f'rank{r}.pth'))
-              for r in range(n)]
+    states = [torch.load(osp.join(work_dir, f'rank{r}.pth')) for r in range(n)]
     for state in states:
         assert state['world_size'] == n and state['backend'] == 'gloo'
         assert state['wrapper'] == 'MMDistributedDataParallel'
@@ -147,11 +146,23 @@ def setup(tmp_path_factory):
              "dict(type='DumpRankState')]\n")
     # 64 images, 2 ranks x 16 per batch: 2 iterations per epoch; 31 test
     # images (uneven across ranks)
-    cfg = write_config(root / 'dyt.py', data, base, epochs=3, n_train=64,
-                       n_val=31, extra=extra)
+    cfg = write_config(
+        root / 'dyt.py',
+        data,
+        base,
+        epochs=3,
+        n_train=64,
+        n_val=31,
+        extra=extra)
     # 2 epochs of 1 iteration (the demo's schedule needs 2 epochs)
-    short = write_config(root / 'dyt_short.py', data, base, epochs=2,
-                         n_train=32, n_val=31, extra=extra)
+    short = write_config(
+        root / 'dyt_short.py',
+        data,
+        base,
+        epochs=2,
+        n_train=32,
+        n_val=31,
+        extra=extra)
     plain = write_config(root / 'dyt_plain.py', data, base, n_val=31)
     env = tool_env()
     env['PYTHONPATH'] = f'{root}{os.pathsep}{env["PYTHONPATH"]}'
@@ -162,9 +173,10 @@ def setup(tmp_path_factory):
 def dist_train(setup):
     work = str(setup['root'] / 'dist_train')
     env = dict(setup['env'], PORT=_free_port())
-    proc = run_script(['bash', osp.join(TOOLS, 'dist_train.sh'),
-                       setup['cfg'], '2', '--work-dir', work],
-                      setup['root'], env)
+    proc = run_script([
+        'bash',
+        osp.join(TOOLS, 'dist_train.sh'), setup['cfg'], '2', '--work-dir', work
+    ], setup['root'], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return work
 
@@ -186,17 +198,19 @@ def test_dist_test_equals_single_process(setup, dist_train, tools_test,
     ckpt = osp.join(dist_train, 'epoch_3.pth')
     out = str(tmp_path / 'dist_metrics.json')
     env = dict(setup['env'], PORT=_free_port())
-    proc = run_script(['bash', osp.join(TOOLS, 'dist_test.sh'),
-                       setup['plain'],
-                       ckpt, '2', '--work-dir', str(tmp_path / 'dist'),
-                       '--out', out, '--out-item', 'metrics'],
-                      setup['root'], env)
+    proc = run_script([
+        'bash',
+        osp.join(TOOLS, 'dist_test.sh'), setup['plain'], ckpt, '2',
+        '--work-dir',
+        str(tmp_path / 'dist'), '--out', out, '--out-item', 'metrics'
+    ], setup['root'], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'GPU number: 2' in _log(str(tmp_path / 'dist'))
     with open(out) as f:
         dist_metrics = json.load(f)
-    single = tools_test.main([setup['plain'], ckpt, '--work-dir',
-                              str(tmp_path / 'single')])
+    single = tools_test.main(
+        [setup['plain'], ckpt, '--work-dir',
+         str(tmp_path / 'single')])
     for key in ('accuracy/top1', 'dyt/gflops', 'dyt/act_rate',
                 'dyt/act_rate_l0', 'dyt/dense_gflops'):
         assert dist_metrics[key] == pytest.approx(single[key], abs=1e-6), key
@@ -207,12 +221,23 @@ def test_two_nodes_train_together(setup):
     port = _free_port()
     procs = []
     for node in ('0', '1'):
-        env = dict(setup['env'], NNODES='2', NODE_RANK=node,
-                   MASTER_ADDR='127.0.0.1', PORT=port)
-        procs.append(subprocess.Popen(
-            ['bash', osp.join(TOOLS, 'dist_train.sh'), setup['short'], '1',
-             '--work-dir', work], cwd=str(setup['root']), env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = dict(
+            setup['env'],
+            NNODES='2',
+            NODE_RANK=node,
+            MASTER_ADDR='127.0.0.1',
+            PORT=port)
+        procs.append(
+            subprocess.Popen([
+                'bash',
+                osp.join(TOOLS, 'dist_train.sh'), setup['short'], '1',
+                '--work-dir', work
+            ],
+                             cwd=str(setup['root']),
+                             env=env,
+                             stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT,
+                             text=True))
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     for p, output in zip(procs, outputs):
         assert p.returncode == 0, output[-3000:]
@@ -230,12 +255,20 @@ def test_slurm_train_runs_through_srun(setup):
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
     work = str(setup['root'] / 'slurm')
     record = str(setup['root'] / 'srun_args.txt')
-    env = dict(setup['env'], PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
-               GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1', GRES='',
-               MASTER_PORT=_free_port(), SRUN_RECORD=record)
+    env = dict(
+        setup['env'],
+        PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+        GPUS='2',
+        GPUS_PER_NODE='2',
+        CPUS_PER_TASK='1',
+        GRES='',
+        MASTER_PORT=_free_port(),
+        SRUN_RECORD=record)
     env.pop('MASTER_ADDR', None)  # from scontrol, as on a cluster
-    proc = run_script(['bash', osp.join(TOOLS, 'slurm_train.sh'), 'cpu',
-                       'dyt', setup['short'], work], setup['root'], env)
+    proc = run_script([
+        'bash',
+        osp.join(TOOLS, 'slurm_train.sh'), 'cpu', 'dyt', setup['short'], work
+    ], setup['root'], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     srun_args = open(record).read()
     assert '--ntasks=2' in srun_args and '--gres' not in srun_args
@@ -273,30 +306,44 @@ def test_every_variant_trains_under_ddp(one_rank_group, variant, experts):
     from mmpretrain.structures import DataSample
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='mmdyt.DyTImageClassifier',
-        data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=3),
-        backbone=dict(type='mmdyt.DyTVisionTransformer',
-                      arch=dict(embed_dims=32, num_layers=2, num_heads=2,
-                                feedforward_channels=64),
-                      img_size=32, patch_size=8, out_type='cls_token',
-                      dyt=dict(variant=variant, bottleneck=4,
-                               num_experts=experts)),
-        neck=None,
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=32)))
-    ddp = MMDistributedDataParallel(module=model, device_ids=None,
-                                    broadcast_buffers=False,
-                                    find_unused_parameters=False)
-    optim = OptimWrapper(torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-2))
-    before = {n: p.detach().clone() for n, p in model.named_parameters()
-              if p.requires_grad}
+    model = MODELS.build(
+        dict(
+            type='mmdyt.DyTImageClassifier',
+            data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=3),
+            backbone=dict(
+                type='mmdyt.DyTVisionTransformer',
+                arch=dict(
+                    embed_dims=32,
+                    num_layers=2,
+                    num_heads=2,
+                    feedforward_channels=64),
+                img_size=32,
+                patch_size=8,
+                out_type='cls_token',
+                dyt=dict(variant=variant, bottleneck=4, num_experts=experts)),
+            neck=None,
+            head=dict(type='LinearClsHead', num_classes=3, in_channels=32)))
+    ddp = MMDistributedDataParallel(
+        module=model,
+        device_ids=None,
+        broadcast_buffers=False,
+        find_unused_parameters=False)
+    optim = OptimWrapper(
+        torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                          lr=1e-2))
+    before = {
+        n: p.detach().clone()
+        for n, p in model.named_parameters() if p.requires_grad
+    }
     for step in range(3):
         samples = [DataSample().set_gt_label(i % 3) for i in range(4)]
-        data = dict(inputs=torch.rand(4, 3, 32, 32) * 255,
-                    data_samples=samples)
+        data = dict(
+            inputs=torch.rand(4, 3, 32, 32) * 255, data_samples=samples)
         losses = ddp.train_step(data, optim)  # raises on unused parameters
         assert torch.isfinite(losses['loss'])
-    changed = {n for n, p in model.named_parameters()
-               if p.requires_grad and not torch.equal(p, before[n])}
+    changed = {
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and not torch.equal(p, before[n])
+    }
     assert changed == set(before)  # dispatchers, adapters, router, head

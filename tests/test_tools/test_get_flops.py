@@ -7,19 +7,20 @@ import pytest
 
 from .test_benchmark import (TINY_DENSE_BACKBONE, TINY_DYT_ALL_ACTIVE,
                              TINY_DYT_NONE_ACTIVE, TINY_MLP_PER_TOKEN,
-                             dispatch_checkpoint, load_tool,
-                             write_tiny_config)
+                             dispatch_checkpoint, load_tool, write_tiny_config)
 
 # Parameters of the tiny config, counted by hand (C = 32, 2 layers, MLP 64,
 # 8x8 patches of 3 channels, 17 tokens, d = 8, 3 classes):
-HOST_PARAMS = (32 * 3 * 8 * 8 + 32        # patch embedding
-               + 32 + 17 * 32             # CLS, position embedding
-               + 2 * (2 * 32              # ln1
-                      + 3 * 32 * 32 + 3 * 32 + 32 * 32 + 32   # qkv, proj
-                      + 2 * 32            # ln2
-                      + 32 * 64 + 64 + 64 * 32 + 32)          # fc1, fc2
-               + 2 * 32)                  # final norm
-ADAPTER_PARAMS = 32 * 8 + 8 + 8 * 32 + 32    # down, up (one expert)
+HOST_PARAMS = (
+    32 * 3 * 8 * 8 + 32  # patch embedding
+    + 32 + 17 * 32  # CLS, position embedding
+    + 2 * (
+        2 * 32  # ln1
+        + 3 * 32 * 32 + 3 * 32 + 32 * 32 + 32  # qkv, proj
+        + 2 * 32  # ln2
+        + 32 * 64 + 64 + 64 * 32 + 32)  # fc1, fc2
+    + 2 * 32)  # final norm
+ADAPTER_PARAMS = 32 * 8 + 8 + 8 * 32 + 32  # down, up (one expert)
 HEAD_PARAMS = 32 * 3 + 3
 
 
@@ -55,7 +56,8 @@ def test_static_traced_dynamic_and_params_on_a_dataset(gf, tmp_path):
     # token saves its MLP; head 32 x 3 included)
     assert r['dyt_gflops'] * 1e9 == pytest.approx(
         TINY_DYT_ALL_ACTIVE + 96 - TINY_MLP_PER_TOKEN * 2 * 16 *
-        (1 - r['act_rate']), rel=1e-6)
+        (1 - r['act_rate']),
+        rel=1e-6)
     # the tracer misses fused SDPA; with explicit attention it matches
     assert r['traced_dense_backbone_gflops_sdpa'] < \
         r['analytic_dense_backbone_gflops']
@@ -70,8 +72,8 @@ def test_static_traced_dynamic_and_params_on_a_dataset(gf, tmp_path):
     assert p['trainable'] == 1104 + 66 + 99
     assert p['total'] == HOST_PARAMS + 1104 + 66 + 99 == 25173
     # static counts by hand (head 32 x 3 included)
-    assert r['dense_gflops'] * 1e9 == pytest.approx(TINY_DENSE_BACKBONE + 96,
-                                                    rel=1e-12)
+    assert r['dense_gflops'] * 1e9 == pytest.approx(
+        TINY_DENSE_BACKBONE + 96, rel=1e-12)
     assert r['dyt_complete_gflops'] * 1e9 == pytest.approx(
         TINY_DYT_ALL_ACTIVE + 96, rel=1e-12)
     assert r['analytic_dense_backbone_gflops'] * 1e9 == pytest.approx(
@@ -80,8 +82,8 @@ def test_static_traced_dynamic_and_params_on_a_dataset(gf, tmp_path):
 
 def test_synthetic_shape_and_moe_params(gf, tmp_path):
     cfg = write_tiny_config(tmp_path / 'moe.py', experts=4)
-    r = gf.main([cfg, '--shape', '32', '--num-batches', '1',
-                 '--batch-size', '3'])
+    r = gf.main(
+        [cfg, '--shape', '32', '--num-batches', '1', '--batch-size', '3'])
     assert r['dynamic_source'].startswith('synthetic')
     assert r['num_samples'] == 3 and r['input_shape'] == (32, 32)
     p = r['params']
@@ -97,8 +99,10 @@ def test_dynamic_flops_come_from_the_checkpoint_loaded(gf, tmp_path):
     for bias, flops, rate in ((7.0, TINY_DYT_ALL_ACTIVE, 1.0),
                               (-7.0, TINY_DYT_NONE_ACTIVE, 0.0)):
         ckpt = dispatch_checkpoint(tmp_path / f'{bias}.pth', cfg, bias)
-        r = gf.main([cfg, '--checkpoint', ckpt, '--synthetic',
-                     '--num-batches', '1', '--batch-size', '2'])
+        r = gf.main([
+            cfg, '--checkpoint', ckpt, '--synthetic', '--num-batches', '1',
+            '--batch-size', '2'
+        ])
         assert r['act_rate'] == rate
         assert r['dyt_gflops'] * 1e9 == pytest.approx(flops + 96, rel=1e-12)
 

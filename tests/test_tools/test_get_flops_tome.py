@@ -31,15 +31,16 @@ def hand_flops(r, active_patches):
     return flops + 5 * n * C  # final norm on the tokens left
 
 
-@pytest.mark.parametrize('bias,active', [(7, lambda n: n),
-                                         (-7, lambda n: 1)])
+@pytest.mark.parametrize('bias,active', [(7, lambda n: n), (-7, lambda n: 1)])
 def test_get_flops_prints_the_merged_dynamic_flops(bias, active, tmp_path,
                                                    capsys):
     gf = load_tool('analysis_tools/get_flops.py')
     cfg = write_tiny_config(tmp_path / 'tiny.py')
     ckpt = dispatch_checkpoint(tmp_path / 'd.pth', cfg, bias)
-    argv = [cfg, '--checkpoint', ckpt, '--synthetic', '--batch-size', '2',
-            '--num-batches', '1']
+    argv = [
+        cfg, '--checkpoint', ckpt, '--synthetic', '--batch-size', '2',
+        '--num-batches', '1'
+    ]
     plain = gf.main(argv)
     capsys.readouterr()
     r = gf.main(argv + ['--cfg-options', 'model.backbone.tome.r=4'])

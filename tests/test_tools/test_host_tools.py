@@ -22,7 +22,8 @@ from ..test_checkpoint.test_checkpoint import _host_base, default_allowlist
 from .test_seg_train_test import STOCK_CFG as SEG_DYT_CFG
 from .test_train_test import PRETRAIN_CFG, SEG_CFG, data_root_options
 
-HOOK = "default_hooks = dict(dyt_checkpoint=dict(type='mmdyt.DyTCheckpointHook'))\n"
+HOOK = ('default_hooks = dict('
+        "dyt_checkpoint=dict(type='mmdyt.DyTCheckpointHook'))\n")
 
 
 def run_host_tool(package, tool, argv):
@@ -39,8 +40,8 @@ def run_host_tool(package, tool, argv):
 
 
 def _log(work_dir):
-    return ''.join(open(p).read()
-                   for p in glob.glob(osp.join(work_dir, '*', '*.log')))
+    return ''.join(
+        open(p).read() for p in glob.glob(osp.join(work_dir, '*', '*.log')))
 
 
 def _assert_weights_only_delta(path, base):
@@ -56,12 +57,14 @@ def _assert_weights_only_delta(path, base):
 def _train_then_resume(package, cfg, work, opts, base, first, second):
     """The host's train.py for ``first`` (option, checkpoint it writes),
     then its ``--resume`` up to ``second``."""
-    run_host_tool(package, 'train.py', [
-        str(cfg), '--work-dir', work, '--cfg-options', first[0], *opts])
+    run_host_tool(
+        package, 'train.py',
+        [str(cfg), '--work-dir', work, '--cfg-options', first[0], *opts])
     _assert_weights_only_delta(osp.join(work, first[1]), base)
     run_host_tool(package, 'train.py', [
         str(cfg), '--work-dir', work, '--resume', '--cfg-options', second,
-        *opts])
+        *opts
+    ])
 
 
 def test_mmpretrain_own_tools_train_resume_test(tmp_path, imagenet_root):
@@ -69,7 +72,8 @@ def test_mmpretrain_own_tools_train_resume_test(tmp_path, imagenet_root):
     cfg = tmp_path / 'dyt_mmpretrain.py'
     cfg.write_text(
         f'_base_ = [{PRETRAIN_CFG!r}]  # mmpretrain::vision_transformer/...\n'
-        "custom_imports = dict(imports=['mmdyt'], allow_failed_imports=False)\n"
+        "custom_imports = dict(imports=['mmdyt'], "
+        'allow_failed_imports=False)\n'
         "model = dict(type='mmdyt.DyTImageClassifier', backbone=dict(\n"
         "    type='mmdyt.DyTVisionTransformer', dyt=dict(bottleneck=4),\n"
         f"    init_cfg=dict(_delete_=True, type='Pretrained',\n"
@@ -91,8 +95,10 @@ def test_mmpretrain_own_tools_train_resume_test(tmp_path, imagenet_root):
                for k in delta['state_dict'])
     out = str(tmp_path / 'metrics.json')
     run_host_tool('mmpretrain', 'test.py', [
-        str(cfg), ckpt, '--work-dir', str(tmp_path / 'test'), '--out', out,
-        '--out-item', 'metrics', '--cfg-options', *opts])
+        str(cfg), ckpt, '--work-dir',
+        str(tmp_path / 'test'), '--out', out, '--out-item', 'metrics',
+        '--cfg-options', *opts
+    ])
     with open(out) as f:
         metrics = json.load(f)
     # mmpretrain's test.py on the delta = the model mmdyt rebuilds from it,
@@ -108,8 +114,8 @@ def test_mmpretrain_own_tools_train_resume_test(tmp_path, imagenet_root):
             for p in model.test_step(batch):
                 right.append(int(p.pred_label) == int(p.gt_label))
                 rates.append(p.dyt_rates)
-    assert metrics['accuracy/top1'] == pytest.approx(
-        100 * sum(right) / len(right))
+    assert metrics['accuracy/top1'] == pytest.approx(100 * sum(right) /
+                                                     len(right))
     assert metrics['dyt/act_rate'] == pytest.approx(
         float(torch.stack(rates).mean()))
 
@@ -136,10 +142,9 @@ def test_mmseg_own_tools_train_resume_test(tmp_path, ade20k_root):
     through mmseg's own train.py, ``--resume`` and test.py."""
     base = _seg_base(tmp_path / 'seg_vit_base.pth')
     cfg = tmp_path / 'mmseg_dyt_vit.py'
-    cfg.write_text(
-        f'_base_ = [{SEG_DYT_CFG!r}]\n'
-        'model = dict(backbone=dict(init_cfg=dict(\n'
-        f"    type='Pretrained', checkpoint={base!r})))\n" + HOOK)
+    cfg.write_text(f'_base_ = [{SEG_DYT_CFG!r}]\n'
+                   'model = dict(backbone=dict(init_cfg=dict(\n'
+                   f"    type='Pretrained', checkpoint={base!r})))\n" + HOOK)
     work = str(tmp_path / 'work')
     opts = data_root_options(ade20k_root)
     _train_then_resume('mmseg', cfg, work, opts, base,
@@ -157,7 +162,8 @@ def test_mmseg_own_tools_train_resume_test(tmp_path, ade20k_root):
         k.startswith('backbone.dyt_layers.') for k in backbone)
     assert any(k.endswith('running_mean') for k in delta['state_dict'])
     test_dir = str(tmp_path / 'test')
-    run_host_tool('mmseg', 'test.py', [
-        str(cfg), ckpt, '--work-dir', test_dir, '--cfg-options', *opts])
+    run_host_tool(
+        'mmseg', 'test.py',
+        [str(cfg), ckpt, '--work-dir', test_dir, '--cfg-options', *opts])
     log = _log(test_dir)
     assert 'mIoU' in log and 'dyt/gflops' in log and 'dyt/act_rate' in log

@@ -8,7 +8,6 @@ import warnings
 import pytest
 
 from tests import mutation
-
 from ..conftest import REPO_ROOT, load_tool
 
 
@@ -20,9 +19,11 @@ def test_planted_bug_lists_load_and_stale_entries_are_reported():
     and not the position of its lines."""
     mutants = mutation.load_mutants(REPO_ROOT)
     assert len(mutants) >= 180
-    assert {m.area for m in mutants} >= {
-        'core', 'mmpretrain', 'tools', 'seg', 'video', 'swin', 'budget',
-        'checkpoint', 'docs'}
+    assert {m.area
+            for m in mutants} >= {
+                'core', 'mmpretrain', 'tools', 'seg', 'video', 'swin',
+                'budget', 'checkpoint', 'docs'
+            }
     stale = []
     for m in mutants:
         try:
@@ -36,11 +37,17 @@ def test_planted_bug_lists_load_and_stale_entries_are_reported():
 
 def test_bad_entries_are_refused():
     with pytest.raises(KeyError, match="allowed keys"):
-        mutation.mutant_from_dict(dict(name='x', file='f', find='a',
-                                       replace='b', tests=['t'], test='t'))
+        mutation.mutant_from_dict(
+            dict(
+                name='x',
+                file='f',
+                find='a',
+                replace='b',
+                tests=['t'],
+                test='t'))
     with pytest.raises(ValueError, match='non-empty list'):
-        mutation.mutant_from_dict(dict(name='x', file='f', find='a',
-                                       replace='b', tests='t'))
+        mutation.mutant_from_dict(
+            dict(name='x', file='f', find='a', replace='b', tests='t'))
     m = mutation.Mutant('x', 'f', 'a', 'b', ['t'])
     with pytest.raises(ValueError, match='occurs 2 times'):
         m.apply('a a')
@@ -49,7 +56,8 @@ def test_bad_entries_are_refused():
 def _toy_repo(root):
     (root / 'toy').mkdir(parents=True)
     (root / 'toy' / '__init__.py').write_text('')
-    (root / 'toy' / 'calc.py').write_text(textwrap.dedent('''
+    (root / 'toy' / 'calc.py').write_text(
+        textwrap.dedent('''
         def add(a, b):
             return a + b
 
@@ -58,7 +66,8 @@ def _toy_repo(root):
             return a * b
         '''))
     (root / 'toy_tests').mkdir()
-    (root / 'toy_tests' / 'test_calc.py').write_text(textwrap.dedent('''
+    (root / 'toy_tests' / 'test_calc.py').write_text(
+        textwrap.dedent('''
         from toy.calc import add, mul
 
 
@@ -70,7 +79,8 @@ def _toy_repo(root):
             assert mul(2, 3) == 6
         '''))
     (root / 'toy_mutants').mkdir()
-    (root / 'toy_mutants' / 'calc.py').write_text(textwrap.dedent('''
+    (root / 'toy_mutants' / 'calc.py').write_text(
+        textwrap.dedent('''
         T = 'toy_tests/test_calc.py'
         MUTANTS = [
             dict(name='calc.add_minus', file='toy/calc.py',
@@ -90,9 +100,13 @@ def _toy_repo(root):
 def test_runner_reports_killed_surviving_and_stale(tmp_path):
     root = _toy_repo(tmp_path / 'repo')
     mutants = mutation.load_mutants(root, folder='toy_mutants')
-    report = mutation.run_mutants(root, mutants, timeout=120,
-                                  log_dir=str(tmp_path / 'logs'),
-                                  fresh=('toy', ), echo=lambda *a: None)
+    report = mutation.run_mutants(
+        root,
+        mutants,
+        timeout=120,
+        log_dir=str(tmp_path / 'logs'),
+        fresh=('toy', ),
+        echo=lambda *a: None)
     status = {r.name: r for r in report['results']}
     assert status['calc.add_minus'].status == 'killed'
     assert status['calc.add_minus'].failed[0].endswith('::test_add (call)')
@@ -109,8 +123,9 @@ def test_runner_reports_killed_surviving_and_stale(tmp_path):
 
 def test_tool_lists_the_mutants(capsys):
     tool = load_tool('mutation_check')
-    assert tool.main(['--list', '--stale-ok', '--area', 'core', '--name',
-                      'core.dispatcher.*']) == 0
+    assert tool.main([
+        '--list', '--stale-ok', '--area', 'core', '--name', 'core.dispatcher.*'
+    ]) == 0
     out = capsys.readouterr().out
     assert 'core.dispatcher.tau_dropped' in out
     assert all(line.split()[0].startswith('core.dispatcher.')
@@ -121,12 +136,18 @@ def test_time_budget_skips_the_rest_without_failing(tmp_path):
     """CI's mutation stage: once the budget is spent no mutant starts; the
     rest are reported as skipped, which is not a hole in the suite."""
     root = _toy_repo(tmp_path / 'repo')
-    mutants = [m for m in mutation.load_mutants(root, folder='toy_mutants')
-               if m.name != 'calc.stale']
-    report = mutation.run_mutants(root, mutants, timeout=120,
-                                  log_dir=str(tmp_path / 'logs'),
-                                  fresh=('toy', ), echo=lambda *a: None,
-                                  time_budget=0)
+    mutants = [
+        m for m in mutation.load_mutants(root, folder='toy_mutants')
+        if m.name != 'calc.stale'
+    ]
+    report = mutation.run_mutants(
+        root,
+        mutants,
+        timeout=120,
+        log_dir=str(tmp_path / 'logs'),
+        fresh=('toy', ),
+        echo=lambda *a: None,
+        time_budget=0)
     assert [r.status for r in report['results']] == ['skipped', 'skipped']
     assert all(r.ok for r in report['results'])
     assert 'time budget' in report['results'][0].message
@@ -137,12 +158,16 @@ def test_tool_samples_the_same_mutants_for_a_seed(capsys):
     """--sample K --seed S (CI's mutation stage) draws K mutants, the same
     ones for the same seed."""
     tool = load_tool('mutation_check')
-    args = ['--list', '--stale-ok', '--area', 'core', '--name',
-            'core.dispatcher.*', '--sample', '3', '--seed', 'abc']
+    args = [
+        '--list', '--stale-ok', '--area', 'core', '--name',
+        'core.dispatcher.*', '--sample', '3', '--seed', 'abc'
+    ]
     assert tool.main(args) == 0
     first = capsys.readouterr().out
     assert tool.main(args) == 0
     assert capsys.readouterr().out == first
-    listed = [line for line in first.splitlines()
-              if line.startswith('core.dispatcher.')]
+    listed = [
+        line for line in first.splitlines()
+        if line.startswith('core.dispatcher.')
+    ]
     assert len(listed) == 3, first

@@ -17,14 +17,14 @@ def mlp_setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('tome_sweep')
     root = make_imagenet(tmp / 'data', num_classes=3, per_class=4, seed=3)
     cfg_path = tmp / 'tiny_dyt.py'
-    cfg_path.write_text(CFG.replace('{root}', root).replace(
-        "variant='attn_mlp'", "variant='mlp'"))
+    cfg_path.write_text(
+        CFG.replace('{root}', root).replace("variant='attn_mlp'",
+                                            "variant='mlp'"))
     model = init_dyt_model(load_config(str(cfg_path)))
     torch.manual_seed(0)
     with torch.no_grad():
         for name, p in model.backbone.dyt_layers.named_parameters():
-            torch.nn.init.normal_(p, std=0.5 if 'dispatchers' in name
-                                  else 0.2)
+            torch.nn.init.normal_(p, std=0.5 if 'dispatchers' in name else 0.2)
     ckpt = str(tmp / 'trained.pth')
     save_checkpoint({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
     return dict(tmp=tmp, cfg_path=str(cfg_path), ckpt=ckpt)
@@ -33,9 +33,11 @@ def mlp_setup(tmp_path_factory):
 def test_rate_sweep_over_rate_and_tome_r(mlp_setup, capsys):
     sweep = load_tool('analysis_tools/rate_sweep')
     out = str(mlp_setup['tmp'] / 'sweep')
-    s = sweep.main([mlp_setup['cfg_path'], mlp_setup['ckpt'], '--rates',
-                    '0.5', '1.0', '--tome-r', '0', '8', '--calib-batches',
-                    '1', '--repeats', '1', '--warmup', '0', '--out', out])
+    s = sweep.main([
+        mlp_setup['cfg_path'], mlp_setup['ckpt'], '--rates', '0.5', '1.0',
+        '--tome-r', '0', '8', '--calib-batches', '1', '--repeats', '1',
+        '--warmup', '0', '--out', out
+    ])
     rows = s['rows']
     assert [(r['point'], r['rate_target'], r.get('tome_r')) for r in rows] \
         == [('trained', None, None), ('retargeted', 0.5, 0),
@@ -54,4 +56,3 @@ def test_rate_sweep_over_rate_and_tome_r(mlp_setup, capsys):
     assert [t['tome_r'] for t in table] == ['', '0', '8', '0', '8']
     printed = capsys.readouterr().out
     assert 'ToMe r' in printed
-

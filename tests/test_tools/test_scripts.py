@@ -30,13 +30,19 @@ def _stub(tmp_path, name):
 
 def _run(script, args, env):
     out = subprocess.run(['bash', osp.join(TOOLS, script), *args],
-                         env={**os.environ, **env}, capture_output=True,
-                         text=True, check=True).stdout
+                         env={
+                             **os.environ,
+                             **env
+                         },
+                         capture_output=True,
+                         text=True,
+                         check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize('script', sorted(
-    osp.basename(p) for p in glob.glob(osp.join(TOOLS, '*.sh'))))
+@pytest.mark.parametrize(
+    'script',
+    sorted(osp.basename(p) for p in glob.glob(osp.join(TOOLS, '*.sh'))))
 def test_shell_syntax(script):
     subprocess.run(['bash', '-n', osp.join(TOOLS, script)], check=True)
 
@@ -66,15 +72,16 @@ def test_dist_test_runs_torchrun_with_pytorch_launcher(tmp_path):
 
 def test_slurm_train_runs_srun_with_slurm_launcher(tmp_path):
     _stub(tmp_path, 'srun')
-    env = dict(PATH=f'{tmp_path}:{os.environ["PATH"]}', GPUS='2',
-               PYTHON='mypython')
-    argv = _run('slurm_train.sh',
-                ['part', 'job', 'cfg.py', 'wd', '--resume'], env)
+    env = dict(
+        PATH=f'{tmp_path}:{os.environ["PATH"]}', GPUS='2', PYTHON='mypython')
+    argv = _run('slurm_train.sh', ['part', 'job', 'cfg.py', 'wd', '--resume'],
+                env)
     assert argv[:3] == ['srun', '-p', 'part']
     assert '--ntasks=2' in argv and '--gres=gpu:2' in argv
     i = argv.index('mypython')
     assert argv[i + 1:] == [
-        '-u', osp.join(TOOLS, 'train.py'), 'cfg.py', '--work-dir', 'wd',
+        '-u',
+        osp.join(TOOLS, 'train.py'), 'cfg.py', '--work-dir', 'wd',
         '--launcher=slurm', '--resume'
     ]
 
@@ -86,14 +93,18 @@ def test_slurm_test_runs_srun_with_slurm_launcher(tmp_path):
     assert '--ntasks=8' in argv
     i = argv.index('mypython')
     assert argv[i + 1:] == [
-        '-u', osp.join(TOOLS, 'test.py'), 'cfg.py', 'c.pth', '--launcher=slurm'
+        '-u',
+        osp.join(TOOLS, 'test.py'), 'cfg.py', 'c.pth', '--launcher=slurm'
     ]
 
 
 def test_slurm_without_gres_for_cpu_partitions(tmp_path):
     _stub(tmp_path, 'srun')
-    env = dict(PATH=f'{tmp_path}:{os.environ["PATH"]}', GPUS='4',
-               PYTHON='mypython', GRES='')
+    env = dict(
+        PATH=f'{tmp_path}:{os.environ["PATH"]}',
+        GPUS='4',
+        PYTHON='mypython',
+        GRES='')
     argv = _run('slurm_train.sh', ['part', 'job', 'cfg.py'], env)
     assert not any(a.startswith('--gres') for a in argv)
     assert '--ntasks=4' in argv

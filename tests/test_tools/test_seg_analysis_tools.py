@@ -20,8 +20,10 @@ def tiny_seg(ade20k_root):
         feats = model.backbone(torch.zeros(1, 3, 32, 32))
     backbone = model.backbone.dense_flops()
     parts = model.neck_head_flops(feats)
-    return dict(backbone=backbone, neck=parts['neck'],
-                decode_head=parts['decode_head'])
+    return dict(
+        backbone=backbone,
+        neck=parts['neck'],
+        decode_head=parts['decode_head'])
 
 
 def test_benchmark_backbone_and_slide_segmentor(tiny_seg):
@@ -33,8 +35,10 @@ def test_benchmark_backbone_and_slide_segmentor(tiny_seg):
     assert r['gflops_dense'] * 1e9 == pytest.approx(tiny_seg['backbone'])
     assert 0 < r['act_rate'] < 1 and r['flops_bound'] > 1
     # the whole segmentor on one 32 x 43 image: 2 crops of 32 x 32
-    r = bm.main([ADE_CFG, '--level', 'model', '--img-size', '32', '43',
-                 '--batch-size', '1', *common])
+    r = bm.main([
+        ADE_CFG, '--level', 'model', '--img-size', '32', '43', '--batch-size',
+        '1', *common
+    ])
     assert r['timed'].startswith('model predict')
     crop = sum(tiny_seg.values())
     assert r['gflops_dense'] * 1e9 == pytest.approx(2 * crop)
@@ -44,8 +48,10 @@ def test_benchmark_backbone_and_slide_segmentor(tiny_seg):
 
 def test_get_flops_breakdown_over_crops_and_dataset(tiny_seg, ade20k_root):
     gf = load_tool('analysis_tools/get_flops')
-    r = gf.main([ADE_CFG, '--synthetic', '--shape', '48', '64',
-                 '--num-batches', '1', '--batch-size', '2'])
+    r = gf.main([
+        ADE_CFG, '--synthetic', '--shape', '48', '64', '--num-batches', '1',
+        '--batch-size', '2'
+    ])
     parts = r['dense_breakdown_gflops']
     assert set(parts) == {'backbone', 'neck', 'decode_head'}
     assert sum(parts.values()) == pytest.approx(r['dense_gflops'])
@@ -53,12 +59,13 @@ def test_get_flops_breakdown_over_crops_and_dataset(tiny_seg, ade20k_root):
     for key, value in parts.items():
         assert value * 1e9 == pytest.approx(crops * tiny_seg[key]), key
     assert r['num_classes'] == 3
-    assert r['dense_gflops_same_samples'] == pytest.approx(
-        r['dense_gflops'])
+    assert r['dense_gflops_same_samples'] == pytest.approx(r['dense_gflops'])
     assert r['dyt_gflops'] < r['dense_gflops']
     # the config's ADE20K-layout test set: 48 x 48 images, 2 x 2 crops
-    r = gf.main([ADE_CFG, '--num-batches', '2', '--traced',
-                 '--cfg-options', *data_root_options(ade20k_root)])
+    r = gf.main([
+        ADE_CFG, '--num-batches', '2', '--traced', '--cfg-options',
+        *data_root_options(ade20k_root)
+    ])
     assert r['num_samples'] == 2 and 'ADE20KDataset' in r['dynamic_source']
     assert r['dense_gflops_same_samples'] * 1e9 == pytest.approx(
         4 * sum(tiny_seg.values()))
@@ -74,8 +81,10 @@ def test_vis_dispatch_overlays_a_segmentation_image(ade20k_root, tmp_path):
     img = osp.join(ade20k_root, 'images', 'validation',
                    'ADE_valid_00000000.jpg')
     out = str(tmp_path / 'dispatch.png')
-    r = vis.main([img, ADE_CFG, '--out', out, '--rate', '0.5',
-                  '--cfg-options', *data_root_options(ade20k_root)])
+    r = vis.main([
+        img, ADE_CFG, '--out', out, '--rate', '0.5', '--cfg-options',
+        *data_root_options(ade20k_root)
+    ])
     assert osp.exists(out) and r['size'][0] > 0
     assert len(r['masks']) == 4  # one per layer (MLP dispatch)
     assert all(m.shape == (6, 6) for m in r['masks'])  # 48 x 48 / 8

@@ -52,14 +52,15 @@ def dumped_miou(path, ignore_index=255):
     return 100 * float(np.mean([inter[c] / union[c] for c in union]))
 
 
-@pytest.mark.parametrize('cfg_path, root_fixture', [
-    (ADE_CFG, 'ade20k_root'),
-    (COCO_CFG, 'coco_stuff_root'),
-], ids=['ade20k', 'coco-stuff'])
+@pytest.mark.parametrize(
+    'cfg_path, root_fixture', [
+        (ADE_CFG, 'ade20k_root'),
+        (COCO_CFG, 'coco_stuff_root'),
+    ],
+    ids=['ade20k', 'coco-stuff'])
 def test_dyt_seg_train_then_test_whole_and_slide(cfg_path, root_fixture,
                                                  request, tools_train,
-                                                 tools_test, tmp_path,
-                                                 capsys):
+                                                 tools_test, tmp_path, capsys):
     root = request.getfixturevalue(root_fixture)
     opts = data_root_options(root)
     work_dir = str(tmp_path / 'work')
@@ -75,16 +76,16 @@ def test_dyt_seg_train_then_test_whole_and_slide(cfg_path, root_fixture,
     for mode in ('slide', 'whole'):
         out = str(tmp_path / f'{mode}.pkl')
         metrics = tools_test.main([
-            cfg_path, ckpt, '--work-dir', str(tmp_path / mode), '--out', out,
-            '--cfg-options', f'model.test_cfg.mode={mode}', *opts
+            cfg_path, ckpt, '--work-dir',
+            str(tmp_path / mode), '--out', out, '--cfg-options',
+            f'model.test_cfg.mode={mode}', *opts
         ])
         for key in ('mIoU', 'dyt/gflops', 'dyt/dense_gflops', 'dyt/act_rate',
                     'dyt/act_rate_l3'):
             assert key in metrics, (mode, key)
         # mmseg's mIoU (rounded to 2 decimals) = the one counted by hand
         # from the predictions the tool dumped
-        assert metrics['mIoU'] == pytest.approx(
-            dumped_miou(out), abs=0.0051)
+        assert metrics['mIoU'] == pytest.approx(dumped_miou(out), abs=0.0051)
         assert 0 < metrics['dyt/act_rate'] < 1
         assert 0 < metrics['dyt/gflops'] < metrics['dyt/dense_gflops']
         log = _log_text(str(tmp_path / mode))

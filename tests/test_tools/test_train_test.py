@@ -2,8 +2,8 @@
 """tools/train.py and tools/test.py on stock configs of the three hosts.
 
 Each config inherits a stock host config by package path (``mmpretrain::``,
-``mmseg::``, ``mmaction::``), shrinks its ViT and runs on tiny generated data in
-the host's standard layout, in this process (``main(argv)``).
+``mmseg::``, ``mmaction::``), shrinks its ViT and runs on tiny generated data
+in the host's standard layout, in this process (``main(argv)``).
 """
 import glob
 import hashlib
@@ -77,8 +77,10 @@ def test_config_inherits_stock_config_by_package_path(path, scope, model_type,
 def test_plain_stock_config_loads_by_package_path(tmp_path):
     cfg_file = tmp_path / 'my_vit.py'
     cfg_file.write_text(
-        "_base_ = ['mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k.py']\n"
-        "custom_imports = dict(imports=['mmdyt'], allow_failed_imports=False)\n"
+        '_base_ = '
+        "['mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k.py']\n"
+        "custom_imports = dict(imports=['mmdyt'], "
+        'allow_failed_imports=False)\n'
         'model = dict(head=dict(num_classes=10))\n')
     cfg = Config.fromfile(str(cfg_file))
     assert cfg.model.backbone.arch == 'b'
@@ -87,8 +89,11 @@ def test_plain_stock_config_loads_by_package_path(tmp_path):
 
 
 @pytest.mark.xfail(
-    MMACTION_PKG_PATH_BROKEN, raises=AttributeError, strict=True,
-    reason='mmengine 0.10.7 + mmaction2 1.1.0 metafiles: mmaction:: bases fail')
+    MMACTION_PKG_PATH_BROKEN,
+    raises=AttributeError,
+    strict=True,
+    reason='mmengine 0.10.7 + mmaction2 1.1.0 metafiles: mmaction:: bases fail'
+)
 def test_mmaction_package_path_base_known_failure(tmp_path):
     cfg_file = tmp_path / 'vid.py'
     cfg_file.write_text("_base_ = ['mmaction::_base_/default_runtime.py']\n")
@@ -111,8 +116,8 @@ def pretrain_run(tools_train, imagenet_root, tmp_path_factory):
         PRETRAIN_CFG, '--work-dir', work_dir, '--resume', '--cfg-options',
         'train_cfg.max_epochs=2', *opts
     ])
-    return dict(work_dir=work_dir, first=first, second=second, md5=md5,
-                ckpt1=ckpt1)
+    return dict(
+        work_dir=work_dir, first=first, second=second, md5=md5, ckpt1=ckpt1)
 
 
 def test_train_mmpretrain_and_resume_auto(pretrain_run):
@@ -141,8 +146,8 @@ def test_test_mmpretrain_checkpoint(pretrain_run, tools_test, imagenet_root,
     assert len(preds) == 12
     # the reported top-1 = the share of dumped predictions that are right
     right = [int(p['pred_label']) == int(p['gt_label']) for p in preds]
-    assert metrics['accuracy/top1'] == pytest.approx(
-        100 * sum(right) / len(right))
+    assert metrics['accuracy/top1'] == pytest.approx(100 * sum(right) /
+                                                     len(right))
 
 
 def test_train_mmseg_resume_from_path_and_test(tools_train, tools_test,

@@ -61,7 +61,8 @@ def digit_videos(tmp_path_factory):
 def tiny_config(tmp_path, route, root, layout='video'):
     video = layout == 'video'
     text = TINY.format(
-        model=MODELS[route], root=root,
+        model=MODELS[route],
+        root=root,
         init="dict(type='DecordInit')," if video else '',
         decode='DecordDecode' if video else 'RawFrameDecode',
         dataset='VideoDataset' if video else 'RawframeDataset',
@@ -88,8 +89,10 @@ def test_benchmark_model_level_times_clips_against_the_dense_recognizer(
         route, digit_videos, tmp_path):
     bm = load_tool('analysis_tools/benchmark')
     cfg = tiny_config(tmp_path, route, digit_videos)
-    r = bm.main([cfg, '--level', 'model', '--batch-size', '3', '--rate',
-                 '0.5', '--repeats', '2', '--warmup', '0'])
+    r = bm.main([
+        cfg, '--level', 'model', '--batch-size', '3', '--rate', '0.5',
+        '--repeats', '2', '--warmup', '0'
+    ])
     assert r['input_shape'] == [1, 3, 4, 32, 32]  # one view of 4 frames
     assert r['timed'].startswith('model predict')
     assert r['img_s_dense'] > 0 and r['img_s_dyt'] > 0
@@ -106,8 +109,10 @@ def test_benchmark_model_level_times_clips_against_the_dense_recognizer(
 def test_benchmark_backbone_level_videomae_clips(digit_videos, tmp_path):
     bm = load_tool('analysis_tools/benchmark')
     cfg = tiny_config(tmp_path, 'videomae', digit_videos)
-    r = bm.main([cfg, '--batch-size', '2', '--rate', '0.5', '--repeats',
-                 '1', '--warmup', '0'])
+    r = bm.main([
+        cfg, '--batch-size', '2', '--rate', '0.5', '--repeats', '1',
+        '--warmup', '0'
+    ])
     assert r['input_shape'] == [3, 4, 32, 32]
     assert r['timed'].startswith('backbone forward')
 
@@ -119,20 +124,19 @@ def test_benchmark_runs_the_shipped_per_frame_config_at_small_size():
     bm = load_tool('analysis_tools/benchmark')
     video = osp.join(REPO_ROOT, 'configs', 'dyt', 'video')
     cfg = osp.join(video, 'dyt_vit-b16_8x16x1_k400-video.py')
-    r = bm.main([cfg, '--level', 'model', '--img-size', '32',
-                 '--batch-size', '1', '--rate', '0.5', '--repeats', '1',
-                 '--warmup', '0', '--calib-batch', '1', '--cfg-options',
-                 'model.backbone.init_cfg=None',
-                 'model.backbone.arch=deit-tiny',
-                 'model.cls_head.in_channels=192',
-                 'model.cls_head.num_heads=3'])
+    r = bm.main([
+        cfg, '--level', 'model', '--img-size', '32', '--batch-size', '1',
+        '--rate', '0.5', '--repeats', '1', '--warmup', '0', '--calib-batch',
+        '1', '--cfg-options', 'model.backbone.init_cfg=None',
+        'model.backbone.arch=deit-tiny', 'model.cls_head.in_channels=192',
+        'model.cls_head.num_heads=3'
+    ])
     assert r['input_shape'] == [1, 3, 8, 32, 32]
     assert 0.2 < r['act_rate'] < 0.8 and r['flops_bound'] > 1
 
 
 @pytest.mark.parametrize('route', ROUTES)
-def test_get_flops_on_video_dataset_and_traced(route, digit_videos,
-                                               tmp_path):
+def test_get_flops_on_video_dataset_and_traced(route, digit_videos, tmp_path):
     gf = load_tool('analysis_tools/get_flops')
     cfg = tiny_config(tmp_path, route, digit_videos)
     r = gf.main([cfg, '--num-batches', '2', '--traced'])
@@ -154,13 +158,14 @@ def test_get_flops_on_video_dataset_and_traced(route, digit_videos,
 def test_vis_dispatch_draws_a_clip(route, layout, digit_videos, tmp_path):
     vis = load_tool('visualizations/vis_dispatch')
     cfg = tiny_config(tmp_path, route, digit_videos, layout)
-    clip = osp.join(digit_videos, 'videos/test' if layout == 'video' else
-                    'rawframes/test')
+    clip = osp.join(digit_videos,
+                    'videos/test' if layout == 'video' else 'rawframes/test')
     import os
     name = sorted(os.listdir(clip))[0]
     out = tmp_path / 'clip.png'
-    r = vis.main([osp.join(clip, name), cfg, '--out', str(out), '--rate',
-                  '0.5'])
+    r = vis.main(
+        [osp.join(clip, name), cfg, '--out',
+         str(out), '--rate', '0.5'])
     assert out.exists()
     masks = r['masks']
     assert len(masks) == 4 and all(len(m) == 2 for m in masks)  # T x layers

@@ -9,14 +9,16 @@ from ..conftest import load_tool
 def test_video_demo_runs_every_route(tmp_path, capsys):
     demo = load_tool('demo')
     out = demo.main([
-        '--task', 'video', '--work-dir', str(tmp_path / 'work'),
-        '--data-root', str(tmp_path / 'data'), '--labels', 'direction',
-        '--max-per-split', '16', '--epochs', '2', '--seeds', '0'
+        '--task', 'video', '--work-dir',
+        str(tmp_path / 'work'), '--data-root',
+        str(tmp_path / 'data'), '--labels', 'direction', '--max-per-split',
+        '16', '--epochs', '2', '--seeds', '0'
     ])
     rows = out['rows']['direction']
-    assert list(rows) == ['DyT per-frame (paper)',
-                          'DyT per-frame + frame emb.', 'DyT VideoMAE',
-                          'Dense per-frame, full']
+    assert list(rows) == [
+        'DyT per-frame (paper)', 'DyT per-frame + frame emb.', 'DyT VideoMAE',
+        'Dense per-frame, full'
+    ]
     frames = rows['DyT per-frame (paper)']
     embed = rows['DyT per-frame + frame emb.']
     videomae = rows['DyT VideoMAE']

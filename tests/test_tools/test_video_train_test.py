@@ -93,8 +93,7 @@ def digit_videos(tmp_path_factory):
 
 
 def data_root_options(root, *splits):
-    return [f'{split}_dataloader.dataset.data_root={root}'
-            for split in splits]
+    return [f'{split}_dataloader.dataset.data_root={root}' for split in splits]
 
 
 def spec_flops(spec):
@@ -104,9 +103,8 @@ def spec_flops(spec):
 
 @pytest.mark.parametrize('route, layout', list(CASES))
 def test_train_then_test_prints_top1_gflops_and_rate(route, layout,
-                                                     digit_videos,
-                                                     tools_train, tools_test,
-                                                     tmp_path):
+                                                     digit_videos, tools_train,
+                                                     tools_test, tmp_path):
     cfg, views = tiny_config(tmp_path, route, layout)
     work_dir = str(tmp_path / 'work')
     runner = tools_train.main([
@@ -121,7 +119,8 @@ def test_train_then_test_prints_top1_gflops_and_rate(route, layout,
     del runner
     dump = str(tmp_path / 'preds.pkl')
     metrics = tools_test.main([
-        cfg, osp.join(work_dir, 'epoch_1.pth'), '--work-dir',
+        cfg,
+        osp.join(work_dir, 'epoch_1.pth'), '--work-dir',
         str(tmp_path / 'test'), '--out', dump, '--cfg-options',
         *data_root_options(digit_videos, 'test')
     ])
@@ -134,8 +133,10 @@ def test_train_then_test_prints_top1_gflops_and_rate(route, layout,
     # whose best class is the label
     import mmengine
     preds = mmengine.load(dump)
-    right = [int(p['pred_scores']['item'].argmax()) ==
-             int(p['gt_labels']['item']) for p in preds]
+    right = [
+        int(p['pred_scores']['item'].argmax()) == int(p['gt_labels']['item'])
+        for p in preds
+    ]
     assert metrics['acc/top1'] == pytest.approx(sum(right) / len(right))
     # (one step of a tiny model on near-uniform tokens: the rate may be 0 or
     # 1; the mechanism's rates are tested in test_models and the demo)
@@ -170,8 +171,10 @@ def test_stock_mmaction_config_with_dyt_through_mmaction_tools(
     (tmp_path / child).write_text(open(osp.join(CONFIGS, child)).read())
     cfg = str(tmp_path / child)
     work_dir = str(tmp_path / 'work')
-    opts = [f'{s}_dataloader.dataset.data_root={kinetics_root}'
-            for s in ('train', 'val', 'test')]
+    opts = [
+        f'{s}_dataloader.dataset.data_root={kinetics_root}'
+        for s in ('train', 'val', 'test')
+    ]
     run_host_tool('mmaction2', 'train.py',
                   [cfg, '--work-dir', work_dir, '--cfg-options', *opts])
     ckpt = osp.join(work_dir, 'epoch_1.pth')
@@ -189,7 +192,7 @@ def test_stock_mmaction_config_with_dyt_through_mmaction_tools(
     preds = mmengine.load(dump)
     assert len(preds) == 4
     assert all(p['dyt_num_views'] == 1 and p['dyt_flops'] > 0 for p in preds)
-    logs = ''.join(open(f).read() for f in glob.glob(
-        osp.join(work_dir, '*', '*.log')))
+    logs = ''.join(
+        open(f).read() for f in glob.glob(osp.join(work_dir, '*', '*.log')))
     assert 'DyTVideoMAEViT' in logs  # the trainable-parameter log line
     assert 'dyt/gflops' in logs and 'acc/top1' in logs

@@ -26,6 +26,7 @@ def tiny_checkpoint(tmp_path, cfg_path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+
     import mmdyt  # noqa: F401
     init_default_scope('mmpretrain')
     torch.manual_seed(0)

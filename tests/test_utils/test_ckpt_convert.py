@@ -4,7 +4,6 @@ import torch
 from mmpretrain.registry import MODELS
 
 from mmdyt.utils.ckpt_convert import timm_vit_to_mmpretrain
-
 from ..conftest import load_tool
 
 
@@ -22,10 +21,14 @@ def test_timm_checkpoint_converts_and_loads_into_dyt_backbone(tmp_path):
     load_tool('model_converters/timm2mmpretrain').main([str(src), str(dst)])
 
     model = MODELS.build(
-        dict(type='mmdyt.DyTVisionTransformer', arch='deit-tiny',
-             img_size=224, patch_size=16, out_type='cls_token',
-             dyt=dict(bottleneck=8),
-             init_cfg=dict(type='Pretrained', checkpoint=str(dst))))
+        dict(
+            type='mmdyt.DyTVisionTransformer',
+            arch='deit-tiny',
+            img_size=224,
+            patch_size=16,
+            out_type='cls_token',
+            dyt=dict(bottleneck=8),
+            init_cfg=dict(type='Pretrained', checkpoint=str(dst))))
     model.init_weights()
     model.eval()
     x = torch.randn(2, 3, 224, 224)
@@ -40,6 +43,9 @@ def test_unknown_key_is_named():
     with pytest.raises(KeyError, match='blocks.0.ls1.gamma'):
         timm_vit_to_mmpretrain({'blocks.0.ls1.gamma': torch.ones(1)})
     out = timm_vit_to_mmpretrain(
-        {'head.weight': torch.ones(1), 'norm.bias': torch.ones(1)},
+        {
+            'head.weight': torch.ones(1),
+            'norm.bias': torch.ones(1)
+        },
         prefix='backbone.')
     assert list(out) == ['backbone.ln1.bias']

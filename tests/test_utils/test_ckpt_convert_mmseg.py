@@ -8,15 +8,26 @@ from mmseg.models.backbones import VisionTransformer
 
 from mmdyt.models.backbones import DyTSegVisionTransformer
 from mmdyt.utils.ckpt_convert import timm_vit_to_mmseg
-
 from ..conftest import load_tool
 
-TIMM = dict(img_size=64, patch_size=16, embed_dim=64, depth=3, num_heads=2,
-            num_classes=10)
-MMSEG = dict(patch_size=16, embed_dims=64, num_layers=3, num_heads=2,
-             mlp_ratio=4, final_norm=True, out_indices=(0, 2),
-             output_cls_token=True, patch_bias=True,
-             norm_cfg=dict(type='LN', eps=1e-6))
+TIMM = dict(
+    img_size=64,
+    patch_size=16,
+    embed_dim=64,
+    depth=3,
+    num_heads=2,
+    num_classes=10)
+MMSEG = dict(
+    patch_size=16,
+    embed_dims=64,
+    num_layers=3,
+    num_heads=2,
+    mlp_ratio=4,
+    final_norm=True,
+    out_indices=(0, 2),
+    output_cls_token=True,
+    patch_bias=True,
+    norm_cfg=dict(type='LN', eps=1e-6))
 
 
 @pytest.fixture(scope='module')
@@ -25,9 +36,11 @@ def timm_ckpt(tmp_path_factory):
     vit = timm.create_model('vit_base_patch16_224', pretrained=False, **TIMM)
     with torch.no_grad():  # random, non-trivial everywhere (LN, biases too)
         for name, p in vit.named_parameters():
-            torch.nn.init.normal_(p, mean=1.0 if 'norm' in name
-                                  and name.endswith('weight') else 0.0,
-                                  std=0.1)
+            torch.nn.init.normal_(
+                p,
+                mean=1.0
+                if 'norm' in name and name.endswith('weight') else 0.0,
+                std=0.1)
     vit.eval()
     root = tmp_path_factory.mktemp('timm2mmseg')
     src, dst = root / 'timm_vit.pth', root / 'mmseg_vit.pth'
@@ -45,16 +58,18 @@ def timm_levels(vit, x, indices):
     for i, block in enumerate(vit.blocks):
         tokens = block(tokens)
         if i in indices:
-            outs.append(vit.norm(tokens) if i == len(vit.blocks) - 1
-                        else tokens)
+            outs.append(
+                vit.norm(tokens) if i == len(vit.blocks) - 1 else tokens)
     return outs
 
 
 @pytest.mark.parametrize('cls', [VisionTransformer, DyTSegVisionTransformer])
 def test_converted_timm_vit_equals_timm(timm_ckpt, cls):
     vit, ckpt = timm_ckpt
-    model = cls(img_size=(64, 64),
-                init_cfg=dict(type='Pretrained', checkpoint=ckpt), **MMSEG)
+    model = cls(
+        img_size=(64, 64),
+        init_cfg=dict(type='Pretrained', checkpoint=ckpt),
+        **MMSEG)
     model.init_weights()
     model.eval()
     x = torch.randn(2, 3, 64, 64)
@@ -67,11 +82,13 @@ def test_converted_timm_vit_equals_timm(timm_ckpt, cls):
         ref = timm_levels(vit, x, (0, 2))
     for (fmap, cls_token), tokens in zip(outs, ref):
         B, C = tokens.shape[0], tokens.shape[-1]
-        torch.testing.assert_close(cls_token, tokens[:, 0], atol=1e-5,
-                                   rtol=1e-5)
         torch.testing.assert_close(
-            fmap, tokens[:, 1:].reshape(B, 4, 4, C).permute(0, 3, 1, 2),
-            atol=1e-5, rtol=1e-5)
+            cls_token, tokens[:, 0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            fmap,
+            tokens[:, 1:].reshape(B, 4, 4, C).permute(0, 3, 1, 2),
+            atol=1e-5,
+            rtol=1e-5)
 
 
 def test_pretrained_loading_resizes_pos_embed_like_mmseg(timm_ckpt):
@@ -81,8 +98,7 @@ def test_pretrained_loading_resizes_pos_embed_like_mmseg(timm_ckpt):
     init = dict(type='Pretrained', checkpoint=ckpt)
     host = VisionTransformer(img_size=(96, 80), init_cfg=init, **MMSEG)
     host.init_weights()
-    model = DyTSegVisionTransformer(img_size=(96, 80), init_cfg=init,
-                                    **MMSEG)
+    model = DyTSegVisionTransformer(img_size=(96, 80), init_cfg=init, **MMSEG)
     model.init_weights()
     assert model.pos_embed.shape == (1, 6 * 5 + 1, 64)
     torch.testing.assert_close(model.pos_embed, host.pos_embed)
@@ -97,10 +113,14 @@ def test_pretrained_loading_resizes_pos_embed_like_mmseg(timm_ckpt):
 def test_every_timm_key_lands_on_an_mmseg_key(timm_ckpt):
     vit, _ = timm_ckpt
     converted = timm_vit_to_mmseg(vit.state_dict(), prefix='backbone.')
-    host_keys = {'backbone.' + k for k in VisionTransformer(
-        img_size=(64, 64), **MMSEG).state_dict()}
+    host_keys = {
+        'backbone.' + k
+        for k in VisionTransformer(img_size=(64, 64), **MMSEG).state_dict()
+    }
     assert set(converted) == host_keys
     # mmseg's default patch_bias=False has no key for timm's patch bias
-    no_bias = set(VisionTransformer(img_size=(64, 64), **{
-        **MMSEG, 'patch_bias': False}).state_dict())
+    no_bias = set(
+        VisionTransformer(img_size=(64, 64), **{
+            **MMSEG, 'patch_bias': False
+        }).state_dict())
     assert 'patch_embed.projection.bias' not in no_bias

@@ -7,16 +7,24 @@ from mmpretrain.models import SwinTransformer
 from mmpretrain.registry import MODELS
 
 from mmdyt.utils.ckpt_convert import timm_swin_to_mmpretrain
-
 from ..conftest import load_tool
 
 # stage grids 32/16/8/4 with window 4: the last stage is one window, where
 # timm and mmpretrain both stop shifting (so their blocks agree).
-TIMM = dict(img_size=64, patch_size=2, window_size=4, embed_dim=16,
-            depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), num_classes=5)
-MM = dict(arch=dict(embed_dims=16, depths=[2, 2, 2, 2],
-                    num_heads=[1, 2, 4, 8]),
-          img_size=64, patch_size=2, window_size=4, drop_path_rate=0.0)
+TIMM = dict(
+    img_size=64,
+    patch_size=2,
+    window_size=4,
+    embed_dim=16,
+    depths=(2, 2, 2, 2),
+    num_heads=(1, 2, 4, 8),
+    num_classes=5)
+MM = dict(
+    arch=dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]),
+    img_size=64,
+    patch_size=2,
+    window_size=4,
+    drop_path_rate=0.0)
 
 
 @pytest.fixture(scope='module')
@@ -31,8 +39,7 @@ def timm_swin():
             if 'norm' in name and name.endswith('weight'):
                 p.copy_(1 + 0.2 * noise)
             else:
-                p.copy_((0.5 if 'relative_position' in name else 0.15) *
-                        noise)
+                p.copy_((0.5 if 'relative_position' in name else 0.15) * noise)
     return model.eval()
 
 
@@ -61,15 +68,18 @@ def test_tool_converts_timm_swin_and_it_loads_into_dyt_swin(
     # auto-detects a Swin; loaded from the repository root (any cwd)
     load_tool('model_converters/timm2mmpretrain').main([str(src), str(dst)])
     model = MODELS.build(
-        dict(type='mmdyt.DyTSwinTransformer', dyt=dict(bottleneck=4),
-             init_cfg=dict(type='Pretrained', checkpoint=str(dst)), **MM))
+        dict(
+            type='mmdyt.DyTSwinTransformer',
+            dyt=dict(bottleneck=4),
+            init_cfg=dict(type='Pretrained', checkpoint=str(dst)),
+            **MM))
     model.init_weights()
     model.eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad(), model.dyt_mode('complete'):
         ours = model(x)[-1]
-    torch.testing.assert_close(ours, timm_features(timm_swin, x),
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        ours, timm_features(timm_swin, x), atol=1e-4, rtol=1e-4)
 
 
 def test_both_merging_layouts_give_the_same_host_swin(timm_swin):
@@ -82,8 +92,7 @@ def test_both_merging_layouts_give_the_same_host_swin(timm_swin):
         missing, unexpected = host.load_state_dict(converted, strict=True)
         host.eval()
         with torch.no_grad():
-            torch.testing.assert_close(host(x)[-1], ref, atol=1e-4,
-                                       rtol=1e-4)
+            torch.testing.assert_close(host(x)[-1], ref, atol=1e-4, rtol=1e-4)
     assert 'norm3.weight' in converted and not any(
         k.startswith('head') for k in converted)
 

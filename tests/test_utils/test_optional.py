@@ -12,9 +12,11 @@ from mmdyt.utils.optional import optional_import
 def test_missing_optional_package_names_what_needs_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, 'safetensors', None)  # import fails
     monkeypatch.setitem(sys.modules, 'safetensors.torch', None)
-    with pytest.raises(ImportError, match=r"reading a \.safetensors "
-                       r"checkpoint needs the optional package "
-                       r"'safetensors'.*pip install safetensors"):
+    with pytest.raises(
+            ImportError,
+            match=r"reading a \.safetensors "
+            r"checkpoint needs the optional package "
+            r"'safetensors'.*pip install safetensors"):
         optional_import('safetensors.torch')
     with pytest.raises(ImportError, match='pip install safetensors'):
         load_timm_state_dict(str(tmp_path / 'vit.safetensors'))

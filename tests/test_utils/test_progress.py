@@ -1,7 +1,7 @@
 """mmdyt.utils.progress: quiet_logs moves prints, warnings and logging
 stream handlers (mmengine's MMLogger too, created before or inside the block)
-and stderr to the log file and restores them; ProgressBar draws in place on a terminal
-and one line elsewhere (ProgressHook: tests/test_engine)."""
+and stderr to the log file and restores them; ProgressBar draws in place on a
+terminal and one line elsewhere (ProgressHook: tests/test_engine)."""
 import io
 import logging
 import sys
@@ -31,8 +31,8 @@ def test_quiet_logs_moves_all_console_output_to_the_file(tmp_path, capsys):
         inside.info('logged by a logger made inside')
         # where Python's default warnings display writes (pytest records
         # warnings itself, so warnings.warn would not reach it here)
-        sys.stderr.write(warnings.formatwarning('a warning inside',
-                                                UserWarning, 'f.py', 1))
+        sys.stderr.write(
+            warnings.formatwarning('a warning inside', UserWarning, 'f.py', 1))
         console().write('for the terminal\n')
     out = capsys.readouterr()
     text = log.read_text()
@@ -76,8 +76,8 @@ def test_quiet_logs_restores_on_error_and_verbose_streams(tmp_path, capsys):
 
 def test_bar_live_redraws_in_place_and_ends_with_one_line():
     stream = _Tty()
-    bar = ProgressBar(4, '[1/3] DyT seed 1/3', stream=stream,
-                      min_interval=0.0, width=8)
+    bar = ProgressBar(
+        4, '[1/3] DyT seed 1/3', stream=stream, min_interval=0.0, width=8)
     assert bar.live
     bar.update(1, epoch='1/2', loss='0.700')
     assert bar.render().startswith('[1/3] DyT seed 1/3  |##......|  25%')
@@ -125,4 +125,3 @@ def test_eta_and_format_seconds(monkeypatch):
     assert '0:04<0:16' in bar.render()
     assert format_seconds(75.2) == '1:15'
     assert format_seconds(3725) == '1:02:05'
-

@@ -81,52 +81,81 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config with a DyT model')
     parser.add_argument('--checkpoint', help='checkpoint to load (optional)')
     parser.add_argument(
-        '--level', default='backbone', choices=LEVELS,
+        '--level',
+        default='backbone',
+        choices=LEVELS,
         help='time the backbone alone (default) or the whole model\'s '
         'predict (heads, views, sliding windows)')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument(
-        '--amp', action='store_true',
+        '--amp',
+        action='store_true',
         help='autocast: float16 on cuda, bfloat16 on cpu')
     parser.add_argument(
-        '--rate', type=float, default=None,
+        '--rate',
+        type=float,
+        default=None,
         help='calibrate the dispatchers to this activation rate (0..1)')
     parser.add_argument(
-        '--calib-batch', type=int, default=8,
+        '--calib-batch',
+        type=int,
+        default=8,
         help='calibration batch size for --rate (default 8)')
     parser.add_argument(
-        '--repeats', type=int, default=20,
+        '--repeats',
+        type=int,
+        default=20,
         help='timed forward passes per model (default 20)')
     parser.add_argument(
-        '--warmup', type=int, default=3,
+        '--warmup',
+        type=int,
+        default=3,
         help='untimed forward passes per model first (default 3)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (default: torch default)')
     parser.add_argument(
-        '--img-size', type=int, nargs='+', default=None,
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads (default: torch default)')
+    parser.add_argument(
+        '--img-size',
+        type=int,
+        nargs='+',
+        default=None,
         help='input size H [W] (default: the configured size)')
     parser.add_argument(
-        '--also', nargs='+', default=[],
+        '--also',
+        nargs='+',
+        default=[],
         help='further DyT configs to time in the same loop (e.g. MoE)')
     parser.add_argument(
-        '--tome', type=int, nargs='+', default=[],
+        '--tome',
+        type=int,
+        nargs='+',
+        default=[],
         help='also time the model with token merging, r tokens per layer '
         '(backbone.tome.r), same dispatchers')
     parser.add_argument(
-        '--backend', default='pytorch', choices=['pytorch', 'onnxruntime'],
+        '--backend',
+        default='pytorch',
+        choices=['pytorch', 'onnxruntime'],
         help='onnxruntime: the DyT and the dense backbone exported to ONNX '
         '(mmdyt.deploy, gather mode) and timed in ONNX Runtime, with both '
         'PyTorch eager models in the same loop')
-    parser.add_argument('--ort-threads', type=int, default=2,
-                        help='ONNX Runtime intra-op threads (and PyTorch\'s '
-                        'with --backend onnxruntime; default 2)')
-    parser.add_argument('--onnx-dir', default=None,
-                        help='keep the exported .onnx files here')
+    parser.add_argument(
+        '--ort-threads',
+        type=int,
+        default=2,
+        help='ONNX Runtime intra-op threads (and PyTorch\'s '
+        'with --backend onnxruntime; default 2)')
+    parser.add_argument(
+        '--onnx-dir', default=None, help='keep the exported .onnx files here')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the results to this JSON')
     parser.add_argument(
-        '--cfg-options', nargs='+', default=None,
+        '--cfg-options',
+        nargs='+',
+        default=None,
         help='key=value overrides merged into CONFIG')
     args = parser.parse_args(argv)
     if args.rate is not None and not 0.0 <= args.rate <= 1.0:
@@ -137,9 +166,9 @@ def parse_args(argv=None):
         parser.error('--tome times PyTorch models only (--backend pytorch)')
     if args.img_size is not None and len(args.img_size) not in (1, 2):
         parser.error('--img-size takes H or H W')
-    if args.backend == 'onnxruntime' and (
-            args.level != 'backbone' or args.device != 'cpu' or args.amp
-            or args.also):
+    if args.backend == 'onnxruntime' and (args.level != 'backbone'
+                                          or args.device != 'cpu' or args.amp
+                                          or args.also):
         parser.error('--backend onnxruntime supports --level backbone, '
                      '--device cpu, fp32 (no --amp) and no --also')
     return args
@@ -158,28 +187,30 @@ def main(argv=None):
         (args.img_size[0], args.img_size[-1])
 
     def target(name, model, dense=None):
-        return build_target(
-            name, model.to(device), args.level, args.batch_size, args.seed,
-            args.calib_batch, shape, amp_dtype if args.amp else None, dense)
+        return build_target(name, model.to(device), args.level,
+                            args.batch_size, args.seed, args.calib_batch,
+                            shape, amp_dtype if args.amp else None, dense)
 
-    main_target = target('dyt', init_dyt_model(
-        load_config(args.config, args.cfg_options), args.checkpoint))
+    main_target = target(
+        'dyt',
+        init_dyt_model(
+            load_config(args.config, args.cfg_options), args.checkpoint))
     targets = {'dyt': main_target}
     for path in args.also:
         name = osp.splitext(osp.basename(path))[0]
         if name in targets or name == 'dense':
             name = f'{name}_{len(targets)}'
         model = init_dyt_model(load_config(path))
-        model.backbone.load_state_dict(host_state(main_target.backbone),
-                                       strict=False)
+        model.backbone.load_state_dict(
+            host_state(main_target.backbone), strict=False)
         targets[name] = target(name, model)
     for r in args.tome:
         name = f'dyt+tome_r{r}'
         options = list(args.cfg_options or []) + [f'model.backbone.tome.r={r}']
-        model = init_dyt_model(load_config(args.config, options),
-                               args.checkpoint)
-        model.backbone.load_state_dict(host_state(main_target.backbone),
-                                       strict=False)
+        model = init_dyt_model(
+            load_config(args.config, options), args.checkpoint)
+        model.backbone.load_state_dict(
+            host_state(main_target.backbone), strict=False)
         targets[name] = target(name, model)
 
     calib = {}
@@ -187,8 +218,9 @@ def main(argv=None):
         same = name != 'dyt' and copy_dispatchers(main_target.backbone,
                                                   t.backbone)
         if args.rate is not None and not same:
-            reached = calibrate(t.backbone, t.run_calibration, args.rate,
-                                rule='per_layer').layer_rates
+            reached = calibrate(
+                t.backbone, t.run_calibration, args.rate,
+                rule='per_layer').layer_rates
             calib[name] = sum(reached) / len(reached)
 
     runners = {'dense': main_target.run_dense}
@@ -224,8 +256,8 @@ def main(argv=None):
         allocator=allocator_name(),
         repeats=args.repeats,
         warmup=args.warmup,
-        timed=('backbone forward (no head)' if args.level == 'backbone'
-               else 'model predict (heads, views, sliding windows)'),
+        timed=('backbone forward (no head)' if args.level == 'backbone' else
+               'model predict (heads, views, sliding windows)'),
         rate_target=args.rate,
         img_s_dense=B / dense_med,
         times_dense=times['dense'],
@@ -255,8 +287,8 @@ def main(argv=None):
         if 'dense_fused' in times:  # against the like-for-like dense
             fused = median_speedup(times['dense_fused'], times[name])
             result['models'][name].update(
-                speedup_vs_fused=fused, fraction_of_bound_vs_fused=fused /
-                bound)
+                speedup_vs_fused=fused,
+                fraction_of_bound_vs_fused=fused / bound)
     if args.backend == 'onnxruntime':
         from mmdyt.deploy.benchmark import onnxruntime_fields
         result.update(onnxruntime_fields(ort, B, args.ort_threads))
@@ -285,8 +317,10 @@ def print_report(r):
           f'warm-up + {r["repeats"]} interleaved repetitions, medians')
     if r['rate_target'] is not None:
         print(f'  dispatchers calibrated to rate {r["rate_target"]}')
-    labels = {name: f'{name} ({m["variant"]}, N={m["num_experts"]})'
-              for name, m in r['models'].items()}
+    labels = {
+        name: f'{name} ({m["variant"]}, N={m["num_experts"]})'
+        for name, m in r['models'].items()
+    }
     fused = 'img_s_dense_fused' in r
     w = max([len('dense host')] + [len(v) for v in labels.values()]) + 2
     print(f'  {"model":<{w}}{"img/s":>9}{"speedup":>9}{"act rate":>10}'

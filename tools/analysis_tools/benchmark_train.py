@@ -31,17 +31,22 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Peak memory of a training step: DyT vs full tuning vs '
         'linear probing, with and without with_cp')
-    parser.add_argument('--arch', default='b',
-                        help="mmpretrain ViT arch (default 'b': ViT-B)")
+    parser.add_argument(
+        '--arch', default='b', help="mmpretrain ViT arch (default 'b': ViT-B)")
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--patch-size', type=int, default=16)
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--num-classes', type=int, default=100)
-    parser.add_argument('--settings', nargs='+', default=list(SETTINGS),
-                        choices=list(SETTINGS))
+    parser.add_argument(
+        '--settings',
+        nargs='+',
+        default=list(SETTINGS),
+        choices=list(SETTINGS))
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--no-time', action='store_true',
-                        help='skip the second (timed) step of each setting')
+    parser.add_argument(
+        '--no-time',
+        action='store_true',
+        help='skip the second (timed) step of each setting')
     parser.add_argument('--out', help='write the rows as JSON here')
     return parser.parse_args(argv)
 
@@ -49,13 +54,19 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     load = os.getloadavg()
-    print(f'ViT-{args.arch}/{args.patch_size} at {args.img_size}, batch '
-          f'{args.batch_size}, {args.device}; load average '
-          f'{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}', flush=True)
+    print(
+        f'ViT-{args.arch}/{args.patch_size} at {args.img_size}, batch '
+        f'{args.batch_size}, {args.device}; load average '
+        f'{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}',
+        flush=True)
     results = measure_vit_settings(
-        args.settings, batch_size=args.batch_size, arch=args.arch,
-        img_size=args.img_size, patch_size=args.patch_size,
-        num_classes=args.num_classes, device=args.device,
+        args.settings,
+        batch_size=args.batch_size,
+        arch=args.arch,
+        img_size=args.img_size,
+        patch_size=args.patch_size,
+        num_classes=args.num_classes,
+        device=args.device,
         timed=not args.no_time,
         log=lambda line: print(line, flush=True))
     print(format_table(results))

@@ -47,23 +47,37 @@ def parse_args(argv=None):
         description='Static and dynamic FLOPs and parameters of a DyT model')
     parser.add_argument('config', help='config with a DyT model')
     parser.add_argument('--checkpoint', help='checkpoint to load (optional)')
-    parser.add_argument('--num-batches', type=int, default=3,
-                        help='batches for the dynamic FLOPs (default 3)')
-    parser.add_argument('--batch-size', type=int, default=None,
-                        help='batch size (default: the dataloader\'s, or 8)')
     parser.add_argument(
-        '--synthetic', action='store_true',
+        '--num-batches',
+        type=int,
+        default=3,
+        help='batches for the dynamic FLOPs (default 3)')
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=None,
+        help='batch size (default: the dataloader\'s, or 8)')
+    parser.add_argument(
+        '--synthetic',
+        action='store_true',
         help='count on synthetic samples instead of the config\'s dataset')
     parser.add_argument(
-        '--shape', type=int, nargs='+', default=None,
+        '--shape',
+        type=int,
+        nargs='+',
+        default=None,
         help='synthetic samples of this spatial size (H [W]); implies '
         '--synthetic')
     parser.add_argument(
-        '--traced', action='store_true',
+        '--traced',
+        action='store_true',
         help='also count the dense backbone with mmengine\'s FlopAnalyzer')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--cfg-options', nargs='+', default=None,
-                        help='key=value overrides merged into CONFIG')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=None,
+        help='key=value overrides merged into CONFIG')
     args = parser.parse_args(argv)
     if args.shape is not None and len(args.shape) not in (1, 2):
         parser.error('--shape takes H or H W')
@@ -129,8 +143,8 @@ def main(argv=None):
         sample_shape=tuple(inputs.shape[1:]),
         num_classes=next((getattr(getattr(model, key), 'num_classes', 0)
                           for key in ('head', 'cls_head', 'decode_head')
-                          if getattr(model, key, None) is not None),
-                         0) or getattr(model, 'num_classes', 0) or 0,
+                          if getattr(model, key, None) is not None), 0)
+        or getattr(model, 'num_classes', 0) or 0,
         dense_gflops=float(static.dense_flops[0]) / 1e9,
         dyt_complete_gflops=float(static.flops[0]) / 1e9,
         params=count_params(model),
@@ -138,7 +152,9 @@ def main(argv=None):
     if hasattr(model, 'dyt_flops_breakdown'):  # e.g. DyTEncoderDecoder
         parts = model.dyt_flops_breakdown(inputs, samples)
         result['dense_breakdown_gflops'] = {
-            k: float(v[0]) / 1e9 for k, v in parts.items()}
+            k: float(v[0]) / 1e9
+            for k, v in parts.items()
+        }
     if args.traced:
         x, _ = example_batch(model, 'backbone', 1, args.seed, shape)
         traced = traced_flops(backbone.build_dense_twin(), x)
@@ -154,8 +170,8 @@ def main(argv=None):
     if args.synthetic or shape is not None:
         bs = args.batch_size or 8
         hw = result['input_shape']
-        batches = ((example_batch(model, 'model', bs, args.seed + i, shape),
-                    f'synthetic {hw[0]}x{hw[1]}')
+        batches = ((example_batch(model, 'model', bs, args.seed + i,
+                                  shape), f'synthetic {hw[0]}x{hw[1]}')
                    for i in range(args.num_batches))
     else:
         batches = dataset_batches(cfg, args.num_batches, args.batch_size,

@@ -41,37 +41,67 @@ def parse_args(argv=None):
         description='Accuracy-FLOPs curve of one DyT checkpoint')
     parser.add_argument('config', help='config of the DyT model')
     parser.add_argument('checkpoint', help='trained checkpoint')
-    parser.add_argument('--rates', type=float, nargs='+',
-                        default=[0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
-    parser.add_argument('--rule', nargs='+', default=['global'],
-                        choices=RETARGET_RULES,
-                        help='one curve per rule (default: global)')
-    parser.add_argument('--max-rate', type=float, default=None,
-                        help='per-sample cap of the active fraction, (0, 1]')
+    parser.add_argument(
+        '--rates',
+        type=float,
+        nargs='+',
+        default=[0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+    parser.add_argument(
+        '--rule',
+        nargs='+',
+        default=['global'],
+        choices=RETARGET_RULES,
+        help='one curve per rule (default: global)')
+    parser.add_argument(
+        '--max-rate',
+        type=float,
+        default=None,
+        help='per-sample cap of the active fraction, (0, 1]')
     parser.add_argument('--calib-batches', type=int, default=8)
     parser.add_argument('--calib-batch-size', type=int, default=None)
-    parser.add_argument('--compare', nargs='+', default=[],
-                        help='further checkpoints of the config (e.g. trained '
-                        'at other rates) to test and plot as they are')
     parser.add_argument(
-        '--tome-r', type=int, nargs='+', default=None,
+        '--compare',
+        nargs='+',
+        default=[],
+        help='further checkpoints of the config (e.g. trained '
+        'at other rates) to test and plot as they are')
+    parser.add_argument(
+        '--tome-r',
+        type=int,
+        nargs='+',
+        default=None,
         help='token merging grid (backbone.tome.r, 0 = none): at every rate '
         'the test loop runs once per r, merging applied after retargeting')
-    parser.add_argument('--metric', default=None,
-                        help='metric to plot (default: the first task metric)')
-    parser.add_argument('--repeats', type=int, default=10,
-                        help='timed repetitions per point (default 10)')
+    parser.add_argument(
+        '--metric',
+        default=None,
+        help='metric to plot (default: the first task metric)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=10,
+        help='timed repetitions per point (default 10)')
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--time-batches', type=int, default=1,
-                        help='calibration batches per timed repetition '
-                        '(default 1)')
+    parser.add_argument(
+        '--time-batches',
+        type=int,
+        default=1,
+        help='calibration batches per timed repetition '
+        '(default 1)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', default='work_dirs/rate_sweep',
-                        help='output folder (default work_dirs/rate_sweep)')
-    parser.add_argument('--verbose', action='store_true',
-                        help='stream the Runner logs instead of DIR/sweep.log')
-    parser.add_argument('--cfg-options', nargs='+', default=None,
-                        help='key=value overrides merged into CONFIG')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/rate_sweep',
+        help='output folder (default work_dirs/rate_sweep)')
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help='stream the Runner logs instead of DIR/sweep.log')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=None,
+        help='key=value overrides merged into CONFIG')
     args = parser.parse_args(argv)
     bad = [r for r in args.rates if not 0.0 <= r <= 1.0]
     if bad:
@@ -96,13 +126,22 @@ def main(argv=None) -> dict:
     os.makedirs(args.out, exist_ok=True)
     with quiet_logs(osp.join(args.out, 'sweep.log'), verbose=args.verbose):
         summary = sweep(
-            cfg, args.checkpoint, args.rates, osp.join(args.out, 'runner'),
-            rules=args.rule, max_rate=args.max_rate,
+            cfg,
+            args.checkpoint,
+            args.rates,
+            osp.join(args.out, 'runner'),
+            rules=args.rule,
+            max_rate=args.max_rate,
             calib_batches=args.calib_batches,
-            calib_batch_size=args.calib_batch_size, metric=args.metric,
-            repeats=args.repeats, warmup=args.warmup, seed=args.seed,
-            progress=SweepProgress(args.rule), compare=args.compare,
-            time_batches=args.time_batches, tome_rs=args.tome_r)
+            calib_batch_size=args.calib_batch_size,
+            metric=args.metric,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            seed=args.seed,
+            progress=SweepProgress(args.rule),
+            compare=args.compare,
+            time_batches=args.time_batches,
+            tome_rs=args.tome_r)
         summary['files'] = save_sweep(summary, args.out, SWEEP_COLUMNS)
         print_table(summary, console())
     return summary

@@ -31,23 +31,44 @@ def parse_args(argv=None):
         description='Retarget a DyT checkpoint to another activation rate')
     parser.add_argument('config', help='config of the DyT model')
     parser.add_argument('checkpoint', help='trained checkpoint')
-    parser.add_argument('--rate', type=float, required=True,
-                        help="target activation rate r' in [0, 1]")
-    parser.add_argument('--rule', default='global', choices=RETARGET_RULES,
-                        help='one offset for all dispatchers (global, '
-                        'default) or every dispatcher at the rate')
-    parser.add_argument('--max-rate', type=float, default=None,
-                        help='per-sample cap of the active fraction, (0, 1] '
-                        '(1: no cap; default: keep the checkpoint\'s)')
-    parser.add_argument('--calib-batches', type=int, default=8,
-                        help='training batches to calibrate on (default 8)')
-    parser.add_argument('--calib-batch-size', type=int, default=None,
-                        help='default: test_dataloader.batch_size')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the calibration subset (default 0)')
+    parser.add_argument(
+        '--rate',
+        type=float,
+        required=True,
+        help="target activation rate r' in [0, 1]")
+    parser.add_argument(
+        '--rule',
+        default='global',
+        choices=RETARGET_RULES,
+        help='one offset for all dispatchers (global, '
+        'default) or every dispatcher at the rate')
+    parser.add_argument(
+        '--max-rate',
+        type=float,
+        default=None,
+        help='per-sample cap of the active fraction, (0, 1] '
+        '(1: no cap; default: keep the checkpoint\'s)')
+    parser.add_argument(
+        '--calib-batches',
+        type=int,
+        default=8,
+        help='training batches to calibrate on (default 8)')
+    parser.add_argument(
+        '--calib-batch-size',
+        type=int,
+        default=None,
+        help='default: test_dataloader.batch_size')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=0,
+        help='seed of the calibration subset (default 0)')
     parser.add_argument('--out', required=True, help='checkpoint to write')
-    parser.add_argument('--cfg-options', nargs='+', default=None,
-                        help='key=value overrides merged into CONFIG')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=None,
+        help='key=value overrides merged into CONFIG')
     args = parser.parse_args(argv)
     if not 0.0 <= args.rate <= 1.0:
         parser.error(f'--rate must be in [0, 1], got {args.rate}')
@@ -63,9 +84,15 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     result = retarget(
-        cfg, args.checkpoint, args.rate, args.out, rule=args.rule,
-        max_rate=args.max_rate, calib_batches=args.calib_batches,
-        calib_batch_size=args.calib_batch_size, seed=args.seed)
+        cfg,
+        args.checkpoint,
+        args.rate,
+        args.out,
+        rule=args.rule,
+        max_rate=args.max_rate,
+        calib_batches=args.calib_batches,
+        calib_batch_size=args.calib_batch_size,
+        seed=args.seed)
     cap = 'none' if result.max_rate is None else f'{result.max_rate:g}'
     print(f'retargeted {args.checkpoint} -> {args.out}: rule {result.rule}, '
           f'target rate {result.rate:g}, reached {result.reached:.4f} on the '

@@ -33,15 +33,18 @@ def parse_args(argv=None):
     parser.add_argument('out_dir', help='output root (e.g. data/digits)')
     parser.add_argument('--size', type=int, default=16, help='image side')
     parser.add_argument('--seed', type=int, default=0, help='split seed')
-    parser.add_argument('--rotations', type=int, default=4, choices=(1, 2, 4),
-                        help='rotated copies per pre-training image')
+    parser.add_argument(
+        '--rotations',
+        type=int,
+        default=4,
+        choices=(1, 2, 4),
+        help='rotated copies per pre-training image')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    counts = write_digits(args.out_dir, args.size, args.seed,
-                          args.rotations)
+    counts = write_digits(args.out_dir, args.size, args.seed, args.rotations)
     print(f'digits written to {args.out_dir}: {counts}')
     return counts
 

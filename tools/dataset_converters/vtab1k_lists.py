@@ -23,10 +23,14 @@ LISTS = ('train800.txt', 'val200.txt', 'train800val200.txt', 'test.txt')
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('root', help='a task folder, or with --all the '
-                        'folder holding the task folders')
-    parser.add_argument('--all', action='store_true',
-                        help='every sub-folder of ROOT that has a test.txt')
+    parser.add_argument(
+        'root',
+        help='a task folder, or with --all the '
+        'folder holding the task folders')
+    parser.add_argument(
+        '--all',
+        action='store_true',
+        help='every sub-folder of ROOT that has a test.txt')
     return parser.parse_args(argv)
 
 
@@ -87,8 +91,10 @@ def complete_and_check(task_dir: str) -> dict:
                 raise FileNotFoundError(
                     f'{path} lists {rel}, but {osp.join(task_dir, rel)} does '
                     'not exist')
-        summary[name] = dict(num_images=len(items),
-                             num_classes=len({label for _, label in items}))
+        summary[name] = dict(
+            num_images=len(items),
+            num_classes=len({label
+                             for _, label in items}))
     return summary
 
 
@@ -98,8 +104,8 @@ def main(argv=None) -> dict:
     if args.all:
         tasks = sorted(
             osp.join(args.root, d) for d in os.listdir(args.root)
-            if osp.isfile(osp.join(args.root, d, 'test.txt')) or osp.isfile(
-                osp.join(args.root, d, 'train800.txt')))
+            if osp.isfile(osp.join(args.root, d, 'test.txt'))
+            or osp.isfile(osp.join(args.root, d, 'train800.txt')))
         if not tasks:
             sys.exit(f'no task folder (with test.txt) under {args.root}')
     result = {}

@@ -41,12 +41,15 @@ def parse_args(argv=None):
     parser.add_argument('src', help='timm .pth/.bin/.safetensors or JAX .npz')
     parser.add_argument('dst', help='output .pth (mmpretrain keys)')
     parser.add_argument(
-        '--prefix', default='',
+        '--prefix',
+        default='',
         help="prefix of every output key, e.g. 'backbone.'")
     parser.add_argument(
         '--timm-model', default=None, help='timm model name for a .npz source')
     parser.add_argument(
-        '--arch', default='auto', choices=['auto', *CONVERTERS],
+        '--arch',
+        default='auto',
+        choices=['auto', *CONVERTERS],
         help='source architecture (default auto: swin when the keys have '
         'layers.i.blocks.j, else vit)')
     return parser.parse_args(argv)

@@ -38,20 +38,34 @@ def parse_args(argv=None):
         description='Visualise the tokens DyT activates in every layer')
     parser.add_argument('img', help='image file')
     parser.add_argument('config', help='config with a DyT backbone')
-    parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='checkpoint (optional: random weights)')
-    parser.add_argument('--out', default='dispatch.png', help='PNG to write')
-    parser.add_argument('--ncols', type=int, default=6,
-                        help='panels per row (default 6)')
-    parser.add_argument('--panel-size', type=float, default=2.0,
-                        help='panel side in inches at 100 dpi (default 2)')
     parser.add_argument(
-        '--alpha', type=float, default=0.7,
+        'checkpoint',
+        nargs='?',
+        default=None,
+        help='checkpoint (optional: random weights)')
+    parser.add_argument('--out', default='dispatch.png', help='PNG to write')
+    parser.add_argument(
+        '--ncols', type=int, default=6, help='panels per row (default 6)')
+    parser.add_argument(
+        '--panel-size',
+        type=float,
+        default=2.0,
+        help='panel side in inches at 100 dpi (default 2)')
+    parser.add_argument(
+        '--alpha',
+        type=float,
+        default=0.7,
         help='opacity of the light grey mask over inactive patches')
-    parser.add_argument('--rate', type=float, default=None,
-                        help='calibrate random dispatchers to this rate')
-    parser.add_argument('--cfg-options', nargs='+', default=None,
-                        help='key=value overrides merged into CONFIG')
+    parser.add_argument(
+        '--rate',
+        type=float,
+        default=None,
+        help='calibrate random dispatchers to this rate')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=None,
+        help='key=value overrides merged into CONFIG')
     args = parser.parse_args(argv)
     if args.ncols < 1:
         parser.error('--ncols must be >= 1')
@@ -68,8 +82,8 @@ def main(argv=None):
     backbone = model.backbone
     inputs, image = load_input(args.img, cfg, model)
     if args.rate is not None:
-        calibrate(backbone, lambda: backbone(inputs), args.rate,
-                  rule='per_layer')
+        calibrate(
+            backbone, lambda: backbone(inputs), args.rate, rule='per_layer')
     masks, titles, feats = dispatch_masks(backbone, inputs)
     label = predicted_label(model, feats)
     image = resize_display(image, inputs.shape[-2:])
@@ -89,8 +103,11 @@ def draw_clip(args, cfg, model):
     """One row per frame: the frame, then one panel per dispatcher."""
     clip, frames = load_clip(args.img, cfg, model)
     if args.rate is not None:
-        calibrate(model.backbone, lambda: clip_dispatch_masks(model, clip),
-                  args.rate, rule='per_layer')
+        calibrate(
+            model.backbone,
+            lambda: clip_dispatch_masks(model, clip),
+            args.rate,
+            rule='per_layer')
     masks, labels = clip_dispatch_masks(model, clip)
     images, titles = [], []
     for t, (frame, per_frame) in enumerate(zip(frames, masks)):

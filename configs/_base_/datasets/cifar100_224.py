@@ -4,7 +4,15 @@
 # data_preprocessor.num_classes = 100 in the config that uses it.
 _base_ = ['./full_image_224.py']
 train_dataloader = dict(
-    dataset=dict(type='CIFAR100', data_root='data/cifar100', split='train', pipeline={{_base_.train_pipeline}}))
+    dataset=dict(
+        type='CIFAR100',
+        data_root='data/cifar100',
+        split='train',
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    dataset=dict(type='CIFAR100', data_root='data/cifar100', split='test', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        type='CIFAR100',
+        data_root='data/cifar100',
+        split='test',
+        pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader

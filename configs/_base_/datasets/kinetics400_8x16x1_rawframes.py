@@ -12,8 +12,11 @@ clip_len, frame_interval = 8, 16
 file_client_args = dict(io_backend='disk')
 
 train_pipeline = [
-    dict(type='SampleFrames', clip_len=clip_len,
-         frame_interval=frame_interval, num_clips=1),
+    dict(
+        type='SampleFrames',
+        clip_len=clip_len,
+        frame_interval=frame_interval,
+        num_clips=1),
     dict(type='RawFrameDecode', **file_client_args),
     dict(type='RandomRescale', scale_range=(224, 256)),
     dict(type='RandomCrop', size=224),
@@ -22,8 +25,12 @@ train_pipeline = [
     dict(type='PackActionInputs')
 ]
 test_pipeline = [
-    dict(type='SampleFrames', clip_len=clip_len,
-         frame_interval=frame_interval, num_clips=3, test_mode=True),
+    dict(
+        type='SampleFrames',
+        clip_len=clip_len,
+        frame_interval=frame_interval,
+        num_clips=3,
+        test_mode=True),
     dict(type='RawFrameDecode', **file_client_args),
     dict(type='Resize', scale=(-1, 224)),
     dict(type='CenterCrop', crop_size=224),

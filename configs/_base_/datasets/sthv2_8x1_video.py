@@ -20,15 +20,18 @@ train_pipeline = [
     dict(type='RandomResizedCrop', area_range=(0.08, 1.0)),
     dict(type='Resize', scale=(224, 224), keep_ratio=False),
     # rand-m7-n4: 4 ops of magnitude 7 on timm's 0-10 scale
-    dict(type='TorchVisionWrapper', op='RandAugment', num_ops=4,
-         magnitude=7, num_magnitude_bins=11),
+    dict(
+        type='TorchVisionWrapper',
+        op='RandAugment',
+        num_ops=4,
+        magnitude=7,
+        num_magnitude_bins=11),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs')
 ]
 test_pipeline = [
     dict(type='DecordInit', **file_client_args),
-    dict(type='UniformSample', clip_len=clip_len, num_clips=1,
-         test_mode=True),
+    dict(type='UniformSample', clip_len=clip_len, num_clips=1, test_mode=True),
     dict(type='DecordDecode'),
     dict(type='Resize', scale=(-1, 224)),
     dict(type='ThreeCrop', crop_size=224),

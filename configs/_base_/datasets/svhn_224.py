@@ -5,7 +5,15 @@
 # SVHN has no mmpretrain dataset class: ImageFolder layout data/svhn/{train,test}/<class>/*.png.
 _base_ = ['./full_image_224.py']
 train_dataloader = dict(
-    dataset=dict(type='CustomDataset', data_root='data/svhn', data_prefix='train', pipeline={{_base_.train_pipeline}}))
+    dataset=dict(
+        type='CustomDataset',
+        data_root='data/svhn',
+        data_prefix='train',
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    dataset=dict(type='CustomDataset', data_root='data/svhn', data_prefix='test', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        type='CustomDataset',
+        data_root='data/svhn',
+        data_prefix='test',
+        pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader

@@ -15,10 +15,19 @@ model = dict(head=dict(num_classes=num_classes))
 data_preprocessor = dict(num_classes=num_classes)
 pretrain_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=16, crop_ratio_range=(0.7, 1.0),
-         interpolation='bilinear'),
-    dict(type='Rotate', magnitude_level=10, magnitude_range=(0, 15),
-         magnitude_std='inf', prob=0.8, pad_val=0, interpolation='bilinear'),
+    dict(
+        type='RandomResizedCrop',
+        scale=16,
+        crop_ratio_range=(0.7, 1.0),
+        interpolation='bilinear'),
+    dict(
+        type='Rotate',
+        magnitude_level=10,
+        magnitude_range=(0, 15),
+        magnitude_std='inf',
+        prob=0.8,
+        pad_val=0,
+        interpolation='bilinear'),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(

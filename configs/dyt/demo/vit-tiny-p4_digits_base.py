@@ -38,8 +38,11 @@ data_preprocessor = dict(
 # none; 448 training images need a little).
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.8, 1.0),
-         interpolation='bilinear'),
+    dict(
+        type='RandomResizedCrop',
+        scale=img_size,
+        crop_ratio_range=(0.8, 1.0),
+        interpolation='bilinear'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
@@ -71,10 +74,19 @@ test_evaluator = val_evaluator
 
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, eta_min=1e-5,
-         convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=0.01,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        by_epoch=True,
+        begin=1,
+        eta_min=1e-5,
+        convert_to_iter_based=True),
 ]
 # One validation and one checkpoint, at the end (the demo then tests it).
 train_cfg = dict(by_epoch=True, max_epochs=30, val_interval=30)
@@ -83,6 +95,6 @@ test_cfg = dict()
 custom_hooks = []
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=-1, save_last=True,
-                    max_keep_ckpts=1))
+    checkpoint=dict(
+        type='CheckpointHook', interval=-1, save_last=True, max_keep_ckpts=1))
 randomness = dict(seed=0)

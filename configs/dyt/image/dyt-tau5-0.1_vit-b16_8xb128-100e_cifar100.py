@@ -8,6 +8,10 @@
 _base_ = ['./dyt_vit-b16_8xb128-100e_cifar100.py']
 custom_hooks = [
     dict(type='mmdyt.DyTActivationRateHook', interval=1),
-    dict(type='mmdyt.DyTTemperatureHook', tau_start=5.0, tau_end=0.1,
-         schedule='linear', by_epoch=False),
+    dict(
+        type='mmdyt.DyTTemperatureHook',
+        tau_start=5.0,
+        tau_end=0.1,
+        schedule='linear',
+        by_epoch=False),
 ]

@@ -10,7 +10,15 @@ _base_ = [
 model = dict(head=dict(num_classes=100))
 data_preprocessor = dict(num_classes=100)
 train_dataloader = dict(
-    dataset=dict(type='FGVCAircraft', data_root='data/fgvc-aircraft-2013b', split='trainval', pipeline={{_base_.train_pipeline}}))
+    dataset=dict(
+        type='FGVCAircraft',
+        data_root='data/fgvc-aircraft-2013b',
+        split='trainval',
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    dataset=dict(type='FGVCAircraft', data_root='data/fgvc-aircraft-2013b', split='test', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        type='FGVCAircraft',
+        data_root='data/fgvc-aircraft-2013b',
+        split='test',
+        pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader

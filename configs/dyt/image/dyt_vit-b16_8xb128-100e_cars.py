@@ -10,7 +10,15 @@ _base_ = [
 model = dict(head=dict(num_classes=196))
 data_preprocessor = dict(num_classes=196)
 train_dataloader = dict(
-    dataset=dict(type='StanfordCars', data_root='data/Stanford_Cars', split='train', pipeline={{_base_.train_pipeline}}))
+    dataset=dict(
+        type='StanfordCars',
+        data_root='data/Stanford_Cars',
+        split='train',
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    dataset=dict(type='StanfordCars', data_root='data/Stanford_Cars', split='test', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        type='StanfordCars',
+        data_root='data/Stanford_Cars',
+        split='test',
+        pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader

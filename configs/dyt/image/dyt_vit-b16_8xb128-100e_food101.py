@@ -10,7 +10,15 @@ _base_ = [
 model = dict(head=dict(num_classes=101))
 data_preprocessor = dict(num_classes=101)
 train_dataloader = dict(
-    dataset=dict(type='Food101', data_root='data/food-101', split='train', pipeline={{_base_.train_pipeline}}))
+    dataset=dict(
+        type='Food101',
+        data_root='data/food-101',
+        split='train',
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    dataset=dict(type='Food101', data_root='data/food-101', split='test', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        type='Food101',
+        data_root='data/food-101',
+        split='test',
+        pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader

@@ -10,7 +10,15 @@ _base_ = [
 model = dict(head=dict(num_classes=37))
 data_preprocessor = dict(num_classes=37)
 train_dataloader = dict(
-    dataset=dict(type='OxfordIIITPet', data_root='data/Oxford-IIIT_Pets', split='trainval', pipeline={{_base_.train_pipeline}}))
+    dataset=dict(
+        type='OxfordIIITPet',
+        data_root='data/Oxford-IIIT_Pets',
+        split='trainval',
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    dataset=dict(type='OxfordIIITPet', data_root='data/Oxford-IIIT_Pets', split='test', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        type='OxfordIIITPet',
+        data_root='data/Oxford-IIIT_Pets',
+        split='test',
+        pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader

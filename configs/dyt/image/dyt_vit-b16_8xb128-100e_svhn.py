@@ -11,7 +11,15 @@ _base_ = [
 model = dict(head=dict(num_classes=10))
 data_preprocessor = dict(num_classes=10)
 train_dataloader = dict(
-    dataset=dict(type='CustomDataset', data_root='data/svhn', data_prefix='train', pipeline={{_base_.train_pipeline}}))
+    dataset=dict(
+        type='CustomDataset',
+        data_root='data/svhn',
+        data_prefix='train',
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    dataset=dict(type='CustomDataset', data_root='data/svhn', data_prefix='test', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        type='CustomDataset',
+        data_root='data/svhn',
+        data_prefix='test',
+        pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader

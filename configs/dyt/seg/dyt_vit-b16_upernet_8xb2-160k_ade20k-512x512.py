@@ -15,6 +15,5 @@ the official code.
 _base_ = [
     '../../_base_/models/dyt_vit-b16_upernet.py',
     '../../_base_/datasets/seg_ade20k.py',
-    '../../_base_/schedules/seg_160k.py',
-    '../../_base_/default_runtime_seg.py'
+    '../../_base_/schedules/seg_160k.py', '../../_base_/default_runtime_seg.py'
 ]

@@ -16,8 +16,7 @@ branch too (mmseg's layer only on the FFN branch).
 _base_ = [
     '../../_base_/models/dyt_vit-b16_upernet.py',
     '../../_base_/datasets/seg_coco-stuff164k.py',
-    '../../_base_/schedules/seg_80k.py',
-    '../../_base_/default_runtime_seg.py'
+    '../../_base_/schedules/seg_80k.py', '../../_base_/default_runtime_seg.py'
 ]
 model = dict(
     decode_head=dict(num_classes=171), auxiliary_head=dict(num_classes=171))

@@ -3,7 +3,8 @@
 # the official main_image.py: s = 0.1, AdamW 4e-3 at batch 1024, wd 0.01,
 # 100 epochs (20 warm-up). The rate grid: ./dyt_vit-l16_food101_r*.py.
 _base_ = [
-    '../../_base_/models/dyt_vit-l16.py', '../../_base_/datasets/food101_224.py',
+    '../../_base_/models/dyt_vit-l16.py',
+    '../../_base_/datasets/food101_224.py',
     '../../_base_/schedules/full_image.py', '../../_base_/default_runtime.py'
 ]
 model = dict(head=dict(num_classes=101))

@@ -15,9 +15,10 @@ def find_dyt_backbone(model) -> DyTBackboneMixin:
         model = model.module
     backbone = getattr(model, 'backbone', model)
     if not isinstance(backbone, DyTBackboneMixin):
-        raise TypeError('DyTActivationRateHook needs a model whose backbone '
-                        "is a DyT backbone (e.g. type='mmdyt."
-                        f"DyTVisionTransformer'), got {type(backbone).__name__}")
+        raise TypeError(
+            'DyTActivationRateHook needs a model whose backbone '
+            "is a DyT backbone (e.g. type='mmdyt."
+            f"DyTVisionTransformer'), got {type(backbone).__name__}")
     return backbone
 
 

@@ -48,8 +48,8 @@ class ProgressHook(Hook):
         self._training = False
 
     def _open(self, total: int) -> None:
-        self.bar = ProgressBar(max(int(total), 1), self.desc, self.stream,
-                               self.live)
+        self.bar = ProgressBar(
+            max(int(total), 1), self.desc, self.stream, self.live)
 
     def _close(self, phase: str, failed: bool = False) -> None:
         if self.bar is not None:
@@ -68,7 +68,10 @@ class ProgressHook(Hook):
         self._training = True
         self._open(runner.max_iters - runner.iter)
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         if self.bar is None:
             return
@@ -104,7 +107,10 @@ class ProgressHook(Hook):
     def before_test(self, runner) -> None:
         self._open(self._loader_len(runner.test_dataloader))
 
-    def after_test_iter(self, runner, batch_idx, data_batch=None,
+    def after_test_iter(self,
+                        runner,
+                        batch_idx,
+                        data_batch=None,
                         outputs=None) -> None:
         if self.bar is not None:
             self.bar.update(1)
@@ -119,7 +125,10 @@ class ProgressHook(Hook):
         if not self._training:
             self._open(self._loader_len(runner.val_dataloader))
 
-    def after_val_iter(self, runner, batch_idx, data_batch=None,
+    def after_val_iter(self,
+                       runner,
+                       batch_idx,
+                       data_batch=None,
                        outputs=None) -> None:
         if not self._training and self.bar is not None:
             self.bar.update(1)

@@ -25,8 +25,8 @@ def scheduled_tau(schedule: str, tau_start: float, tau_end: float,
         return tau_start
     if schedule == 'linear':
         return tau_start + (tau_end - tau_start) * p
-    return tau_end + (tau_start - tau_end) * 0.5 * (1.0 + math.cos(math.pi *
-                                                                   p))
+    return tau_end + (tau_start - tau_end) * 0.5 * (1.0 +
+                                                    math.cos(math.pi * p))
 
 
 @HOOKS.register_module()
@@ -117,7 +117,9 @@ class DyTTemperatureHook(Hook):
     def before_train(self, runner) -> None:
         self._apply(runner)  # after a resume: the restored iter / epoch
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         tau = self._apply(runner)
         runner.message_hub.update_scalar('train/tau', tau)

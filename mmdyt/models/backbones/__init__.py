@@ -8,6 +8,5 @@ from .mmseg_vit import DyTSegVisionTransformer, MMSegLayerOps
 __all__ = [
     'DyTVisionTransformer', 'MMPretrainLayerOps', 'DyTSwinTransformer',
     'SwinBlockOps', 'DyTSegVisionTransformer', 'MMSegLayerOps',
-    'DyTVideoMAEViT', 'MMActionLayerOps', 'MMCVLayerOps',
-    'MMCVViTMixin'
+    'DyTVideoMAEViT', 'MMActionLayerOps', 'MMCVLayerOps', 'MMCVViTMixin'
 ]

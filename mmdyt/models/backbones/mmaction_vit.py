@@ -19,9 +19,10 @@ from mmdyt.registry import MODELS
 from ..dyt import DyTBackboneMixin, DyTConfig, HostLayerOps, ViTFlopsSpec
 
 
-def fused_attention(attn: Attention, x: Tensor,
-                    attn_mask: Optional[Tensor] = None
-                    ) -> Tuple[Tensor, Tensor]:
+def fused_attention(
+        attn: Attention,
+        x: Tensor,
+        attn_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """mmaction2's VideoMAE ``Attention`` on the fused kernel.
 
     The host writes ``softmax(q k^T * scale) v`` as explicit matmuls (a
@@ -43,8 +44,8 @@ def fused_attention(attn: Attention, x: Tensor,
     """
     B, N, C = x.shape
     if hasattr(attn, 'q_bias'):
-        bias = torch.cat((attn.q_bias, torch.zeros_like(attn.v_bias),
-                          attn.v_bias))
+        bias = torch.cat(
+            (attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias))
         qkv = F.linear(x, attn.qkv.weight, bias)
     else:
         qkv = attn.qkv(x)
@@ -54,8 +55,12 @@ def fused_attention(attn: Attention, x: Tensor,
         q = q * (attn.scale / default)
     sdpa = getattr(attn, 'scaled_dot_product_attention',
                    F.scaled_dot_product_attention)
-    out = sdpa(q, k, v, attn_mask=attn_mask,
-               dropout_p=attn.attn_drop.p if attn.training else 0.)
+    out = sdpa(
+        q,
+        k,
+        v,
+        attn_mask=attn_mask,
+        dropout_p=attn.attn_drop.p if attn.training else 0.)
     out = attn.proj_drop(attn.proj(out.transpose(1, 2).reshape(B, N, -1)))
     return out, k
 
@@ -134,8 +139,10 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
-                 with_cp: bool = False, **kwargs):
+    def __init__(self,
+                 dyt: Union[None, dict, DyTConfig] = None,
+                 with_cp: bool = False,
+                 **kwargs):
         if 'tome' in kwargs:
             raise ValueError(
                 'backbone.tome (token merging) is supported on '
@@ -143,8 +150,8 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
                 'mmdyt.DyTSegVisionTransformer, not on mmdyt.DyTVideoMAEViT')
         super().__init__(**kwargs)
         self.with_cp = with_cp
-        self.init_dyt(dyt, self.embed_dims, len(self.blocks), 0,
-                      host_kwargs=kwargs)
+        self.init_dyt(
+            dyt, self.embed_dims, len(self.blocks), 0, host_kwargs=kwargs)
         # Plain Python list: the ops only reference host modules.
         self._host_ops = [MMActionLayerOps(block) for block in self.blocks]
         for block in self.blocks:  # the fused kernel, swappable for tracing
@@ -204,10 +211,12 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
             pos_embed = self.pos_embed.reshape(-1, *self.grid_size,
                                                self.embed_dims)
             pos_embed = F.interpolate(
-                pos_embed.permute(0, 3, 1, 2), size=(h, w), mode='bicubic',
+                pos_embed.permute(0, 3, 1, 2),
+                size=(h, w),
+                mode='bicubic',
                 align_corners=False)
-            pos_embed = pos_embed.permute(0, 2, 3, 1).reshape(
-                1, -1, self.embed_dims)
+            pos_embed = pos_embed.permute(0, 2, 3,
+                                          1).reshape(1, -1, self.embed_dims)
         else:
             pos_embed = self.pos_embed
         x = self.pos_drop(x + pos_embed)
@@ -215,14 +224,16 @@ class DyTVideoMAEViT(DyTBackboneMixin, VisionTransformer):
         x = self.norm(self.run_dyt_layers(x, self._host_ops))
 
         if self.return_feat_map:
-            return x.reshape(b, -1, h, w, self.embed_dims).permute(
-                0, 4, 1, 2, 3)
+            return x.reshape(b, -1, h, w,
+                             self.embed_dims).permute(0, 4, 1, 2, 3)
         if self.fc_norm is not None:
             return self.fc_norm(x.mean(1))
         return x[:, 0]
 
     # -------------------------------------------------------------- FLOPs
-    def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
+    def dyt_flops_spec(self,
+                       num_tokens: int,
+                       num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
         block = self.blocks[0]
         conv = self.patch_embed.projection

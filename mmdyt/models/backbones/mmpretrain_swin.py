@@ -19,7 +19,8 @@ from .mmpretrain_vit import MMPretrainLayerOps
 SWIN_VARIANTS = ('mlp', )
 
 
-def fused_window_attention(self: WindowMSA, x: Tensor,
+def fused_window_attention(self: WindowMSA,
+                           x: Tensor,
                            mask: Optional[Tensor] = None) -> Tensor:
     """mmpretrain's ``WindowMSA.forward`` on the fused kernel.
 
@@ -41,9 +42,8 @@ def fused_window_attention(self: WindowMSA, x: Tensor,
     default = (C // h)**-0.5
     if self.scale != default:  # a qk_scale: fold it into q
         q = q * (self.scale / default)
-    bias = self.relative_position_bias_table[
-        self.relative_position_index.view(-1)].view(N, N, -1).permute(
-            2, 0, 1).to(q.dtype)  # (heads, N, N)
+    bias = self.relative_position_bias_table[self.relative_position_index.view(
+        -1)].view(N, N, -1).permute(2, 0, 1).to(q.dtype)  # (heads, N, N)
     sdpa = getattr(self, 'scaled_dot_product_attention',
                    F.scaled_dot_product_attention)
     dropout_p = self.attn_drop.p if self.training else 0.
@@ -53,8 +53,10 @@ def fused_window_attention(self: WindowMSA, x: Tensor,
         nW = mask.shape[0]
         attn_mask = (bias[None] + mask[:, None].to(q.dtype)).reshape(
             1, nW * h, N, N)
-        out = sdpa(*(t.reshape(B_ // nW, nW * h, N, -1) for t in (q, k, v)),
-                   attn_mask=attn_mask, dropout_p=dropout_p)
+        out = sdpa(
+            *(t.reshape(B_ // nW, nW * h, N, -1) for t in (q, k, v)),
+            attn_mask=attn_mask,
+            dropout_p=dropout_p)
         out = out.reshape(B_, h, N, -1)
     return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B_, N, C)))
 
@@ -93,7 +95,8 @@ class SwinBlockOps(MMPretrainLayerOps):
         if key_mask is not None:
             raise NotImplementedError(
                 'Swin window attention among active tokens is not '
-                f'implemented; dyt.variant must be one of {list(SWIN_VARIANTS)}')
+                'implemented; dyt.variant must be one of '
+                f'{list(SWIN_VARIANTS)}')
         if self.hw_shape is None:
             raise RuntimeError('SwinBlockOps.hw_shape is not set: the block '
                                'runs outside DyTSwinTransformer.forward')
@@ -149,9 +152,11 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
             raise ValueError('DyTSwinTransformer needs >= 1 block per stage, '
                              f'got depths {self.depths}')
         self.init_dyt(
-            dyt, [stage.embed_dims for stage in self.stages
-                  for _ in stage.blocks],
-            len(blocks), self.num_extra_tokens, host_kwargs=kwargs)
+            dyt,
+            [stage.embed_dims for stage in self.stages for _ in stage.blocks],
+            len(blocks),
+            self.num_extra_tokens,
+            host_kwargs=kwargs)
         # Plain Python lists: the ops only reference host modules.
         self._host_ops = [SwinBlockOps(block) for block in blocks]
         self._stage_ops: List[List[SwinBlockOps]] = []
@@ -205,8 +210,9 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
             if stage_id in self.out_indices:
                 out = getattr(self, f'norm{stage_id}')(x)
                 outs.append(
-                    out.view(-1, *hw_shape, self.num_features[stage_id])
-                    .permute(0, 3, 1, 2).contiguous())
+                    out.view(-1,
+                             *hw_shape, self.num_features[stage_id]).permute(
+                                 0, 3, 1, 2).contiguous())
             if stage.downsample is not None and not self.out_after_downsample:
                 x, hw_shape = stage.downsample(x, hw_shape)
             if stage_id + 1 < len(self.stages):
@@ -237,7 +243,8 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
         stage's resolution (56, 28, 14, 7 for a 224 input)."""
         return [op.hw_shape for op in self._host_ops]
 
-    def dyt_flops_spec(self, num_tokens: Optional[int] = None,
+    def dyt_flops_spec(self,
+                       num_tokens: Optional[int] = None,
                        num_classes: int = 0,
                        patch_grid: Optional[Tuple[int, int]] = None,
                        **extra) -> SwinFlopsSpec:
@@ -271,14 +278,18 @@ class DyTSwinTransformer(DyTBackboneMixin, SwinTransformer):
                     'SwinFlopsSpec counts the default 2x2 PatchMerging with '
                     'a LayerNorm and no bias; stage_cfgs.downsample_cfg '
                     'changes it')
-        windows = {block.attn.window_size for stage in self.stages
-                   for block in stage.blocks}
+        windows = {
+            block.attn.window_size
+            for stage in self.stages
+            for block in stage.blocks
+        }
         if len(windows) != 1:
             raise NotImplementedError('SwinFlopsSpec needs one window size '
                                       f'for all stages, got {sorted(windows)}')
         conv = self.patch_embed.projection
-        ffn = [stage.blocks[0].ffn.feedforward_channels
-               for stage in self.stages]
+        ffn = [
+            stage.blocks[0].ffn.feedforward_channels for stage in self.stages
+        ]
         return SwinFlopsSpec(
             stage_dims=tuple(stage.embed_dims for stage in self.stages),
             depths=tuple(len(stage.blocks) for stage in self.stages),

@@ -35,13 +35,18 @@ class MMPretrainLayerOps(MMCVLayerOps):
                                   attn.head_dims).permute(2, 0, 3, 1, 4)
         dropout_p = attn.attn_drop if attn.training else 0.
         out = attn.scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2], attn_mask=key_mask[:, None, None, :],
+            qkv[0],
+            qkv[1],
+            qkv[2],
+            attn_mask=key_mask[:, None, None, :],
             dropout_p=dropout_p)
         out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
         return attn.out_drop(attn.gamma1(attn.proj_drop(out)))
 
-    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
-                         ) -> Tuple[Tensor, Tensor]:
+    def attn_with_metric(
+            self,
+            x: Tensor,
+            attn_bias: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """The host attention with an additive logit bias (token merging's
         proportional attention), and its keys averaged over the heads."""
         attn = self.layer.attn
@@ -50,8 +55,11 @@ class MMPretrainLayerOps(MMCVLayerOps):
                                       attn.head_dims).permute(2, 0, 3, 1, 4)
         dropout_p = attn.attn_drop if attn.training else 0.
         out = attn.scaled_dot_product_attention(
-            q, k, v, attn_mask=None if attn_bias is None else
-            attn_bias.to(q.dtype), dropout_p=dropout_p)
+            q,
+            k,
+            v,
+            attn_mask=None if attn_bias is None else attn_bias.to(q.dtype),
+            dropout_p=dropout_p)
         out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
         return attn.out_drop(attn.gamma1(attn.proj_drop(out))), k.mean(dim=1)
 
@@ -93,13 +101,19 @@ class DyTVisionTransformer(MMCVViTMixin, VisionTransformer):
 
     host_class = VisionTransformer
 
-    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
-                 with_cp: bool = False, tome: Optional[dict] = None,
+    def __init__(self,
+                 dyt: Union[None, dict, DyTConfig] = None,
+                 with_cp: bool = False,
+                 tome: Optional[dict] = None,
                  **kwargs):
         super().__init__(**kwargs)
         self.with_cp = with_cp
-        self.init_dyt(dyt, self.embed_dims, self.num_layers,
-                      self.num_extra_tokens, host_kwargs=kwargs)
+        self.init_dyt(
+            dyt,
+            self.embed_dims,
+            self.num_layers,
+            self.num_extra_tokens,
+            host_kwargs=kwargs)
         self.init_tome(tome, self.layers[0].attn.head_dims)
         # Plain Python list: the ops only reference host modules, so no
         # parameter is registered twice.
@@ -119,7 +133,8 @@ class DyTVisionTransformer(MMCVViTMixin, VisionTransformer):
             num_extra_tokens=self.num_extra_tokens)
         x = self.pre_norm(self.drop_after_pos(x))
 
-        return tuple(self.run_vit_layers(
-            x, self._host_ops, self.out_indices,
-            lambda x: self._format_output(x, patch_resolution),
-            self.ln1 if self.final_norm else None))
+        return tuple(
+            self.run_vit_layers(
+                x, self._host_ops, self.out_indices,
+                lambda x: self._format_output(x, patch_resolution),
+                self.ln1 if self.final_norm else None))

@@ -50,8 +50,8 @@ class MMSegLayerOps(MMCVLayerOps):
                             'nn.MultiheadAttention (packed in_proj, no '
                             'bias_kv, no zero attention)')
 
-    def _attention(self, x: Tensor, attn_mask: Optional[Tensor]
-                   ) -> Tuple[Tensor, Tensor]:
+    def _attention(self, x: Tensor,
+                   attn_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         """Fused attention of DyT's ``(B, N, C)`` tokens on the host
         weights; the branch output and the keys ``(B, heads, N, C /
         heads)``."""
@@ -62,8 +62,12 @@ class MMSegLayerOps(MMCVLayerOps):
             B, N, 3, mha.num_heads, C // mha.num_heads).permute(2, 0, 3, 1, 4)
         sdpa = getattr(m, 'scaled_dot_product_attention',
                        F.scaled_dot_product_attention)
-        out = sdpa(q, k, v, attn_mask=attn_mask,
-                   dropout_p=mha.dropout if mha.training else 0.)
+        out = sdpa(
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            dropout_p=mha.dropout if mha.training else 0.)
         out = mha.out_proj(out.transpose(1, 2).reshape(B, N, C))
         return m.dropout_layer(m.proj_drop(out)), k
 
@@ -74,8 +78,10 @@ class MMSegLayerOps(MMCVLayerOps):
         return self._attention(
             x, None if key_mask is None else key_mask[:, None, None, :])[0]
 
-    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
-                         ) -> Tuple[Tensor, Tensor]:
+    def attn_with_metric(
+            self,
+            x: Tensor,
+            attn_bias: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """The attention with an additive logit bias (token merging), and
         its keys averaged over the heads."""
         out, k = self._attention(
@@ -124,15 +130,21 @@ class DyTSegVisionTransformer(MMCVViTMixin, MMSegViT):
 
     host_class = MMSegViT
 
-    def __init__(self, dyt: Union[None, dict, DyTConfig] = None,
-                 tome: Optional[dict] = None, **kwargs):
+    def __init__(self,
+                 dyt: Union[None, dict, DyTConfig] = None,
+                 tome: Optional[dict] = None,
+                 **kwargs):
         if kwargs.get('num_fcs', 2) != 2:
             raise ValueError('backbone.num_fcs must be 2 under DyT '
                              f'(allowed: 2), got {kwargs["num_fcs"]}')
         super().__init__(**kwargs)
         self.embed_dims = self.cls_token.shape[-1]
-        self.init_dyt(dyt, self.embed_dims, len(self.layers),
-                      1 if self.with_cls_token else 0, host_kwargs=kwargs)
+        self.init_dyt(
+            dyt,
+            self.embed_dims,
+            len(self.layers),
+            1 if self.with_cls_token else 0,
+            host_kwargs=kwargs)
         # Plain list: the ops only reference host modules.
         self._host_ops = [MMSegLayerOps(layer) for layer in self.layers]
         for layer in self.layers:  # the fused kernel, swappable for tracing
@@ -152,8 +164,7 @@ class DyTSegVisionTransformer(MMCVViTMixin, MMSegViT):
             if isinstance(m, MultiheadAttention) and \
                     isinstance(m.attn, nn.MultiheadAttention):
                 m.attn.forward = functools.partial(
-                    nn.MultiheadAttention.forward, m.attn,
-                    need_weights=False)
+                    nn.MultiheadAttention.forward, m.attn, need_weights=False)
         return module
 
     def _format_output(self, x: Tensor, hw_shape) -> object:
@@ -181,10 +192,9 @@ class DyTSegVisionTransformer(MMCVViTMixin, MMSegViT):
         outs = []
         if self.out_origin:
             outs.append(self._format_output(x, hw_shape))
-        outs += self.run_vit_layers(
-            x, self._host_ops, self.out_indices,
-            lambda x: self._format_output(x, hw_shape),
-            self.norm1 if self.final_norm else None)
+        outs += self.run_vit_layers(x, self._host_ops, self.out_indices,
+                                    lambda x: self._format_output(x, hw_shape),
+                                    self.norm1 if self.final_norm else None)
         return tuple(outs)
 
     # --------------------------------------------------------------- FLOPs

@@ -43,11 +43,11 @@ class DyTImageClassifier(DyTAlgorithmMixin, ImageClassifier):
              data_samples: List[DataSample]) -> dict:
         cls_score = self.head(self.extract_feat(inputs))
         losses = {}
-        for key, value in self.head._get_loss(cls_score,
-                                              data_samples).items():
+        for key, value in self.head._get_loss(cls_score, data_samples).items():
             losses['loss_cls' if key == 'loss' else key] = value
         return self.add_dyt_losses(
-            losses, cls_score,
+            losses,
+            cls_score,
             complete_score=lambda: self.head(self.extract_feat(inputs)),
             complete_task_loss=lambda s: self._cls_loss(s, data_samples))
 
@@ -62,9 +62,12 @@ class DyTImageClassifier(DyTAlgorithmMixin, ImageClassifier):
         self.set_dyt_fields(predictions, stats)
         return predictions
 
-    def dyt_example_batch(self, batch_size: int, seed: int = 0,
-                          shape: Optional[Tuple[int, int]] = None
-                          ) -> Tuple[torch.Tensor, list]:
+    def dyt_example_batch(
+            self,
+            batch_size: int,
+            seed: int = 0,
+            shape: Optional[Tuple[int,
+                                  int]] = None) -> Tuple[torch.Tensor, list]:
         C, H, W = self.backbone.dyt_input_shape()
         inputs = synthetic_inputs((C, *(shape or (H, W))), batch_size, seed,
                                   next(self.parameters()).device)

@@ -24,13 +24,12 @@ __all__ = [
     'HostLayerOps', 'PackedTokens', 'MODES', 'VARIANT_SITES', 'check_mode',
     'check_variant', 'stack_masks', 'site_masks', 'stack_site_masks',
     'masks_rates', 'ViTFlopsSpec', 'SwinFlopsSpec', 'LayerFlopsSpec',
-    'base_flops',
-    'dynamic_flops', 'layer_flops', 'model_flops', 'activation_rate',
-    'distill_loss', 'rate_loss', 'DYT_DEFAULTS', 'DyTBackboneMixin',
-    'parse_dyt_cfg', 'DyTAlgorithmMixin', 'check_dyt_loss_weights',
-    'linear_module_flops', 'DyTStats', 'FLOPS_FIELD', 'RATES_FIELD',
-    'VIEWS_FIELD', 'DENSE_FLOPS_FIELD', 'DyTConfig', 'check_max_rate',
-    'DYT_LAYERS', 'DYT_PREFIX',
-    'DISPATCHERS', 'ADAPTERS', 'is_dyt_param_name', 'is_dispatcher_name',
-    'is_adapter_name', 'dyt_state', 'host_state', 'dispatcher_state'
+    'base_flops', 'dynamic_flops', 'layer_flops', 'model_flops',
+    'activation_rate', 'distill_loss', 'rate_loss', 'DYT_DEFAULTS',
+    'DyTBackboneMixin', 'parse_dyt_cfg', 'DyTAlgorithmMixin',
+    'check_dyt_loss_weights', 'linear_module_flops', 'DyTStats', 'FLOPS_FIELD',
+    'RATES_FIELD', 'VIEWS_FIELD', 'DENSE_FLOPS_FIELD', 'DyTConfig',
+    'check_max_rate', 'DYT_LAYERS', 'DYT_PREFIX', 'DISPATCHERS', 'ADAPTERS',
+    'is_dyt_param_name', 'is_dispatcher_name', 'is_adapter_name', 'dyt_state',
+    'host_state', 'dispatcher_state'
 ]

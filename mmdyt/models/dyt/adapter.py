@@ -1,5 +1,6 @@
 # Copyright (c) mmdyt contributors. All rights reserved.
-"""Bottleneck adapter and its mixture-of-experts version (DyT paper Sec. 3.4)."""
+"""Bottleneck adapter and its mixture-of-experts version (DyT paper Sec.
+3.4)."""
 import math
 
 import torch
@@ -145,7 +146,8 @@ def build_adapter(embed_dims: int,
                   num_experts: int = DyTConfig.num_experts,
                   scale: float = DyTConfig.adapter_scale,
                   dropout: float = DyTConfig.adapter_dropout) -> nn.Module:
-    """Plain :class:`Adapter` for ``num_experts == 1``, else :class:`MoEAdapter`."""
+    """Plain :class:`Adapter` for ``num_experts == 1``, else
+    :class:`MoEAdapter`."""
     check_num_experts(num_experts)
     if num_experts == 1:
         return Adapter(embed_dims, bottleneck, scale=scale, dropout=dropout)

@@ -128,8 +128,9 @@ class DyTAlgorithmMixin:
         """This model as its host algorithm class (e.g. mmpretrain's
         ``ImageClassifier``) with the dense host backbone: same weights, no
         DyT, eval mode. The dense model of whole-model benchmarks."""
-        host = next(c for c in type(self).__mro__
-                    if not issubclass(c, DyTAlgorithmMixin))
+        host = next(
+            c for c in type(self).__mro__
+            if not issubclass(c, DyTAlgorithmMixin))
         backbone = self.backbone
         self.backbone = None  # do not deep-copy the DyT backbone
         try:
@@ -142,9 +143,11 @@ class DyTAlgorithmMixin:
         twin.requires_grad_(False)
         return twin
 
-    def dyt_example_batch(self, batch_size: int, seed: int = 0,
-                          shape: Optional[Tuple[int, int]] = None
-                          ) -> Tuple[Tensor, List]:
+    def dyt_example_batch(
+            self,
+            batch_size: int,
+            seed: int = 0,
+            shape: Optional[Tuple[int, int]] = None) -> Tuple[Tensor, List]:
         """``(inputs, data_samples)`` of synthetic test samples, ready for
         :meth:`predict` (benchmarks, FLOPs counts without a data set).
 
@@ -157,7 +160,8 @@ class DyTAlgorithmMixin:
         raise NotImplementedError
 
     @staticmethod
-    def set_dyt_fields(data_samples: Sequence, stats: DyTStats,
+    def set_dyt_fields(data_samples: Sequence,
+                       stats: DyTStats,
                        num_views: Optional[int] = None) -> None:
         """Put one sample's FLOPs, the dense model's FLOPs and the
         per-dispatcher rates on each data sample (metainfo ``dyt_flops``,
@@ -168,12 +172,13 @@ class DyTAlgorithmMixin:
                              f'{len(data_samples)} data samples')
         rates = stats.rates.float().cpu()
         for i, sample in enumerate(data_samples):
-            sample.set_field(float(stats.flops[i]), FLOPS_FIELD,
-                             field_type='metainfo')
-            sample.set_field(float(stats.dense_flops[i]), DENSE_FLOPS_FIELD,
-                             field_type='metainfo')
+            sample.set_field(
+                float(stats.flops[i]), FLOPS_FIELD, field_type='metainfo')
+            sample.set_field(
+                float(stats.dense_flops[i]),
+                DENSE_FLOPS_FIELD,
+                field_type='metainfo')
             sample.set_field(rates[i], RATES_FIELD, field_type='metainfo')
             if num_views is not None:
-                sample.set_field(int(num_views), VIEWS_FIELD,
-                                 field_type='metainfo')
-
+                sample.set_field(
+                    int(num_views), VIEWS_FIELD, field_type='metainfo')

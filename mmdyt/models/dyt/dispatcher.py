@@ -171,8 +171,8 @@ class TokenDispatcher(nn.Module):
 
     def max_active(self, num_tokens: int) -> int:
         """Most non-prefix tokens a sample may keep out of ``num_tokens``."""
-        return min(num_tokens, int(math.floor(self._max_rate * num_tokens +
-                                              1e-6)))
+        return min(num_tokens,
+                   int(math.floor(self._max_rate * num_tokens + 1e-6)))
 
     # ------------------------------------------------ fixed-count (top-k)
     def set_topk_rate_(self, rate: Optional[float]) -> None:
@@ -256,9 +256,8 @@ class TokenDispatcher(nn.Module):
         self._refresh_budget()
         return super().train(mode)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
         # A checkpoint that holds this dispatcher but predates the budget
         # buffers means "offset 0, no cap", exactly.
         if prefix + 'proj.weight' in state_dict:
@@ -294,8 +293,10 @@ class TokenDispatcher(nn.Module):
                 # float32 at least (float64 stays float64)
                 logits = logits.to(
                     torch.promote_types(logits.dtype, torch.float32))
-                u = torch.rand((2, ) + logits.shape, device=logits.device,
-                               dtype=logits.dtype)
+                u = torch.rand(
+                    (2, ) + logits.shape,
+                    device=logits.device,
+                    dtype=logits.dtype)
                 eps = torch.finfo(logits.dtype).tiny
                 gumbel = -torch.log(
                     (-torch.log(u.clamp_min(eps))).clamp_min(eps))

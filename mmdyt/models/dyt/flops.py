@@ -120,8 +120,12 @@ class ViTFlopsSpec(_LayerShapes):
                              f'{self.num_layers} layers')
         specs, n = [], self.num_tokens
         for r in self.tome_r:
-            specs.append(replace(self, tome_r=(), tome_in=n if r else 0,
-                                 num_patches=n - r - self.num_prefix_tokens))
+            specs.append(
+                replace(
+                    self,
+                    tome_r=(),
+                    tome_in=n if r else 0,
+                    num_patches=n - r - self.num_prefix_tokens))
             n -= r
         return specs
 
@@ -332,8 +336,7 @@ def dispatcher_flops(spec) -> float:
     return spec.num_patches * spec.embed_dims
 
 
-def layer_flops(spec,
-                active: Optional[Mapping[str, float]] = None) -> float:
+def layer_flops(spec, active: Optional[Mapping[str, float]] = None) -> float:
     """FLOPs of one layer of one sample.
 
     Args:
@@ -365,8 +368,8 @@ def base_flops(spec) -> float:
 
 
 def model_flops(spec,
-                active: Optional[Sequence[Mapping[str, float]]] = None
-                ) -> float:
+                active: Optional[Sequence[Mapping[str,
+                                                  float]]] = None) -> float:
     """FLOPs of one sample; ``active[i]`` are layer ``i``'s active counts.
 
     Args:
@@ -408,8 +411,9 @@ def dynamic_flops(spec, layer_masks: List[Dict[str, Tensor]]) -> Tensor:
             site: m.detach().float().sum(dim=1).double()
             for site, m in per_site.items()
         })
-    return torch.as_tensor(base_flops(spec), dtype=torch.float64) + sum(
-        layer_flops(layer, c) for layer, c in zip(layers, counts))
+    return torch.as_tensor(
+        base_flops(spec), dtype=torch.float64) + sum(
+            layer_flops(layer, c) for layer, c in zip(layers, counts))
 
 
 def linear_module_flops(module: torch.nn.Module) -> int:

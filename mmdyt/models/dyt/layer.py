@@ -52,8 +52,10 @@ class HostLayerOps(ABC):
     def norm2(self, x: Tensor) -> Tensor:
         """The pre-MLP norm of ``x`` ``(B, N, C)``."""
 
-    def attn_with_metric(self, x: Tensor, attn_bias: Optional[Tensor] = None
-                         ) -> Tuple[Tensor, Tensor]:
+    def attn_with_metric(
+            self,
+            x: Tensor,
+            attn_bias: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Self-attention of normalised ``x`` for token merging
         (``backbone.tome``, :mod:`mmdyt.models.dyt.merge`).
 
@@ -78,7 +80,8 @@ class HostLayerOps(ABC):
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f'DyT mode must be one of {list(MODES)}, got {mode!r}')
+        raise ValueError(
+            f'DyT mode must be one of {list(MODES)}, got {mode!r}')
     return mode
 
 
@@ -122,8 +125,8 @@ def active_index(hard: Tensor, per_row: Optional[int] = None) -> Tensor:
         return hard.reshape(-1).nonzero().squeeze(1)  # the one sync
     B, N = hard.shape
     rows = hard.to(torch.float32).topk(per_row, dim=1).indices
-    return (rows + torch.arange(B, device=hard.device)[:, None] *
-            N).reshape(-1)
+    return (rows +
+            torch.arange(B, device=hard.device)[:, None] * N).reshape(-1)
 
 
 class PackedTokens:
@@ -142,16 +145,17 @@ class PackedTokens:
         order = torch.sort(
             hard.to(torch.uint8), dim=1, descending=True, stable=True)[1]
         self.index = order[:, :k]  # (B, K) token index per packed row
-        self.key_mask = (torch.arange(k, device=x.device)[None] <
-                         counts[:, None])  # (B, K)
-        self.tokens = torch.gather(x, 1, self.index[..., None].expand(-1, -1,
-                                                                      C))
+        self.key_mask = (torch.arange(k, device=x.device)[None]
+                         < counts[:, None])  # (B, K)
+        self.tokens = torch.gather(x, 1, self.index[...,
+                                                    None].expand(-1, -1, C))
         # Row j >= K_b of sample b points at one of its inactive tokens (the
         # sort puts them after the active ones), so all B * K indices are
         # distinct and padded rows can be added as zeros: no boolean
         # indexing, hence no second host-device sync.
-        self.flat_index = (self.index + torch.arange(
-            B, device=x.device)[:, None] * N).reshape(-1)
+        self.flat_index = (
+            self.index +
+            torch.arange(B, device=x.device)[:, None] * N).reshape(-1)
 
     def add_to(self, out: Tensor, packed: Tensor) -> Tensor:
         """``out[b, index[b, j]] += packed[b, j]`` for valid rows, in place.
@@ -213,13 +217,15 @@ class DyTLayer(nn.Module):
         self.sites = VARIANT_SITES[variant]
         self.num_prefix_tokens = num_prefix_tokens
         self.dispatchers = nn.ModuleDict({
-            site: TokenDispatcher(embed_dims, tau, threshold,
-                                  num_prefix_tokens, max_rate)
+            site:
+            TokenDispatcher(embed_dims, tau, threshold, num_prefix_tokens,
+                            max_rate)
             for site in self.sites
         })
         self.adapters = nn.ModuleDict({
-            site: build_adapter(embed_dims, bottleneck, num_experts,
-                                adapter_scale, adapter_dropout)
+            site:
+            build_adapter(embed_dims, bottleneck, num_experts, adapter_scale,
+                          adapter_dropout)
             for site in self.sites
         })
 
@@ -292,8 +298,8 @@ class DyTLayer(nn.Module):
                 # view); N and C as constants keep the graph's static
                 # shapes known downstream (the batch stays dynamic)
                 N = int(x.shape[1])
-                out = out.reshape(-1, C).index_add(0, index, branch).view(
-                    -1, N, int(C))
+                out = out.reshape(-1, C).index_add(0, index,
+                                                   branch).view(-1, N, int(C))
             else:
                 out.view(-1, C).index_add_(0, index, branch)
         else:
@@ -303,14 +309,12 @@ class DyTLayer(nn.Module):
             packed.add_to(out, branch)
         return out, mask
 
-    def forward(
-        self,
-        x: Tensor,
-        ops: HostLayerOps,
-        mode: str = 'masked',
-        masks: Optional[Dict[str, Tensor]] = None,
-        merger=None
-    ) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def forward(self,
+                x: Tensor,
+                ops: HostLayerOps,
+                mode: str = 'masked',
+                masks: Optional[Dict[str, Tensor]] = None,
+                merger=None) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Run the layer.
 
         Args:
@@ -351,8 +355,8 @@ def checkpointed_layer(
     x: Tensor,
     ops: HostLayerOps,
     mode: str = 'masked',
-    masks: Optional[Dict[str, Tensor]] = None
-) -> Tuple[Tensor, Dict[str, Tensor]]:
+    masks: Optional[Dict[str,
+                         Tensor]] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
     """``layer(x, ops, mode, masks)`` under activation checkpointing.
 
     The layer's activations (host block, dispatcher, adapter) are dropped
@@ -391,8 +395,9 @@ def site_masks(layer_masks: List[Dict[str, Tensor]],
     """Non-prefix masks of all layers and sites, one ``(B, N_s - P)`` mask
     per dispatcher in forward order; ``N_s`` may differ between
     dispatchers (the stages of a hierarchical backbone)."""
-    return [m[:, num_prefix_tokens:] for per in layer_masks
-            for m in per.values()]
+    return [
+        m[:, num_prefix_tokens:] for per in layer_masks for m in per.values()
+    ]
 
 
 def _common_dtype(masks: List[Tensor]) -> List[Tensor]:

@@ -30,8 +30,7 @@ def activation_rate(masks: Union[Tensor, Sequence[Tensor]]) -> Tensor:
     return torch.cat([m.float().reshape(-1) for m in masks]).mean()
 
 
-def rate_loss(masks: Union[Tensor, Sequence[Tensor]],
-              target: float) -> Tensor:
+def rate_loss(masks: Union[Tensor, Sequence[Tensor]], target: float) -> Tensor:
     """``(mean(M) - r) ** 2`` over batch x layers x non-prefix tokens
     (:func:`activation_rate`), in float32 (also under autocast: a mean over
     millions of 0/1 values and a small squared difference would lose digits
@@ -43,7 +42,8 @@ def rate_loss(masks: Union[Tensor, Sequence[Tensor]],
         return (activation_rate(masks) - target)**2
 
 
-def distill_loss(student_logits: Tensor, teacher_logits: Tensor,
+def distill_loss(student_logits: Tensor,
+                 teacher_logits: Tensor,
                  class_dim: int = -1) -> Tensor:
     """``KL(teacher || student)``, teacher detached, no temperature, in
     float32 (also under autocast).

@@ -146,8 +146,8 @@ def bipartite_soft_matching(metric: Tensor, r: int,
     kept = order[:, r:].sort(dim=-1)[0]  # unmerged A tokens, input order
     num_kept = num_a - r
     pos_a = torch.empty(B, num_a, dtype=torch.long, device=device)
-    pos_a.scatter_(1, kept, (P + torch.arange(num_kept, device=device)
-                             ).expand(B, -1))
+    pos_a.scatter_(1, kept,
+                   (P + torch.arange(num_kept, device=device)).expand(B, -1))
     pos_a.scatter_(1, src, P + num_kept + best_b.gather(1, src))
     new_pos = torch.empty(B, N, dtype=torch.long, device=device)
     new_pos[:, :P] = torch.arange(P, device=device)
@@ -175,8 +175,8 @@ def merge_tokens(x: Tensor, size: Optional[Tensor], new_pos: Tensor,
         size = x.new_ones(B, N, 1)
     index = new_pos[..., None]
     new_size = size.new_zeros(B, num_out, 1).scatter_add_(1, index, size)
-    total = x.new_zeros(B, num_out, C).scatter_add_(
-        1, index.expand(-1, -1, C), x * size)
+    total = x.new_zeros(B, num_out, C).scatter_add_(1, index.expand(-1, -1, C),
+                                                    x * size)
     return total / new_size, new_size
 
 
@@ -198,7 +198,9 @@ class TokenMerger:
         prop_attn (bool): Add ``log s`` to the attention logits.
     """
 
-    def __init__(self, schedule: Sequence[int], num_prefix_tokens: int,
+    def __init__(self,
+                 schedule: Sequence[int],
+                 num_prefix_tokens: int,
                  prop_attn: bool = True):
         self.schedule = list(schedule)
         self.num_prefix_tokens = num_prefix_tokens
@@ -244,5 +246,4 @@ class TokenMerger:
         copied back to each of their sources."""
         if self.source is None:
             return x
-        return x.gather(1, self.source[..., None].expand(-1, -1,
-                                                          x.shape[-1]))
+        return x.gather(1, self.source[..., None].expand(-1, -1, x.shape[-1]))

@@ -56,9 +56,11 @@ class DyTBackboneMixin(metaclass=ABCMeta):
     #: that have the argument (mmseg's ViT, mmpretrain's Swin) set it.
     with_cp: bool = False
 
-    def init_dyt(self, dyt: Union[None, dict, DyTConfig],
+    def init_dyt(self,
+                 dyt: Union[None, dict, DyTConfig],
                  embed_dims: Union[int, Sequence[int]],
-                 num_layers: int, num_prefix_tokens: int,
+                 num_layers: int,
+                 num_prefix_tokens: int,
                  host_kwargs: Optional[dict] = None) -> None:
         """Build the dispatchers and adapters and freeze the host.
 
@@ -121,8 +123,10 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         if self.host_class is None:
             raise NotImplementedError(
                 f'{type(self).__name__} sets no host_class')
-        kwargs = {k: v for k, v in self._host_kwargs.items()
-                  if k != 'init_cfg'}
+        kwargs = {
+            k: v
+            for k, v in self._host_kwargs.items() if k != 'init_cfg'
+        }
         dense = self.host_class(**kwargs)
         dense.load_state_dict(self.host_state_dict(), strict=True)
         dense.to(next(self.parameters()).device)
@@ -202,8 +206,10 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         return 'masked' if self.training else 'gathered'
 
     @contextmanager
-    def dyt_mode(self, mode: str, masks: Optional[Sequence[Dict[str, Tensor]]] =
-                 None, keep_masks: bool = False):
+    def dyt_mode(self,
+                 mode: str,
+                 masks: Optional[Sequence[Dict[str, Tensor]]] = None,
+                 keep_masks: bool = False):
         """Run the forward passes inside the block in ``mode``.
 
         Args:
@@ -249,7 +255,9 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         finally:
             self._dyt_records = saved
 
-    def run_dyt_layers(self, x: Tensor, ops: Sequence[HostLayerOps],
+    def run_dyt_layers(self,
+                       x: Tensor,
+                       ops: Sequence[HostLayerOps],
                        after_layer=None) -> Tensor:
         """Run every layer under DyT; record the masks.
 
@@ -265,9 +273,13 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         self._dyt_merger = self.dyt_token_merger(x.shape[1])
         self._dyt_input_tokens = x.shape[1]
         for i, (layer, op) in enumerate(zip(self.dyt_layers, ops)):
-            x, used = self._run_dyt_layer(layer, x, op, mode,
-                                          None if forced is None else forced[i],
-                                          merger=self._dyt_merger)
+            x, used = self._run_dyt_layer(
+                layer,
+                x,
+                op,
+                mode,
+                None if forced is None else forced[i],
+                merger=self._dyt_merger)
             self.dyt_masks.append(used)
             if after_layer is not None:
                 x = after_layer(i, x)
@@ -275,8 +287,12 @@ class DyTBackboneMixin(metaclass=ABCMeta):
             self._dyt_records.append(self.measure_dyt())
         return x
 
-    def _run_dyt_layer(self, layer: DyTLayer, x: Tensor, op: HostLayerOps,
-                       mode: str, masks: Optional[Dict[str, Tensor]],
+    def _run_dyt_layer(self,
+                       layer: DyTLayer,
+                       x: Tensor,
+                       op: HostLayerOps,
+                       mode: str,
+                       masks: Optional[Dict[str, Tensor]],
                        merger: Optional[TokenMerger] = None):
         """One layer; checkpointed (:func:`checkpointed_layer`) when
         ``with_cp`` is set, gradients are recorded and the mode is a
@@ -303,8 +319,11 @@ class DyTBackboneMixin(metaclass=ABCMeta):
             return checkpointed_layer(layer, x, op, mode, masks)
         return layer(x, op, mode, masks)
 
-    def run_vit_layers(self, x: Tensor, ops: Sequence[HostLayerOps],
-                       out_indices: Sequence[int], output,
+    def run_vit_layers(self,
+                       x: Tensor,
+                       ops: Sequence[HostLayerOps],
+                       out_indices: Sequence[int],
+                       output,
                        final_norm: Optional[nn.Module] = None) -> list:
         """:meth:`run_dyt_layers` for a plain ViT with multi-level outputs:
         ``final_norm`` (if any) after the last layer, ``output(x)`` of the
@@ -394,8 +413,8 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         schedule = self.tome_schedule(num_tokens)
         if not any(schedule):
             return {}
-        return dict(tome_r=tuple(schedule),
-                    tome_metric_dims=self.tome_metric_dims)
+        return dict(
+            tome_r=tuple(schedule), tome_metric_dims=self.tome_metric_dims)
 
     # --------------------------------------------------------- measurements
     def dyt_site_masks(self) -> List[Tensor]:
@@ -414,7 +433,9 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         return masks_rates([m.detach() for m in self.dyt_site_masks()])
 
     @abstractmethod
-    def dyt_flops_spec(self, num_tokens: int, num_classes: int = 0,
+    def dyt_flops_spec(self,
+                       num_tokens: int,
+                       num_classes: int = 0,
                        **extra) -> ViTFlopsSpec:
         """FLOPs spec of this backbone (a model spec of
         :mod:`mmdyt.models.dyt.flops`, e.g. :class:`ViTFlopsSpec` or
@@ -439,6 +460,5 @@ class DyTBackboneMixin(metaclass=ABCMeta):
         """:class:`DyTStats` of the last forward pass: backbone FLOPs (no
         head), the dense host's FLOPs, and active / seen tokens of every row
         at every dispatcher."""
-        return DyTStats.from_masks(self.dyt_site_masks(),
-                                   self.dynamic_flops(), self.dense_flops())
-
+        return DyTStats.from_masks(self.dyt_site_masks(), self.dynamic_flops(),
+                                   self.dense_flops())

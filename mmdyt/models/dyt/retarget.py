@@ -135,8 +135,8 @@ def execution_order(backbone: nn.Module,
     """The dispatchers in the order one backbone call runs them."""
     order = []
     hooks = [
-        td.register_forward_pre_hook(
-            lambda m, a: order.append(m) if m not in order else None)
+        td.register_forward_pre_hook(lambda m, a: order.append(m)
+                                     if m not in order else None)
         for td in dyt_dispatchers(backbone)
     ]
     try:
@@ -194,9 +194,14 @@ class RetargetResult:
     passes: int = 0
 
     def to_dict(self) -> dict:
-        return dict(rule=self.rule, rate=self.rate, reached=self.reached,
-                    layer_rates=self.layer_rates, offsets=self.offsets,
-                    max_rate=self.max_rate, passes=self.passes)
+        return dict(
+            rule=self.rule,
+            rate=self.rate,
+            reached=self.reached,
+            layer_rates=self.layer_rates,
+            offsets=self.offsets,
+            max_rate=self.max_rate,
+            passes=self.passes)
 
 
 def set_max_rate(backbone: nn.Module, max_rate: Optional[float]) -> None:
@@ -297,8 +302,8 @@ def retarget_rate(backbone: nn.Module,
             td.set_logit_offset_(td.offset_for_rate(logits, rate))
         passes = len(order) + 1
     else:
-        passes = _search_global_offset(backbone, calls, dispatchers, rate,
-                                       tol, max_passes)
+        passes = _search_global_offset(backbone, calls, dispatchers, rate, tol,
+                                       max_passes)
     layer_rates = measure_rates(backbone, calls)
     return RetargetResult(
         rule=rule,
@@ -331,8 +336,9 @@ def _search_global_offset(backbone, calls, dispatchers, rate, tol,
     # First guess: the offset that would hit the rate if the dispatchers
     # did not depend on each other (pooled logits at offset 0).
     set_all(0.0)
-    pooled = [t for per in _collect_logits(backbone, calls, dispatchers)
-              for t in per]
+    pooled = [
+        t for per in _collect_logits(backbone, calls, dispatchers) for t in per
+    ]
     passes += 1
     x0 = dispatchers[0].logit_threshold - rate_cut(pooled, rate)
     spread = float(torch.cat([t.flatten() for t in pooled]).std()) or 1.0

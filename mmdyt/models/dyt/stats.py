@@ -78,10 +78,12 @@ class DyTStats:
             tokens = torch.stack([
                 torch.full_like(a, float(m.shape[-1]))
                 for a, m in zip(active.unbind(1), masks)
-            ], dim=1)
+            ],
+                                 dim=1)
         flops = flops.detach().double().reshape(-1)
-        dense = torch.as_tensor(dense_flops, dtype=torch.float64,
-                                device=flops.device).expand_as(flops).clone()
+        dense = torch.as_tensor(
+            dense_flops, dtype=torch.float64,
+            device=flops.device).expand_as(flops).clone()
         return cls(flops, active, tokens, dense)
 
     def __len__(self) -> int:
@@ -116,8 +118,8 @@ class DyTStats:
         """Sum rows into ``num_groups`` samples; row ``i`` goes to sample
         ``index[i]``. FLOPs, active and seen tokens add up, so the rates of
         a sample are token-weighted over its rows."""
-        index = torch.as_tensor(index, dtype=torch.long,
-                                device=self.flops.device).reshape(-1)
+        index = torch.as_tensor(
+            index, dtype=torch.long, device=self.flops.device).reshape(-1)
         if index.numel() != len(self):
             raise ValueError(f'group index has {index.numel()} entries for '
                              f'{len(self)} rows')
@@ -136,7 +138,7 @@ class DyTStats:
         """The same statistics with ``extra`` FLOPs added to every row, DyT
         and dense alike (a head, a neck, a pooling block: the parts that DyT
         does not change)."""
-        extra = torch.as_tensor(extra, dtype=torch.float64,
-                                device=self.flops.device)
+        extra = torch.as_tensor(
+            extra, dtype=torch.float64, device=self.flops.device)
         return DyTStats(self.flops + extra, self.active, self.tokens,
                         self.dense_flops + extra)

@@ -35,7 +35,9 @@ class AttentivePooling(nn.Module):
         norm_eps (float): Epsilon of the three LayerNorms. Defaults to 1e-6.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int,
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
                  norm_eps: float = 1e-6):
         super().__init__()
         if embed_dims % num_heads:
@@ -129,8 +131,8 @@ class AttentivePoolHead(BaseHead):
         self.num_frames = num_frames
         self.init_std = init_std
         self.pool = AttentivePooling(in_channels, num_heads, norm_eps)
-        self.frame_embed = nn.Parameter(
-            torch.zeros(num_frames, in_channels)) if frame_embed else None
+        self.frame_embed = nn.Parameter(torch.zeros(
+            num_frames, in_channels)) if frame_embed else None
         self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio else None
         self.fc_cls = nn.Linear(in_channels, num_classes)
 

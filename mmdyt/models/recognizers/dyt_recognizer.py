@@ -55,7 +55,8 @@ class DyTRecognizer(DyTAlgorithmMixin, FrameRecognizer):
         losses = merge_dict(
             self.cls_head.loss_by_feat(score, data_samples), loss_aux)
         return self.add_dyt_losses(
-            losses, score,
+            losses,
+            score,
             complete_score=lambda: self._scores(inputs, data_samples)[0],
             complete_task_loss=lambda s: self.cls_head.loss_by_feat(
                 s, data_samples)['loss_cls'])
@@ -87,9 +88,11 @@ class DyTRecognizer(DyTAlgorithmMixin, FrameRecognizer):
         self.set_dyt_fields(predictions, stats, num_views=num_views)
         return predictions
 
-    def dyt_example_batch(self, batch_size: int, seed: int = 0,
-                          shape: Optional[Tuple[int, int]] = None
-                          ) -> Tuple[Tensor, list]:
+    def dyt_example_batch(
+            self,
+            batch_size: int,
+            seed: int = 0,
+            shape: Optional[Tuple[int, int]] = None) -> Tuple[Tensor, list]:
         """``batch_size`` synthetic videos of one view each, ``(B, 1, C, T,
         H, W)`` (``T``: ``num_frames`` of the per-frame route, else the video
         backbone's), at the configured or the given spatial ``shape``."""

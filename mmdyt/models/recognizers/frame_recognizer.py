@@ -76,8 +76,7 @@ class FrameRecognizer(Recognizer3D):
         """Features of ``inputs (N, V, C, T, H, W)`` (``Recognizer3D``'s
         contract; ``per_frame``: see the class)."""
         if not self.per_frame:
-            return super().extract_feat(inputs, stage, data_samples,
-                                        test_mode)
+            return super().extract_feat(inputs, stage, data_samples, test_mode)
         kwargs = dict()
         clips = inputs.reshape((-1, ) + inputs.shape[2:])
         if test_mode:
@@ -90,8 +89,7 @@ class FrameRecognizer(Recognizer3D):
                     raise ValueError('model.test_cfg.max_testing_views must '
                                      f'be an int >= 1, got {views!r}')
                 return torch.cat([
-                    self.frame_features(chunk)
-                    for chunk in clips.split(views)
+                    self.frame_features(chunk) for chunk in clips.split(views)
                 ]), kwargs
             return self.frame_features(clips), kwargs
         x = self.frame_features(clips)

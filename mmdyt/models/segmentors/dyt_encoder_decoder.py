@@ -104,8 +104,7 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
         x = self.extract_feat(inputs)
         seg_logits = self.decode_head.forward(x)
         losses = add_prefix(
-            self.decode_head.loss_by_feat(seg_logits, data_samples),
-            'decode')
+            self.decode_head.loss_by_feat(seg_logits, data_samples), 'decode')
         if self.with_auxiliary_head:
             losses.update(self._auxiliary_head_forward_train(x, data_samples))
         return self.add_dyt_losses(
@@ -173,10 +172,11 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
         index = torch.arange(B).repeat(len(calls))
         return results, DyTStats.cat(calls), head_flops, index
 
-    def predict(self,
-                inputs: Tensor,
-                data_samples: Optional[List[SegDataSample]] = None
-                ) -> List[SegDataSample]:
+    def predict(
+        self,
+        inputs: Tensor,
+        data_samples: Optional[List[SegDataSample]] = None
+    ) -> List[SegDataSample]:
         """mmseg's prediction (``test_cfg.mode`` 'whole' or 'slide') plus
         ``dyt_flops``, ``dyt_dense_flops`` and ``dyt_rates`` per image."""
         results, stats, head_flops, index = self._recorded_predict(
@@ -188,7 +188,8 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
         self.set_dyt_fields(results, stats)
         return results
 
-    def dyt_flops_breakdown(self, inputs: Tensor,
+    def dyt_flops_breakdown(self,
+                            inputs: Tensor,
                             data_samples=None) -> Dict[str, Tensor]:
         """Per-image FLOPs of the dense host model by part, summed over the
         crops of the configured inference: ``backbone`` (analytic),
@@ -197,19 +198,21 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
             _, stats, head_flops, index = self._recorded_predict(
                 inputs, copy.deepcopy(data_samples))
         B = inputs.shape[0]
-        parts = dict(backbone=stats.dense_flops.new_zeros(B).index_add_(
-            0, index.to(stats.dense_flops.device), stats.dense_flops))
+        parts = dict(
+            backbone=stats.dense_flops.new_zeros(B).index_add_(
+                0, index.to(stats.dense_flops.device), stats.dense_flops))
         for key in ('neck', 'decode_head'):
             per_call = torch.tensor([f[key] for f in head_flops],
                                     dtype=torch.float64)
             parts[key] = per_call.sum().expand(B).clone()
         return parts
 
-    def dyt_example_batch(self,
-                          batch_size: int,
-                          seed: int = 0,
-                          shape: Optional[Sequence[int]] = None
-                          ) -> Tuple[Tensor, List[SegDataSample]]:
+    def dyt_example_batch(
+        self,
+        batch_size: int,
+        seed: int = 0,
+        shape: Optional[Sequence[int]] = None
+    ) -> Tuple[Tensor, List[SegDataSample]]:
         """``(inputs, data_samples)`` of synthetic images for
         :meth:`predict`.
 
@@ -228,8 +231,11 @@ class DyTEncoderDecoder(DyTAlgorithmMixin, EncoderDecoder):
                 raise ValueError(f'shape must be (H, W), got {shape}')
         device = next(self.parameters()).device
         inputs = synthetic_inputs((C, *size), batch_size, seed, device)
-        meta = dict(ori_shape=tuple(size), img_shape=tuple(size),
-                    pad_shape=tuple(size), padding_size=[0, 0, 0, 0])
+        meta = dict(
+            ori_shape=tuple(size),
+            img_shape=tuple(size),
+            pad_shape=tuple(size),
+            padding_size=[0, 0, 0, 0])
         return inputs, [
             SegDataSample(metainfo=dict(meta)) for _ in range(batch_size)
         ]

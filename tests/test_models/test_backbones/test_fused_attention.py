@@ -36,7 +36,8 @@ def test_qk_scale_is_kept():
 
 
 def test_tome_is_rejected_naming_the_supported_hosts():
-    with pytest.raises(ValueError, match='backbone.tome .*mmdyt.DyTVisionTransformer'):
+    with pytest.raises(
+            ValueError, match='backbone.tome .*mmdyt.DyTVisionTransformer'):
         build_pair(tome=dict(r=2))
 
 

@@ -10,11 +10,17 @@ from mmengine.analysis import FlopAnalyzer
 
 from mmdyt.models.backbones import DyTVideoMAEViT, MMActionLayerOps
 from mmdyt.models.dyt import VARIANT_SITES, model_flops
-
 from ..frozen_check import train_and_check_frozen
 
-SMALL = dict(img_size=32, patch_size=8, embed_dims=32, depth=2, num_heads=4,
-             mlp_ratio=2, num_frames=4, tubelet_size=2)
+SMALL = dict(
+    img_size=32,
+    patch_size=8,
+    embed_dims=32,
+    depth=2,
+    num_heads=4,
+    mlp_ratio=2,
+    num_frames=4,
+    tubelet_size=2)
 TOKENS = 2 * 4 * 4  # T' x H' x W'
 
 
@@ -25,8 +31,8 @@ def randomise_(module, seed=0, std=0.3):
     with torch.no_grad():
         for name, p in module.named_parameters():
             noise = torch.randn(p.shape, generator=g) * std
-            p.copy_(1 + noise if name.endswith('norm1.weight') or
-                    name.endswith('norm2.weight') else noise)
+            p.copy_(1 + noise if name.endswith('norm1.weight')
+                    or name.endswith('norm2.weight') else noise)
     return module
 
 
@@ -34,8 +40,8 @@ def build_pair(dyt=None, seed=0, **kwargs):
     cfg = {**SMALL, **kwargs}
     host = randomise_(VisionTransformer(**cfg), seed).eval()
     model = DyTVideoMAEViT(dyt=dyt or dict(bottleneck=8), **cfg).eval()
-    missing, unexpected = model.load_state_dict(host.state_dict(),
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(
+        host.state_dict(), strict=False)
     assert not unexpected
     assert missing and all(k.startswith('dyt_layers.') for k in missing)
     return host, model
@@ -56,8 +62,8 @@ def ragged_masks(model, B, N, seed=2):
     for layer in model.dyt_layers:
         per = {}
         for site in layer.sites:
-            m = torch.rand(B, N, generator=g) < torch.linspace(
-                0.2, 0.9, B)[:, None]
+            m = torch.rand(
+                B, N, generator=g) < torch.linspace(0.2, 0.9, B)[:, None]
             if B > 1:
                 m[1] = False
             per[site] = m
@@ -65,16 +71,18 @@ def ragged_masks(model, B, N, seed=2):
     return out
 
 
-@pytest.mark.parametrize('host_cfg', [
-    dict(init_values=0.1),                         # layer scale, fc_norm
-    dict(use_mean_pooling=False),                  # final norm, first token
-    dict(init_values=0.1, return_feat_map=True),   # (B, C, T', H', W')
-    dict(qkv_bias=False, use_learnable_pos_emb=True),
-])
+@pytest.mark.parametrize(
+    'host_cfg',
+    [
+        dict(init_values=0.1),  # layer scale, fc_norm
+        dict(use_mean_pooling=False),  # final norm, first token
+        dict(init_values=0.1, return_feat_map=True),  # (B, C, T', H', W')
+        dict(qkv_bias=False, use_learnable_pos_emb=True),
+    ])
 def test_complete_equals_host_vit(host_cfg):
     host, model = build_pair(**host_cfg)
-    assert hasattr(host.blocks[0].attn, 'q_bias') == host_cfg.get(
-        'qkv_bias', True)
+    assert hasattr(host.blocks[0].attn,
+                   'q_bias') == host_cfg.get('qkv_bias', True)
     x = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         ref = host(x)
@@ -107,17 +115,18 @@ def test_token_grid_of_a_non_square_clip():
 def test_all_active_fresh_adapters_equal_host_in_every_mode(variant):
     """All-true masks take the dispatched code paths (the key-masked
     attention for the attention variants) and must give the host."""
-    host, model = build_pair(dict(variant=variant, bottleneck=8),
-                             init_values=0.1)
+    host, model = build_pair(
+        dict(variant=variant, bottleneck=8), init_values=0.1)
     x = torch.randn(2, 3, 4, 32, 32)
-    ones = [{s: torch.ones(2, TOKENS, dtype=torch.bool) for s in l.sites}
-            for l in model.dyt_layers]
+    ones = [{
+        s: torch.ones(2, TOKENS, dtype=torch.bool)
+        for s in layer.sites
+    } for layer in model.dyt_layers]
     with torch.no_grad():
         ref = host(x)
         for mode in ('masked', 'gathered'):
             with model.dyt_mode(mode, masks=ones):
-                torch.testing.assert_close(model(x), ref, atol=1e-5,
-                                           rtol=1e-5)
+                torch.testing.assert_close(model(x), ref, atol=1e-5, rtol=1e-5)
 
 
 def test_key_masked_attention_is_host_attention_on_the_active_tokens():
@@ -132,19 +141,22 @@ def test_key_masked_attention_is_host_attention_on_the_active_tokens():
         for b in range(3):
             sub = x[b, keep[b]][None]
             ref = block.gamma_1 * block.attn(sub)
-            torch.testing.assert_close(out[b, keep[b]], ref[0], atol=1e-5,
-                                       rtol=1e-5)
+            torch.testing.assert_close(
+                out[b, keep[b]], ref[0], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize('dyt', [
-    dict(variant='mlp'), dict(variant='attn'), dict(variant='attn_mlp'),
-    dict(variant='layer'), dict(variant='mlp', num_experts=4),
+    dict(variant='mlp'),
+    dict(variant='attn'),
+    dict(variant='attn_mlp'),
+    dict(variant='layer'),
+    dict(variant='mlp', num_experts=4),
     dict(variant='attn_mlp', num_experts=3)
 ])
 @pytest.mark.parametrize('batch', [1, 4])
 def test_gathered_equals_masked_on_ragged_masks(dyt, batch):
-    host, model = build_pair(dict(bottleneck=8, adapter_scale=0.5, **dyt),
-                             init_values=0.1)
+    host, model = build_pair(
+        dict(bottleneck=8, adapter_scale=0.5, **dyt), init_values=0.1)
     randomise_dyt_(model)
     x = torch.randn(batch, 3, 4, 32, 32)
     masks = ragged_masks(model, batch, TOKENS)
@@ -218,8 +230,10 @@ def _explicit_sdpa(q, k, v, attn_mask=None, dropout_p=0.):
 def _traced(module, x):
     """The traced FLOPs; DyT's fused attention (which the tracer skips) runs
     as explicit matmuls during the trace."""
-    fused = [m for m in module.modules()
-             if 'scaled_dot_product_attention' in vars(m)]
+    fused = [
+        m for m in module.modules()
+        if 'scaled_dot_product_attention' in vars(m)
+    ]
     for m in fused:
         m.scaled_dot_product_attention = _explicit_sdpa
     try:
@@ -232,7 +246,8 @@ def _traced(module, x):
 
 
 @pytest.mark.parametrize('host_cfg', [
-    dict(init_values=0.1), dict(use_mean_pooling=False),
+    dict(init_values=0.1),
+    dict(use_mean_pooling=False),
     dict(return_feat_map=True)
 ])
 def test_dense_flops_equal_traced_host(host_cfg):
@@ -246,8 +261,11 @@ def test_dense_flops_equal_traced_host(host_cfg):
 
 
 @pytest.mark.parametrize('dyt', [
-    dict(variant='mlp'), dict(variant='attn'), dict(variant='attn_mlp'),
-    dict(variant='layer'), dict(variant='mlp', num_experts=4)
+    dict(variant='mlp'),
+    dict(variant='attn'),
+    dict(variant='attn_mlp'),
+    dict(variant='layer'),
+    dict(variant='mlp', num_experts=4)
 ])
 def test_dynamic_flops_equal_traced_gathered_model(dyt):
     """The traced gathered DyT backbone, its dispatchers deciding, sample by
@@ -272,8 +290,13 @@ def test_videomae_vit_b_16x224_flops():
     """VideoMAE ViT-B, 16 frames, tubelet 2, 224: 1568 tokens. The analytic
     count of one layer (and of the stem) is checked against the traced host
     at full width and token count; the 12-layer count is then printed."""
-    full = dict(img_size=224, patch_size=16, embed_dims=768, num_heads=12,
-                num_frames=16, tubelet_size=2)
+    full = dict(
+        img_size=224,
+        patch_size=16,
+        embed_dims=768,
+        num_heads=12,
+        num_frames=16,
+        tubelet_size=2)
     model = DyTVideoMAEViT(depth=1, dyt=dict(bottleneck=64), **full).eval()
     host = model.build_dense_twin()
     x = torch.zeros(1, 3, 16, 224, 224)
@@ -281,8 +304,7 @@ def test_videomae_vit_b_16x224_flops():
     assert model_flops(spec.dense()) == _traced(host, x)
     dense12 = model_flops(spec.dense(num_layers=12)) / 1e9
     dyt12 = model_flops(replace_layers(spec, 12)) / 1e9
-    half = model_flops(replace_layers(spec, 12),
-                       [{'mlp': 784}] * 12) / 1e9
+    half = model_flops(replace_layers(spec, 12), [{'mlp': 784}] * 12) / 1e9
     print(f'VideoMAE ViT-B 16x224 tubelet 2: dense {dense12:.2f} GFLOPs, '
           f'DyT d=64 all active {dyt12:.2f}, half the MLP tokens {half:.2f}')
     # the VideoMAE paper quotes 180 G for this model (fvcore convention)
@@ -306,26 +328,34 @@ def test_videomae_config_loads_a_stock_mmaction2_recognizer_checkpoint(
     from mmengine.registry import MODELS, DefaultScope
 
     from ...conftest import REPO_ROOT
-    cfg = Config.fromfile(osp.join(
-        REPO_ROOT, 'configs', 'dyt', 'video',
-        'dyt_videomae-vit-b_16x4x1_k400-video.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', 'dyt', 'video',
+                 'dyt_videomae-vit-b_16x4x1_k400-video.py'))
     init_cfg = cfg.model.backbone.init_cfg
     tiny = dict(SMALL, dyt=dict(bottleneck=8))
     head = dict(num_classes=5, in_channels=SMALL['embed_dims'])
     # the stock recognizer: mmaction2's ViT with the config's own settings
     host_backbone = {
-        k: v for k, v in cfg.model.backbone.items()
+        k: v
+        for k, v in cfg.model.backbone.items()
         if k not in ('type', 'dyt', 'init_cfg')
     }
     host_backbone.update(SMALL, type='VisionTransformer')
     with DefaultScope.overwrite_default_scope('mmaction'):
-        stock = MODELS.build(dict(
-            type='Recognizer3D', backbone=host_backbone,
-            cls_head=dict(cfg.model.cls_head, **head)))
+        stock = MODELS.build(
+            dict(
+                type='Recognizer3D',
+                backbone=host_backbone,
+                cls_head=dict(cfg.model.cls_head, **head)))
         randomise_(stock, seed=3)
         ckpt = str(tmp_path / 'videomae_recognizer.pth')
-        torch.save({'meta': {'mmaction2_version': '1.1.0'},
-                    'state_dict': stock.state_dict()}, ckpt)
+        torch.save(
+            {
+                'meta': {
+                    'mmaction2_version': '1.1.0'
+                },
+                'state_dict': stock.state_dict()
+            }, ckpt)
         cfg.model.backbone.update(tiny)
         cfg.model.backbone.init_cfg = dict(init_cfg, checkpoint=ckpt)
         cfg.model.cls_head.update(head)
@@ -336,8 +366,9 @@ def test_videomae_config_loads_a_stock_mmaction2_recognizer_checkpoint(
     source = stock.state_dict()
     backbone_keys = [k for k in source if k.startswith('backbone.')]
     assert len(backbone_keys) > 10
-    not_loaded = [k for k in backbone_keys
-                  if not torch.equal(loaded[k], source[k])]
+    not_loaded = [
+        k for k in backbone_keys if not torch.equal(loaded[k], source[k])
+    ]
     assert not not_loaded, not_loaded
     assert not torch.equal(loaded['cls_head.fc_cls.weight'],
                            source['cls_head.fc_cls.weight'])

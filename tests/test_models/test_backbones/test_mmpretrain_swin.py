@@ -12,8 +12,13 @@ ARCH = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])
 # 64 px, patch 2, window 4: stage grids 32/16/8/4 (the last one as small as
 # a window: no shift there). 72x56 gives 36x28, 18x14, 9x7, 5x4: windows
 # padded in stages 1-2, an odd map merged with padding.
-CFG = dict(arch=ARCH, img_size=64, patch_size=2, window_size=4,
-           out_indices=(0, 1, 2, 3), drop_path_rate=0.0)
+CFG = dict(
+    arch=ARCH,
+    img_size=64,
+    patch_size=2,
+    window_size=4,
+    out_indices=(0, 1, 2, 3),
+    drop_path_rate=0.0)
 SIZES = [(64, 64), (72, 56)]
 
 
@@ -49,8 +54,8 @@ def build_pair(cfg):
     host.eval()
     model = MODELS.build(
         dict(type='mmdyt.DyTSwinTransformer', dyt=dict(bottleneck=4), **cfg))
-    missing, unexpected = model.load_state_dict(host.state_dict(),
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(
+        host.state_dict(), strict=False)
     assert not unexpected
     assert missing and all(k.startswith('dyt_layers.') for k in missing)
     model.eval()
@@ -65,8 +70,10 @@ def pair():
 def all_active(model, x):
     with torch.no_grad(), model.dyt_mode('complete', keep_masks=True):
         model(x)
-    return [{s: torch.ones_like(m) for s, m in per.items()}
-            for per in model.dyt_masks]
+    return [{
+        s: torch.ones_like(m)
+        for s, m in per.items()
+    } for per in model.dyt_masks]
 
 
 @pytest.mark.parametrize('size', SIZES)
@@ -86,13 +93,11 @@ def test_fresh_adapters_equal_host_swin_at_every_stage(pair, size):
         assert len(out) == len(ref)
         for a, b in zip(out, ref):
             assert a.shape == b.shape
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5,
-                                       msg=mode)
-    assert model.dyt_stage_hw == [
-        (size[0] // 2, size[1] // 2), (size[0] // 4, size[1] // 4),
-        (-(-size[0] // 8), -(-size[1] // 8)),
-        (-(-size[0] // 16), -(-size[1] // 16))
-    ]
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, msg=mode)
+    assert model.dyt_stage_hw == [(size[0] // 2, size[1] // 2),
+                                  (size[0] // 4, size[1] // 4),
+                                  (-(-size[0] // 8), -(-size[1] // 8)),
+                                  (-(-size[0] // 16), -(-size[1] // 16))]
 
 
 def test_nonzero_adapters_change_the_output(pair):
@@ -101,7 +106,10 @@ def test_nonzero_adapters_change_the_output(pair):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad(), model.dyt_mode('complete'):
         before = model(x)[-1]
-        saved = {k: v.clone() for k, v in model.dyt_layers.state_dict().items()}
+        saved = {
+            k: v.clone()
+            for k, v in model.dyt_layers.state_dict().items()
+        }
         randomise_dyt(model)
         after = model(x)[-1]
         model.dyt_layers.load_state_dict(saved)
@@ -116,8 +124,8 @@ def ragged_masks(model, x, seed=3):
     out = []
     for i, per in enumerate(masks):
         m = per['mlp']
-        keep = torch.rand(m.shape, generator=g) < torch.rand(
-            (m.shape[0], 1), generator=g)
+        keep = torch.rand(
+            m.shape, generator=g) < torch.rand((m.shape[0], 1), generator=g)
         if i == 0:
             keep[0] = True
         if i == 1:
@@ -141,8 +149,7 @@ def paper_swin(host, model, x, masks):
         def hook(module, args, kwargs, out, layer=layer, per=per):
             xa = kwargs['identity']
             m = per['mlp'][..., None].to(xa.dtype)
-            return xa + m * (out - xa) + ref_adapter(layer.adapters['mlp'],
-                                                     xa)
+            return xa + m * (out - xa) + ref_adapter(layer.adapters['mlp'], xa)
 
         hooks.append(block.ffn.register_forward_hook(hook, with_kwargs=True))
     try:
@@ -171,8 +178,8 @@ def test_dyt_swin_equals_paper_formula_with_random_adapters(pair, size):
                     with model.dyt_mode(mode, masks=masks):
                         out = model(x)
                     for a, b in zip(out, ref):
-                        torch.testing.assert_close(a, b, atol=1e-5,
-                                                   rtol=1e-5, msg=mode)
+                        torch.testing.assert_close(
+                            a, b, atol=1e-5, rtol=1e-5, msg=mode)
             plain = host(x)
     finally:
         model.dyt_layers.load_state_dict(saved)
@@ -196,11 +203,11 @@ def test_abs_pos_embed_and_out_after_downsample_equal_host():
                 outs.append(model(x))
             with model.dyt_mode('gathered', masks=masks):
                 outs.append(model(x))
-        assert [tuple(r.shape[1:]) for r in ref] == [
-            (32, -(-size[0] // 4), -(-size[1] // 4)),
-            (64, -(-size[0] // 8), -(-size[1] // 8)),
-            (128, -(-size[0] // 16), -(-size[1] // 16)),
-            (128, -(-size[0] // 16), -(-size[1] // 16))]
+        assert [tuple(r.shape[1:])
+                for r in ref] == [(32, -(-size[0] // 4), -(-size[1] // 4)),
+                                  (64, -(-size[0] // 8), -(-size[1] // 8)),
+                                  (128, -(-size[0] // 16), -(-size[1] // 16)),
+                                  (128, -(-size[0] // 16), -(-size[1] // 16))]
         for out in outs:
             for a, b in zip(out, ref):
                 torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
@@ -258,8 +265,8 @@ def test_stage_grids_masks_and_rates(pair):
         model.stacked_dyt_masks()
     # the rate of a Swin is the mean over all its tokens (paper: over
     # batch x layers x tokens), so the early stages weigh more
-    expected = sum(m.float().sum() for m in masks) / sum(
-        m.numel() for m in masks)
+    expected = sum(m.float().sum() for m in masks) / sum(m.numel()
+                                                         for m in masks)
     torch.testing.assert_close(rate_loss(masks, 0.2), (expected - 0.2)**2)
     stats = model.measure_dyt()
     assert stats.tokens[0].tolist() == [float(h * w) for h, w in grids]
@@ -301,8 +308,9 @@ def test_analytic_flops_equal_traced_count(pair, size):
     def traced(m):
         # DyT's window attention runs the fused kernel, which the tracer
         # skips: trace it with explicit matmuls
-        fused = [w for w in m.modules()
-                 if 'scaled_dot_product_attention' in vars(w)]
+        fused = [
+            w for w in m.modules() if 'scaled_dot_product_attention' in vars(w)
+        ]
         for w in fused:
             w.scaled_dot_product_attention = _explicit_sdpa
         try:
@@ -316,14 +324,13 @@ def test_analytic_flops_equal_traced_count(pair, size):
     assert traced(host) == model_flops(spec.dense())
     tds = [layer.dispatchers['mlp'] for layer in model.dyt_layers]
     tokens = [layer.num_tokens for layer in spec.layer_specs()]
-    for fractions in ([0., 1., .5, .25, 1., 0., .75, .5],
-                      [1., .1, 0., .9, .3, .6, 1., 0.]):
+    for fractions in ([0., 1., .5, .25, 1., 0., .75,
+                       .5], [1., .1, 0., .9, .3, .6, 1., 0.]):
         ks = [int(f * n) for f, n in zip(fractions, tokens)]
         for td, k in zip(tds, ks):
             td.forward = _Fixed(td, k)
         try:
-            with torch.no_grad(), model.dyt_mode('gathered',
-                                                 keep_masks=True):
+            with torch.no_grad(), model.dyt_mode('gathered', keep_masks=True):
                 count = traced(model)
                 model(x)
         finally:
@@ -364,17 +371,19 @@ def test_frozen_host_dense_twin_and_old_checkpoint_keys(pair):
     host, model = pair
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith('dyt_layers.') for n in trainable)
-    assert [layer.adapters['mlp'].down.in_features
-            for layer in model.dyt_layers] == [16, 16, 32, 32, 64, 64, 128,
-                                                128]
+    assert [
+        layer.adapters['mlp'].down.in_features for layer in model.dyt_layers
+    ] == [16, 16, 32, 32, 64, 64, 128, 128]
     twin = model.build_dense_twin()
     assert type(twin) is SwinTransformer
     assert model.dyt_input_shape() == (3, 64, 64)
     # An old-format checkpoint (no version metadata, final norm as 'norm.',
     # attention masks stored): the host renames it only for its own class;
     # it must load into the DyT Swin the same way.
-    old = {k.replace('norm3.', 'norm.'): v
-           for k, v in host.state_dict().items()}
+    old = {
+        k.replace('norm3.', 'norm.'): v
+        for k, v in host.state_dict().items()
+    }
     old['stages.0.blocks.1.attn.attn_mask'] = torch.zeros(1)
     fresh = DyTSwinTransformer(dyt=dict(bottleneck=4), **CFG)
     missing, unexpected = fresh.load_state_dict(old, strict=False)
@@ -383,33 +392,37 @@ def test_frozen_host_dense_twin_and_old_checkpoint_keys(pair):
     torch.testing.assert_close(fresh.norm3.weight, host.norm3.weight)
 
 
-
 def test_image_classifier_losses_predict_and_metric_with_swin():
     """DyTImageClassifier, DyTEfficiencyMetric and dyt_recording() work with
     the Swin backbone unchanged."""
-    from mmpretrain.structures import DataSample
-
     from mmengine.registry import DefaultScope
+    from mmpretrain.structures import DataSample
 
     from mmdyt.evaluation import DyTEfficiencyMetric
     torch.manual_seed(0)
     # whatever scope an earlier test left: mmpretrain's preprocessor
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(
-            dict(type='mmdyt.DyTImageClassifier',
-                 backbone=dict(type='mmdyt.DyTSwinTransformer',
-                               dyt=dict(bottleneck=4),
-                               **{**CFG, 'out_indices': (3, )}),
-                 neck=dict(type='GlobalAveragePooling'),
-                 head=dict(type='LinearClsHead', num_classes=5,
-                           in_channels=128)))
+            dict(
+                type='mmdyt.DyTImageClassifier',
+                backbone=dict(
+                    type='mmdyt.DyTSwinTransformer',
+                    dyt=dict(bottleneck=4),
+                    **{
+                        **CFG, 'out_indices': (3, )
+                    }),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(
+                    type='LinearClsHead', num_classes=5, in_channels=128)))
     model.init_weights()
     model.train()
     x = torch.randn(3, 3, 64, 64)
     data = [DataSample().set_gt_label(i) for i in range(3)]
     losses = model.loss(x, data)
-    assert {'loss_cls', 'loss_cls_complete', 'loss_distill', 'loss_rate',
-            'act_rate'} <= set(losses)
+    assert {
+        'loss_cls', 'loss_cls_complete', 'loss_distill', 'loss_rate',
+        'act_rate'
+    } <= set(losses)
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     for layer in model.backbone.dyt_layers:  # every stage learns to route
         grad = layer.dispatchers['mlp'].proj.weight.grad

@@ -11,31 +11,36 @@ ARCH = dict(embed_dims=64, num_layers=3, num_heads=4, feedforward_channels=128)
 
 def build_pair(out_type='cls_token', dyt=None, **kwargs):
     torch.manual_seed(0)
-    cfg = dict(arch=ARCH, img_size=32, patch_size=8, out_type=out_type,
-               **kwargs)
+    cfg = dict(
+        arch=ARCH, img_size=32, patch_size=8, out_type=out_type, **kwargs)
     dense = VisionTransformer(**cfg)
     dense.init_weights()
     dense.eval()  # mmpretrain's train() does not return self
     model = MODELS.build(
-        dict(type='mmdyt.DyTVisionTransformer', dyt=dyt or dict(bottleneck=8),
-             **cfg))
+        dict(
+            type='mmdyt.DyTVisionTransformer',
+            dyt=dyt or dict(bottleneck=8),
+            **cfg))
     model.eval()
-    missing, unexpected = model.load_state_dict(dense.state_dict(),
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(
+        dense.state_dict(), strict=False)
     assert not unexpected
     assert missing and all(k.startswith('dyt_layers.') for k in missing)
     return dense, model
 
 
 def all_active(model, B, N):
-    return [{s: torch.ones(B, N, dtype=torch.bool) for s in layer.sites}
-            for layer in model.dyt_layers]
+    return [{
+        s: torch.ones(B, N, dtype=torch.bool)
+        for s in layer.sites
+    } for layer in model.dyt_layers]
 
 
 @pytest.mark.parametrize('out_type', ['cls_token', 'featmap'])
 @pytest.mark.parametrize('variant', ['mlp', 'attn_mlp', 'layer'])
 def test_all_active_zero_adapters_equal_host_vit(out_type, variant):
-    dense, model = build_pair(out_type, dyt=dict(variant=variant, bottleneck=8))
+    dense, model = build_pair(
+        out_type, dyt=dict(variant=variant, bottleneck=8))
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         ref = dense(x)[0]
@@ -45,8 +50,7 @@ def test_all_active_zero_adapters_equal_host_vit(out_type, variant):
             assert out.shape == ref.shape
             torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
         with model.dyt_mode('complete'):
-            torch.testing.assert_close(model(x)[0], ref, atol=1e-5,
-                                       rtol=1e-5)
+            torch.testing.assert_close(model(x)[0], ref, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize('dyt', [
@@ -75,8 +79,10 @@ def test_eval_gathered_equals_masked_with_random_adapters(dyt):
 
 
 def test_only_dyt_parameters_train_and_init_keeps_zero_adapters():
-    init = [dict(type='TruncNormal', layer='Linear', std=.02),
-            dict(type='Constant', layer='LayerNorm', val=1., bias=0.)]
+    init = [
+        dict(type='TruncNormal', layer='Linear', std=.02),
+        dict(type='Constant', layer='LayerNorm', val=1., bias=0.)
+    ]
     _, model = build_pair(init_cfg=init)
     model.init_weights()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -91,21 +97,30 @@ def test_only_dyt_parameters_train_and_init_keeps_zero_adapters():
 
 def test_flops_spec_of_vit_b16():
     model = MODELS.build(
-        dict(type='mmdyt.DyTVisionTransformer', arch='b', img_size=224,
-             patch_size=16, dyt=dict(bottleneck=64)))
+        dict(
+            type='mmdyt.DyTVisionTransformer',
+            arch='b',
+            img_size=224,
+            patch_size=16,
+            dyt=dict(bottleneck=64)))
     from mmdyt.models.dyt import model_flops
     spec = model.dyt_flops_spec(197)
     assert spec.num_patches == 196 and spec.feedforward_channels == 3072
     assert model_flops(spec) / 1e9 == pytest.approx(17.81, abs=0.01)
     # by hand: dense ViT-B/16 + 12 x (adapter d = 64 + dispatcher)
-    assert model_flops(spec) == 17581972224 + 12 * (
-        2 * 197 * 768 * 64 + 196 * 768)
+    assert model_flops(
+        spec) == 17581972224 + 12 * (2 * 197 * 768 * 64 + 196 * 768)
 
 
 def test_bad_dyt_key_names_allowed_keys():
     with pytest.raises(KeyError, match='allowed keys'):
-        MODELS.build(dict(type='mmdyt.DyTVisionTransformer', arch=ARCH,
-                          img_size=32, patch_size=8, dyt=dict(rate=0.5)))
+        MODELS.build(
+            dict(
+                type='mmdyt.DyTVisionTransformer',
+                arch=ARCH,
+                img_size=32,
+                patch_size=8,
+                dyt=dict(rate=0.5)))
 
 
 def test_dense_twin_is_the_host_vit_with_the_same_weights():
@@ -127,13 +142,19 @@ class StateDictBlock:
 
     def __init__(self, state, i, heads):
         prefix = f'layers.{i}.'
-        self.t = {k[len(prefix):]: v for k, v in state.items()
-                  if k.startswith(prefix)}
+        self.t = {
+            k[len(prefix):]: v
+            for k, v in state.items() if k.startswith(prefix)
+        }
         self.heads = heads
 
     def _ln(self, x, name):
-        return F.layer_norm(x, x.shape[-1:], self.t[f'{name}.weight'],
-                            self.t[f'{name}.bias'], eps=1e-6)
+        return F.layer_norm(
+            x,
+            x.shape[-1:],
+            self.t[f'{name}.weight'],
+            self.t[f'{name}.bias'],
+            eps=1e-6)
 
     def ln1(self, x):
         return self._ln(x, 'ln1')
@@ -167,16 +188,20 @@ def paper_vit(state, x, model, masks, variant, patch=8, heads=4):
     """The DyT ViT of the paper from the host's state dict and the DyT
     adapters: patch embedding, CLS, position embedding, the DyT layers
     (``reference.paper_layer``), final LayerNorm; returns the CLS feature."""
-    tokens = F.conv2d(x, state['patch_embed.projection.weight'],
-                      state['patch_embed.projection.bias'], stride=patch)
+    tokens = F.conv2d(
+        x,
+        state['patch_embed.projection.weight'],
+        state['patch_embed.projection.bias'],
+        stride=patch)
     tokens = tokens.flatten(2).transpose(1, 2)
     cls = state['cls_token'].expand(x.shape[0], -1, -1)
     h = torch.cat([cls, tokens], dim=1) + state['pos_embed']
     for i, layer in enumerate(model.dyt_layers):
-        h = paper_layer(StateDictBlock(state, i, heads), layer.adapters, h,
-                        masks[i], variant)
-    h = F.layer_norm(h, h.shape[-1:], state['ln1.weight'], state['ln1.bias'],
-                     eps=1e-6)
+        h = paper_layer(
+            StateDictBlock(state, i, heads), layer.adapters, h, masks[i],
+            variant)
+    h = F.layer_norm(
+        h, h.shape[-1:], state['ln1.weight'], state['ln1.bias'], eps=1e-6)
     return h[:, 0]
 
 
@@ -200,8 +225,8 @@ def ragged_masks(model, B, N, seed=2):
     for layer in model.dyt_layers:
         per = {}
         for site in layer.sites:
-            m = torch.rand(B, N, generator=g) < torch.linspace(
-                0.2, 0.9, B)[:, None]
+            m = torch.rand(
+                B, N, generator=g) < torch.linspace(0.2, 0.9, B)[:, None]
             m[0] = False  # sample 0 keeps only its CLS
             m[:, 0] = True
             per[site] = m
@@ -214,11 +239,16 @@ def test_dyt_vit_equals_paper_formula_with_random_host_weights(variant):
     """The DyT backbone against the paper's layer computed from the host's
     state dict: random norms (so ln1 != ln2), layer scales and q/v biases,
     non-zero adapters, ragged masks; masked and gathered paths alike."""
-    _, model = build_pair('cls_token', dyt=dict(variant=variant, bottleneck=8),
-                          layer_scale_init_value=0.1)
+    _, model = build_pair(
+        'cls_token',
+        dyt=dict(variant=variant, bottleneck=8),
+        layer_scale_init_value=0.1)
     randomise_host_and_adapters(model)
-    state = {k: v for k, v in model.state_dict().items()
-             if not k.startswith('dyt_layers.')}
+    state = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not k.startswith('dyt_layers.')
+    }
     x = torch.randn(3, 3, 32, 32)
     masks = ragged_masks(model, 3, 17)
     with torch.no_grad():
@@ -229,12 +259,16 @@ def test_dyt_vit_equals_paper_formula_with_random_host_weights(variant):
             torch.testing.assert_close(out, ref, atol=2e-5, rtol=2e-5)
         # the same with the dispatchers' own eval decisions
         model(x)
-        decided = [{s: m.clone() for s, m in per.items()}
-                   for per in model.dyt_masks]
+        decided = [{
+            s: m.clone()
+            for s, m in per.items()
+        } for per in model.dyt_masks]
         assert 0 < model.layer_activation_rates().mean() < 1
         torch.testing.assert_close(
-            model(x)[0], paper_vit(state, x, model, decided, variant),
-            atol=2e-5, rtol=2e-5)
+            model(x)[0],
+            paper_vit(state, x, model, decided, variant),
+            atol=2e-5,
+            rtol=2e-5)
 
 
 def test_inference_runs_the_mlp_on_the_active_tokens_only():
@@ -243,9 +277,11 @@ def test_inference_runs_the_mlp_on_the_active_tokens_only():
     _, model = build_pair('cls_token')
     randomise_host_and_adapters(model)
     rows = []
-    hooks = [layer.ffn.layers.register_forward_hook(
-        lambda mod, args, out: rows.append(args[0].shape[:-1].numel()))
-        for layer in model.layers]
+    hooks = [
+        layer.ffn.layers.register_forward_hook(
+            lambda mod, args, out: rows.append(args[0].shape[:-1].numel()))
+        for layer in model.layers
+    ]
     try:
         with torch.no_grad():
             model(torch.randn(4, 3, 32, 32))

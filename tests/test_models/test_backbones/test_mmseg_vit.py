@@ -9,9 +9,16 @@ from mmdyt.models.backbones import DyTSegVisionTransformer
 from mmdyt.models.dyt import VARIANT_SITES
 
 SIZE = (32, 32)
-CFG = dict(img_size=SIZE, patch_size=8, embed_dims=32, num_layers=4,
-           num_heads=2, mlp_ratio=2, out_indices=(0, 2, 3),
-           norm_cfg=dict(type='LN', eps=1e-6), patch_bias=True)
+CFG = dict(
+    img_size=SIZE,
+    patch_size=8,
+    embed_dims=32,
+    num_layers=4,
+    num_heads=2,
+    mlp_ratio=2,
+    out_indices=(0, 2, 3),
+    norm_cfg=dict(type='LN', eps=1e-6),
+    patch_bias=True)
 
 
 def randomise_(module, seed=0):
@@ -50,8 +57,8 @@ def build_pair(dyt=None, **kwargs):
     host = randomise_(VisionTransformer(**cfg))
     host.eval()  # mmseg's train() does not return self
     model = DyTSegVisionTransformer(dyt=dyt or dict(bottleneck=8), **cfg)
-    missing, unexpected = model.load_state_dict(host.state_dict(),
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(
+        host.state_dict(), strict=False)
     assert unexpected == []
     assert missing and all(k.startswith('dyt_layers.') for k in missing)
     model.eval()
@@ -130,14 +137,21 @@ def test_host_weights_frozen_and_state_dict_keys_kept():
 
 
 @pytest.mark.parametrize('with_cls_token', [True, False])
-@pytest.mark.parametrize('dyt', [
-    dict(variant='mlp'), dict(variant='attn'), dict(variant='attn_mlp'),
-    dict(variant='layer'), dict(variant='mlp', num_experts=4)
-], ids=str)
+@pytest.mark.parametrize(
+    'dyt', [
+        dict(variant='mlp'),
+        dict(variant='attn'),
+        dict(variant='attn_mlp'),
+        dict(variant='layer'),
+        dict(variant='mlp', num_experts=4)
+    ],
+    ids=str)
 def test_gathered_equals_masked_at_every_level(dyt, with_cls_token):
     _, model = build_pair(
-        dyt=dict(bottleneck=8, **dyt), with_cls_token=with_cls_token,
-        output_cls_token=with_cls_token, out_indices=(0, 1, 2, 3))
+        dyt=dict(bottleneck=8, **dyt),
+        with_cls_token=with_cls_token,
+        output_cls_token=with_cls_token,
+        out_indices=(0, 1, 2, 3))
     randomise_adapters_(model)
     x = torch.randn(4, 3, 40, 32)
     N = 5 * 4 + int(with_cls_token)
@@ -162,11 +176,14 @@ def test_gathered_equals_masked_at_every_level(dyt, with_cls_token):
 def test_mask_multiplies_the_branch_never_the_identity():
     """Layer dispatch with no active token and zero adapters: every layer is
     the identity, so every level equals the embedded input (out_origin)."""
-    _, model = build_pair(dyt=dict(variant='layer', bottleneck=8),
-                          out_origin=True, out_indices=(0, 3))
+    _, model = build_pair(
+        dyt=dict(variant='layer', bottleneck=8),
+        out_origin=True,
+        out_indices=(0, 3))
     x = torch.randn(2, 3, 32, 32)
-    masks = [{'layer': torch.zeros(2, 17, dtype=torch.bool)}
-             for _ in model.dyt_layers]
+    masks = [{
+        'layer': torch.zeros(2, 17, dtype=torch.bool)
+    } for _ in model.dyt_layers]
     for mode in ('masked', 'gathered'):
         with torch.no_grad(), model.dyt_mode(mode, masks=masks):
             origin, *levels = model(x)
@@ -209,17 +226,20 @@ def test_flops_count_patch_and_pre_norm():
 
 
 def test_vit_b16_at_512_has_1025_tokens():
-    model = DyTSegVisionTransformer(img_size=(512, 512),
-                                    out_indices=(3, 5, 7, 11),
-                                    dyt=dict(bottleneck=64))
+    model = DyTSegVisionTransformer(
+        img_size=(512, 512),
+        out_indices=(3, 5, 7, 11),
+        dyt=dict(bottleneck=64))
     spec = model.dyt_flops_spec(1025)
     assert spec.num_patches == 1024 and spec.feedforward_channels == 3072
     assert model.dyt_input_shape() == (3, 512, 512)
 
 
 def test_input_shape_follows_a_non_square_img_size():
-    model = DyTSegVisionTransformer(dyt=dict(bottleneck=8),
-                                    **{**CFG, 'img_size': (32, 48)})
+    model = DyTSegVisionTransformer(
+        dyt=dict(bottleneck=8), **{
+            **CFG, 'img_size': (32, 48)
+        })
     assert model.dyt_input_shape() == (3, 32, 48)  # (C, H, W)
 
 

@@ -14,8 +14,7 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmdyt.models.backbones import DyTSegVisionTransformer as \
-    VisionTransformer
+from mmdyt.models.backbones import DyTSegVisionTransformer as VisionTransformer
 
 
 def check_norm_state(modules, train_state):
@@ -23,24 +22,26 @@ def check_norm_state(modules, train_state):
                if isinstance(m, _BatchNorm))
 
 
-@pytest.mark.parametrize('error, build', [
-    # pretrained must be a string path
-    (TypeError, lambda: VisionTransformer().init_weights(pretrained=0)),
-    # img_size must be int or tuple
-    (TypeError, lambda: VisionTransformer(img_size=512.0)),
-    # out_indices must be int, list or tuple
-    (TypeError, lambda: VisionTransformer(out_indices=1.)),
-    # resize_pos_embed needs a (1, L, C) embedding
-    (TypeError, lambda: VisionTransformer.resize_pos_embed(
-        torch.randn(1, 196), 512, 512, 224, 224, 'bilinear')),
-    # the img_size tuple has at most 2 entries
-    (AssertionError, lambda: VisionTransformer(img_size=(224, 224, 224))),
-    # pretrained must be None or a str
-    (TypeError, lambda: VisionTransformer(pretrained=123)),
-    # output_cls_token needs with_cls_token
-    (AssertionError, lambda: VisionTransformer(with_cls_token=False,
-                                               output_cls_token=True)),
-])
+@pytest.mark.parametrize(
+    'error, build',
+    [
+        # pretrained must be a string path
+        (TypeError, lambda: VisionTransformer().init_weights(pretrained=0)),
+        # img_size must be int or tuple
+        (TypeError, lambda: VisionTransformer(img_size=512.0)),
+        # out_indices must be int, list or tuple
+        (TypeError, lambda: VisionTransformer(out_indices=1.)),
+        # resize_pos_embed needs a (1, L, C) embedding
+        (TypeError, lambda: VisionTransformer.resize_pos_embed(
+            torch.randn(1, 196), 512, 512, 224, 224, 'bilinear')),
+        # the img_size tuple has at most 2 entries
+        (AssertionError, lambda: VisionTransformer(img_size=(224, 224, 224))),
+        # pretrained must be None or a str
+        (TypeError, lambda: VisionTransformer(pretrained=123)),
+        # output_cls_token needs with_cls_token
+        (AssertionError, lambda: VisionTransformer(
+            with_cls_token=False, output_cls_token=True)),
+    ])
 def test_vit_backbone_rejects(error, build):
     with pytest.raises(error):
         build()

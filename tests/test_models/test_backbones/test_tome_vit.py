@@ -13,9 +13,14 @@ def build(tome=None, out_type='featmap', dyt=None, seed=0):
     adapters and dispatchers (varied dispatch)."""
     torch.manual_seed(seed)
     model = MODELS.build(
-        dict(type='mmdyt.DyTVisionTransformer', arch=ARCH, img_size=32,
-             patch_size=8, out_type=out_type,
-             dyt=dyt or dict(bottleneck=8), tome=tome))
+        dict(
+            type='mmdyt.DyTVisionTransformer',
+            arch=ARCH,
+            img_size=32,
+            patch_size=8,
+            out_type=out_type,
+            dyt=dyt or dict(bottleneck=8),
+            tome=tome))
     with torch.no_grad():
         torch.nn.init.normal_(model.pos_embed, std=0.5)
         torch.nn.init.normal_(model.cls_token, std=0.5)
@@ -146,8 +151,8 @@ def test_flops_of_a_tome_model_equal_a_traced_count(r):
         layer.attn.scaled_dot_product_attention = explicit_sdpa
     seen = set()
     for seed in range(3):
-        x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(
-            seed)) * 3
+        x = torch.randn(
+            1, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 3
         with torch.no_grad():
             traced = FlopAnalyzer(model, (x, )).unsupported_ops_warnings(
                 False).uncalled_modules_warnings(False)

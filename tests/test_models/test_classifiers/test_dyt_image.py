@@ -4,21 +4,29 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from mmdyt.evaluation import DyTEfficiencyMetric
-
 from ..frozen_check import train_and_check_frozen
 
 ARCH = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
 
 
-def build(img=16, patch=4, arch=ARCH, num_classes=5, backbone_dyt=None,
+def build(img=16,
+          patch=4,
+          arch=ARCH,
+          num_classes=5,
+          backbone_dyt=None,
           **kwargs):
     cfg = dict(
         type='mmdyt.DyTImageClassifier',
         backbone=dict(
-            type='mmdyt.DyTVisionTransformer', arch=arch, img_size=img,
-            patch_size=patch, dyt=backbone_dyt or dict(bottleneck=4)),
-        head=dict(type='LinearClsHead', num_classes=num_classes,
-                  in_channels=arch['embed_dims']),
+            type='mmdyt.DyTVisionTransformer',
+            arch=arch,
+            img_size=img,
+            patch_size=patch,
+            dyt=backbone_dyt or dict(bottleneck=4)),
+        head=dict(
+            type='LinearClsHead',
+            num_classes=num_classes,
+            in_channels=arch['embed_dims']),
         **kwargs)
     model = MODELS.build(cfg)
     model.init_weights()
@@ -35,8 +43,10 @@ def test_loss_terms_and_switches():
     model.train()
     x, y = torch.randn(4, 3, 16, 16), [0, 1, 2, 3]
     losses = model.loss(x, samples(y))
-    assert {'loss_cls', 'loss_cls_complete', 'loss_distill', 'loss_rate',
-            'act_rate'} <= set(losses)
+    assert {
+        'loss_cls', 'loss_cls_complete', 'loss_distill', 'loss_rate',
+        'act_rate'
+    } <= set(losses)
     assert all(torch.isfinite(v).all() for v in losses.values())
     # The complete pass must not hide the dynamic pass' masks.
     assert model.backbone.dyt_masks[0]['mlp'].is_floating_point()
@@ -50,11 +60,13 @@ def test_loss_terms_and_switches():
     torch.testing.assert_close(losses['loss_rate'], expected)
 
 
-@pytest.mark.parametrize('w_rate,w_complete,w_distill,target', [
-    (2.0, 1.0, 1.0, 0.5),    # the paper's weights
-    (0.5, 3.0, 0.25, 0.2),   # every weight scaled on its own
-    (5.0, 0.4, 2.5, 0.9),
-])
+@pytest.mark.parametrize(
+    'w_rate,w_complete,w_distill,target',
+    [
+        (2.0, 1.0, 1.0, 0.5),  # the paper's weights
+        (0.5, 3.0, 0.25, 0.2),  # every weight scaled on its own
+        (5.0, 0.4, 2.5, 0.9),
+    ])
 def test_each_loss_term_equals_its_hand_computed_value(w_rate, w_complete,
                                                        w_distill, target):
     """``L = CE(y) + w_c CE(y_c) + w_d KL(y_c || y) + w_r (mean(M) - r)^2`` on
@@ -62,8 +74,11 @@ def test_each_loss_term_equals_its_hand_computed_value(w_rate, w_complete,
     hand from the student (dynamic) and teacher (complete) logits: a weight
     ignored, the KL reversed, or the teacher not the complete model fails."""
     torch.manual_seed(0)
-    model = build(rate_loss_weight=w_rate, complete_loss_weight=w_complete,
-                  distill_loss_weight=w_distill, target_rate=target)
+    model = build(
+        rate_loss_weight=w_rate,
+        complete_loss_weight=w_complete,
+        distill_loss_weight=w_distill,
+        target_rate=target)
     with torch.no_grad():  # random host weights, non-zero adapters
         for p in model.backbone.parameters():
             torch.nn.init.normal_(p, std=0.3)
@@ -102,11 +117,15 @@ def test_config_errors_name_the_key():
         build(rate_loss_weight=-1)
     with pytest.raises(TypeError, match='DyT backbone'):
         MODELS.build(
-            dict(type='mmdyt.DyTImageClassifier',
-                 backbone=dict(type='VisionTransformer', arch=ARCH,
-                               img_size=16, patch_size=4),
-                 head=dict(type='LinearClsHead', num_classes=2,
-                           in_channels=48)))
+            dict(
+                type='mmdyt.DyTImageClassifier',
+                backbone=dict(
+                    type='VisionTransformer',
+                    arch=ARCH,
+                    img_size=16,
+                    patch_size=4),
+                head=dict(type='LinearClsHead', num_classes=2,
+                          in_channels=48)))
 
 
 def test_only_adapters_dispatchers_head_train_and_frozen_stay_bitwise():
@@ -120,6 +139,7 @@ def test_only_adapters_dispatchers_head_train_and_frozen_stay_bitwise():
     assert any('dispatchers' in n for n in trainable)
     assert any('adapters' in n for n in trainable)
     assert any(n.startswith('head.') for n in trainable)
+
     # AdamW with weight decay over *all* parameters, as a careless config
     # would build it: frozen weights must still not move.
 
@@ -135,21 +155,21 @@ def test_only_adapters_dispatchers_head_train_and_frozen_stay_bitwise():
 # Hand-computed FLOPs of ``build()`` (C = 48, 3 layers, MLP 96, 16x16 input,
 # 4x4 patches: P = 16 patches + CLS = 17 tokens, adapters d = 4, 5 classes),
 # one multiply-add = one FLOP, LayerNorm 5 per element:
-PATCH_EMBED = 16 * 48 * 3 * 4 * 4          # 36864
-FINAL_NORM = 5 * 17 * 48                   # 4080
-HEAD = 48 * 5                              # 240
-ATTN = 5 * 17 * 48 + 4 * 17 * 48 * 48 + 2 * 17 * 17 * 48   # LN1 qkv proj QK AV
-ADAPTER = 2 * 17 * 48 * 4                  # down + up on every token
-DISPATCHER = 16 * 48                       # Linear(C, 1) on the patch tokens
-MLP_PER_TOKEN = 5 * 48 + 2 * 48 * 96       # LN2 + fc1 + fc2: 9456
+PATCH_EMBED = 16 * 48 * 3 * 4 * 4  # 36864
+FINAL_NORM = 5 * 17 * 48  # 4080
+HEAD = 48 * 5  # 240
+ATTN = 5 * 17 * 48 + 4 * 17 * 48 * 48 + 2 * 17 * 17 * 48  # LN1 qkv proj QK AV
+ADAPTER = 2 * 17 * 48 * 4  # down + up on every token
+DISPATCHER = 16 * 48  # Linear(C, 1) on the patch tokens
+MLP_PER_TOKEN = 5 * 48 + 2 * 48 * 96  # LN2 + fc1 + fc2: 9456
 
 
 def hand_flops(active_patches):
     """FLOPs of one sample whose layer ``i`` keeps ``active_patches[i]``
     patch tokens (plus the CLS) at its MLP."""
-    return (PATCH_EMBED + FINAL_NORM + HEAD + sum(
-        ATTN + ADAPTER + DISPATCHER + MLP_PER_TOKEN * (k + 1)
-        for k in active_patches))
+    return (PATCH_EMBED + FINAL_NORM + HEAD +
+            sum(ATTN + ADAPTER + DISPATCHER + MLP_PER_TOKEN * (k + 1)
+                for k in active_patches))
 
 
 def test_hand_flops_constants():
@@ -176,8 +196,8 @@ def test_predict_reports_hand_computed_flops_and_rates_to_the_metric():
     model = build()
     model.eval()
     active = [[3, 5, 7], [0, 16, 8], [16, 16, 16]]
-    with torch.no_grad(), model.backbone.dyt_mode('gathered',
-                                                  masks=forced_masks(active)):
+    with torch.no_grad(), model.backbone.dyt_mode(
+            'gathered', masks=forced_masks(active)):
         preds = model.predict(torch.randn(3, 3, 16, 16), samples([0, 1, 2]))
     assert [p.dyt_flops for p in preds] == [hand_flops(a) for a in active]
     dense = PATCH_EMBED + FINAL_NORM + HEAD + 3 * (ATTN + 17 * MLP_PER_TOKEN)
@@ -191,13 +211,16 @@ def test_predict_reports_hand_computed_flops_and_rates_to_the_metric():
     for i in range(3):  # per dispatcher: mean over samples of k / 16
         assert result[f'act_rate_l{i}'] == pytest.approx(
             sum(a[i] for a in active) / 3 / 16)
-    assert result['act_rate'] == pytest.approx(
-        sum(map(sum, active)) / 9 / 16)
+    assert result['act_rate'] == pytest.approx(sum(map(sum, active)) / 9 / 16)
     with pytest.raises(KeyError, match='dyt_flops'):
         metric.process(None, [{'pred_label': 1}])
 
 
-def _explicit_attention(query, key, value, attn_mask=None, dropout_p=0.,
+def _explicit_attention(query,
+                        key,
+                        value,
+                        attn_mask=None,
+                        dropout_p=0.,
                         **kwargs):
     """Attention as explicit matmuls: FLOP tracers see ``QK^T`` and ``AV``
     (they skip the fused kernel)."""
@@ -232,8 +255,8 @@ def test_flops_by_term_equal_a_trace_of_the_explicit_matmul_model(
     from mmdyt.models.dyt.flops import (adapter_flops, attn_flops,
                                         dispatcher_flops, mlp_flops)
     torch.manual_seed(0)
-    model = build(backbone_dyt=dict(bottleneck=4, variant=variant,
-                                    num_experts=experts))
+    model = build(
+        backbone_dyt=dict(bottleneck=4, variant=variant, num_experts=experts))
     model.eval()
     with torch.no_grad():
         for p in model.backbone.dyt_layers.parameters():
@@ -244,14 +267,16 @@ def test_flops_by_term_equal_a_trace_of_the_explicit_matmul_model(
     sites = model.backbone.dyt_layers[0].sites
     seen = set()
     for seed in range(3):
-        x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(
-            seed)) * 3
+        x = torch.randn(
+            1, 3, 16, 16, generator=torch.Generator().manual_seed(seed)) * 3
         with torch.no_grad():
             analyzer = FlopAnalyzer(_Logits(model), (x, ))
             traced = analyzer.unsupported_ops_warnings(
                 False).uncalled_modules_warnings(False).by_module()
-            counts = [{s: int(m.sum()) for s, m in per.items()}
-                      for per in model.backbone.dyt_masks]
+            counts = [{
+                s: int(m.sum())
+                for s, m in per.items()
+            } for per in model.backbone.dyt_masks]
             pred = model.predict(x)[0]
         seen.update(tuple(c.values()) for c in counts)
 
@@ -267,8 +292,8 @@ def test_flops_by_term_equal_a_trace_of_the_explicit_matmul_model(
             layer = f'backbone.layers.{i}.'
             dyt = f'backbone.dyt_layers.{i}.'
             assert t(dyt + 'adapters') == len(sites) * adapter_flops(spec)
-            assert t(dyt + 'dispatchers') == len(sites) * dispatcher_flops(
-                spec)
+            assert t(dyt +
+                     'dispatchers') == len(sites) * dispatcher_flops(spec)
             # a dispatched attention runs QK^T and AV in DyT's own scope
             # (the host module's forward is not called), a dense one inside
             # the host's attention module
@@ -294,8 +319,13 @@ def _train_rate_on_digits(target, start_bias, steps=300):
     images = images[:, None].repeat(1, 3, 1, 1)  # (n, 3, 8, 8)
     labels = torch.tensor(digits.target)
     torch.manual_seed(0)
-    model = build(img=8, patch=2, num_classes=10, target_rate=target,
-                  complete_loss_weight=0, distill_loss_weight=0)
+    model = build(
+        img=8,
+        patch=2,
+        num_classes=10,
+        target_rate=target,
+        complete_loss_weight=0,
+        distill_loss_weight=0)
     with torch.no_grad():
         for layer in model.backbone.dyt_layers:
             layer.dispatchers['mlp'].proj.bias.fill_(start_bias)

@@ -26,8 +26,8 @@ class RefBlock(nn.Module):
     def attention(self, x, key_mask=None):
         B, N, C = x.shape
         h = self.heads
-        q, k, v = self.qkv(x).reshape(B, N, 3, h, C // h).permute(2, 0, 3, 1,
-                                                                   4)
+        q, k, v = self.qkv(x).reshape(B, N, 3, h,
+                                      C // h).permute(2, 0, 3, 1, 4)
         scores = torch.matmul(q, k.transpose(-2, -1)) * (C // h)**-0.5
         if key_mask is not None:
             scores = scores.masked_fill(~key_mask[:, None, None, :],
@@ -92,6 +92,7 @@ def paper_layer(block, adapters, x, masks, variant):
     - ``attn_mlp``: the attention site, then the MLP site;
     - ``layer``: ``out = X + M * (Layer_M(X) - X) + A(X)``.
     """
+
     def m(site):
         return masks[site][..., None].to(x.dtype)
 

@@ -21,8 +21,9 @@ def test_adapter_formula_in_eval():
     for p in ad.parameters():
         torch.nn.init.normal_(p)
     x = torch.randn(2, 5, 16)
-    ref = F.linear(F.relu(F.linear(x, ad.down.weight, ad.down.bias)),
-                   ad.up.weight, ad.up.bias) * 0.5
+    ref = F.linear(
+        F.relu(F.linear(x, ad.down.weight, ad.down.bias)), ad.up.weight,
+        ad.up.bias) * 0.5
     torch.testing.assert_close(ad(x), ref)
 
 

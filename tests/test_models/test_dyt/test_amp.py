@@ -19,9 +19,13 @@ from mmdyt.models.dyt.dispatcher import fp32_island
 
 DTYPES = [torch.float16, torch.bfloat16]
 ARCH = dict(embed_dims=32, num_layers=3, num_heads=4, feedforward_channels=64)
-VARIANTS = [dict(variant='mlp'), dict(variant='attn'),
-            dict(variant='attn_mlp'), dict(variant='layer'),
-            dict(variant='mlp', num_experts=4)]
+VARIANTS = [
+    dict(variant='mlp'),
+    dict(variant='attn'),
+    dict(variant='attn_mlp'),
+    dict(variant='layer'),
+    dict(variant='mlp', num_experts=4)
+]
 #: |activation rate (autocast) - activation rate (float32)| on the seeded
 #: step below (same Gumbel noise): a decision flips only where a token's
 #: noisy logit lies within the low-precision rounding of the projection from
@@ -33,12 +37,17 @@ RATE_TOL = 1 / 48
 
 def classifier(dyt):
     torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='mmdyt.DyTImageClassifier',
-        backbone=dict(type='mmdyt.DyTVisionTransformer', arch=ARCH,
-                      img_size=16, patch_size=4, drop_rate=0.1,
-                      dyt=dict(bottleneck=8, adapter_dropout=0.1, **dyt)),
-        head=dict(type='LinearClsHead', num_classes=5, in_channels=32)))
+    model = MODELS.build(
+        dict(
+            type='mmdyt.DyTImageClassifier',
+            backbone=dict(
+                type='mmdyt.DyTVisionTransformer',
+                arch=ARCH,
+                img_size=16,
+                patch_size=4,
+                drop_rate=0.1,
+                dyt=dict(bottleneck=8, adapter_dropout=0.1, **dyt)),
+            head=dict(type='LinearClsHead', num_classes=5, in_channels=32)))
     model.init_weights()
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():  # non-zero adapters, routers and dispatchers
@@ -62,8 +71,7 @@ def step(model, context):
         losses = model.loss(x, samples)
     loss = sum(v for k, v in losses.items() if k.startswith('loss'))
     loss.backward()
-    grads = {n: p.grad for n, p in model.named_parameters()
-             if p.requires_grad}
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
     return losses, grads
 
 
@@ -74,8 +82,8 @@ def _contexts(dtype):
 
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=str)
-@pytest.mark.parametrize('dyt', VARIANTS, ids=lambda d: '-'.join(
-    str(v) for v in d.values()))
+@pytest.mark.parametrize(
+    'dyt', VARIANTS, ids=lambda d: '-'.join(str(v) for v in d.values()))
 def test_autocast_training_step_finite_and_rate_loss_as_fp32(dyt, dtype):
     model = classifier(dyt)
     ref_losses, _ = step(model, torch.autocast('cpu', enabled=False))
@@ -135,9 +143,11 @@ def test_gumbel_sampling_runs_in_float32_under_autocast(dtype):
         torch.manual_seed(1)
         with DTypes() as mode:
             mask = disp(x)
-    after = [d for name, d in mode.seen if name in
-             ('rand', 'log', 'sigmoid', 'clamp_min', '__truediv__',
-              '__sub__', '__add__', '__gt__', 'to')]
+    after = [
+        d for name, d in mode.seen
+        if name in ('rand', 'log', 'sigmoid', 'clamp_min', '__truediv__',
+                    '__sub__', '__add__', '__gt__', 'to')
+    ]
     assert len(after) >= 6 and set(after) == {torch.float32}, mode.seen
     assert mask.dtype == torch.float32
     torch.manual_seed(1)

@@ -54,9 +54,9 @@ def test_gumbel_noise_is_sampled_and_rate_follows_bias():
     assert not td.eval()(x).logical_not().any()
 
 
-@pytest.mark.parametrize('kwargs,key', [(dict(tau=0), 'dyt.tau'),
-                                        (dict(threshold=1.0),
-                                         'dyt.threshold')])
+@pytest.mark.parametrize('kwargs,key',
+                         [(dict(tau=0), 'dyt.tau'),
+                          (dict(threshold=1.0), 'dyt.threshold')])
 def test_bad_arguments_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         TokenDispatcher(8, **kwargs)
@@ -65,8 +65,8 @@ def test_bad_arguments_name_the_key(kwargs, key):
 def _one_hot_dispatcher(tau, threshold=0.5, channels=3):
     """Dispatcher whose logit of a token is its channel 0 (weight e_0, bias
     0), so ``d mask / d x[..., 0]`` is ``d mask / d logit``."""
-    td = TokenDispatcher(channels, tau=tau, threshold=threshold,
-                         num_prefix_tokens=0).train()
+    td = TokenDispatcher(
+        channels, tau=tau, threshold=threshold, num_prefix_tokens=0).train()
     with torch.no_grad():
         td.proj.weight.zero_()
         td.proj.weight[0, 0] = 1.0

@@ -4,15 +4,13 @@ from mmengine.analysis import FlopAnalyzer
 
 from mmdyt.models.dyt import (DyTLayer, ViTFlopsSpec, dynamic_flops,
                               layer_flops, model_flops)
-
 from .reference import RefBlock, RefOps
-
 
 # ViT-B/16 at 224 by hand (C = 768, N = 197 tokens, 196 patches, MLP 3072):
 VIT_B_ATTN = 5 * 197 * 768 + 4 * 197 * 768**2 + 2 * 197**2 * 768
 VIT_B_MLP_PER_TOKEN = 5 * 768 + 2 * 768 * 3072
-VIT_B_DENSE = (196 * 768 * 3 * 16 * 16 + 5 * 197 * 768 +
-               12 * (VIT_B_ATTN + 197 * VIT_B_MLP_PER_TOKEN))
+VIT_B_DENSE = (196 * 768 * 3 * 16 * 16 + 5 * 197 * 768 + 12 *
+               (VIT_B_ATTN + 197 * VIT_B_MLP_PER_TOKEN))
 VIT_B_DYT_EXTRA = 2 * 197 * 768 * 64 + 196 * 768  # adapter d=64, dispatcher
 
 
@@ -70,16 +68,25 @@ def test_analytic_layer_flops_match_traced_count(variant, experts):
     torch.manual_seed(0)
     C, N, prefix = 64, 17, 1
     block = RefBlock(C, heads=4, hidden=4 * C).eval()
-    layer = DyTLayer(C, variant=variant, bottleneck=8, num_experts=experts,
-                     num_prefix_tokens=prefix).eval()
+    layer = DyTLayer(
+        C,
+        variant=variant,
+        bottleneck=8,
+        num_experts=experts,
+        num_prefix_tokens=prefix).eval()
     for td in layer.dispatchers.values():
         with torch.no_grad():
             td.proj.weight.zero_()
             td.proj.weight[0, 0] = 1.
     spec = ViTFlopsSpec(
-        embed_dims=C, num_layers=1, feedforward_channels=4 * C,
-        num_patches=N - prefix, num_prefix_tokens=prefix, variant=variant,
-        bottleneck=8, num_experts=experts)
+        embed_dims=C,
+        num_layers=1,
+        feedforward_channels=4 * C,
+        num_patches=N - prefix,
+        num_prefix_tokens=prefix,
+        variant=variant,
+        bottleneck=8,
+        num_experts=experts)
     model = _TracedLayer(layer, block)
     for active in (1, 5, 12, N):
         x = _input_with_active(1, N, C, active, prefix)
@@ -110,8 +117,8 @@ def test_dynamic_flops_from_masks_per_sample():
 def test_vit_and_swin_specs_equal_closed_forms():
     """Hand-written closed forms (fvcore convention: LN 5 per element)."""
     C, L, N, H = 1024, 24, 197, 4096
-    vit = ViTFlopsSpec(embed_dims=C, num_layers=L, feedforward_channels=H,
-                       variant=None)
+    vit = ViTFlopsSpec(
+        embed_dims=C, num_layers=L, feedforward_channels=H, variant=None)
     per_layer = 2 * 5 * N * C + 4 * N * C * C + 2 * N * N * C + 2 * N * C * H
     assert model_flops(vit) == 196 * C * 3 * 256 + 5 * N * C + L * per_layer
 
@@ -129,10 +136,12 @@ def test_vit_and_swin_specs_equal_closed_forms():
             dims *= 2
     total += 5 * 49 * 1024 + 1024 * 10
     assert model_flops(swin) == total
-    half = [{'mlp': n // 2} for n in [3136] * 2 + [784] * 2 + [196] * 18 +
-            [49] * 2]
+    half = [{
+        'mlp': n // 2
+    } for n in [3136] * 2 + [784] * 2 + [196] * 18 + [49] * 2]
     dyt = SwinFlopsSpec(variant='mlp', bottleneck=64)
-    saved = sum((n - h['mlp']) * (5 * C_ + 8 * C_**2) for n, h, C_ in zip(
-        [3136] * 2 + [784] * 2 + [196] * 18 + [49] * 2, half,
-        [128] * 2 + [256] * 2 + [512] * 18 + [1024] * 2))
+    saved = sum((n - h['mlp']) * (5 * C_ + 8 * C_**2)
+                for n, h, C_ in zip([3136] * 2 + [784] * 2 + [196] * 18 +
+                                    [49] * 2, half, [128] * 2 + [256] * 2 +
+                                    [512] * 18 + [1024] * 2))
     assert model_flops(dyt) - model_flops(dyt, half) == saved

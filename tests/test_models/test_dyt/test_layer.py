@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from mmdyt.models.dyt import VARIANT_SITES, DyTLayer, PackedTokens
-
 from .reference import RefBlock, RefOps, paper_layer
 
 VARIANTS = list(VARIANT_SITES)
@@ -13,8 +12,12 @@ def make(variant, prefix=1, experts=1, randomise_adapters=True, seed=0):
     torch.manual_seed(seed)
     block = RefBlock(C).eval()
     layer = DyTLayer(
-        C, variant=variant, bottleneck=8, adapter_scale=0.5,
-        num_experts=experts, num_prefix_tokens=prefix).eval()
+        C,
+        variant=variant,
+        bottleneck=8,
+        adapter_scale=0.5,
+        num_experts=experts,
+        num_prefix_tokens=prefix).eval()
     if randomise_adapters:
         for name, p in layer.adapters.named_parameters():
             torch.nn.init.normal_(p, std=0.1)
@@ -27,7 +30,8 @@ def ragged_masks(variant, B, N, prefix, seed=1):
     g = torch.Generator().manual_seed(seed)
     masks = {}
     for site in VARIANT_SITES[variant]:
-        m = torch.rand(B, N, generator=g) < torch.linspace(0.2, 0.9, B)[:, None]
+        m = torch.rand(
+            B, N, generator=g) < torch.linspace(0.2, 0.9, B)[:, None]
         if B > 1:
             m[1] = False
         m[:, :prefix] = True
@@ -125,11 +129,14 @@ def test_packed_tokens_roundtrip():
 
 
 def test_bad_variant_and_mode_name_the_allowed_values():
-    with pytest.raises(ValueError, match=r"dyt.variant must be one of \['mlp'"):
+    with pytest.raises(
+            ValueError, match=r"dyt.variant must be one of \['mlp'"):
         DyTLayer(8, variant='token')
     _, ops, layer = make('mlp')
-    with pytest.raises(ValueError, match=r"mode must be one of \['masked', "
-                       r"'gathered', 'complete'\], got 'fast'"):
+    with pytest.raises(
+            ValueError,
+            match=r"mode must be one of \['masked', "
+            r"'gathered', 'complete'\], got 'fast'"):
         layer(torch.randn(1, 3, C), ops, 'fast')
 
 
@@ -149,8 +156,9 @@ def test_layer_equals_paper_formula_with_random_norms_and_adapters(
     with torch.no_grad():
         ref = paper_layer(block, layer.adapters, x, masks, variant)
         # the adapters matter: the same layer without them differs
-        assert (ref - paper_layer(block, {s: _Zero() for s in layer.sites},
-                                  x, masks, variant)).abs().max() > 0.1
+        assert (ref - paper_layer(block, {s: _Zero()
+                                          for s in layer.sites}, x, masks,
+                                  variant)).abs().max() > 0.1
         for mode in ('masked', 'gathered'):
             out, used = layer(x, ops, mode, masks=masks)
             torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)

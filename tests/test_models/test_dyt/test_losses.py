@@ -10,16 +10,19 @@ from mmdyt.models.dyt import distill_loss, rate_loss, stack_masks
 def test_rate_loss_is_squared_gap_of_mean_mask():
     masks = torch.tensor([[[1., 0., 1., 1.]], [[0., 0., 1., 0.]]])
     torch.testing.assert_close(rate_loss(masks, 0.5), torch.tensor(0.0))
-    torch.testing.assert_close(rate_loss(masks, 0.25),
-                               torch.tensor(0.0625))
+    torch.testing.assert_close(rate_loss(masks, 0.25), torch.tensor(0.0625))
     with pytest.raises(ValueError, match='target_rate'):
         rate_loss(masks, 1.5)
 
 
 def test_stack_masks_drops_prefix_and_keeps_gradient():
     soft = torch.rand(2, 5, requires_grad=True)
-    layer_masks = [{'mlp': soft}, {'attn': torch.ones(2, 5, dtype=torch.bool),
-                                   'mlp': soft * 2}]
+    layer_masks = [{
+        'mlp': soft
+    }, {
+        'attn': torch.ones(2, 5, dtype=torch.bool),
+        'mlp': soft * 2
+    }]
     stacked = stack_masks(layer_masks, num_prefix_tokens=1)
     assert stacked.shape == (2, 3, 4)
     rate_loss(stacked, 0.3).backward()
@@ -37,7 +40,8 @@ def test_distill_is_kl_teacher_student_with_detached_teacher():
     torch.testing.assert_close(loss, ref)
     loss.backward()
     assert teacher.grad is None and student.grad.abs().sum() > 0
-    assert math.isclose(distill_loss(teacher, teacher).item(), 0., abs_tol=1e-6)
+    assert math.isclose(
+        distill_loss(teacher, teacher).item(), 0., abs_tol=1e-6)
 
 
 def test_distill_over_a_class_dim_is_the_mean_kl_per_pixel():
@@ -74,8 +78,7 @@ def test_distill_direction_on_hand_computed_values():
     direction). Two rows (batchmean): the second row has teacher = student,
     KL 0, so the loss is half the first row's."""
     teacher = torch.log(torch.tensor([[0.9, 0.05, 0.05], [0.2, 0.3, 0.5]]))
-    student = torch.log(torch.tensor([[1 / 3, 1 / 3, 1 / 3],
-                                      [0.2, 0.3, 0.5]]))
+    student = torch.log(torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.2, 0.3, 0.5]]))
     kl_pq = 0.9 * math.log(2.7) + 0.1 * math.log(0.15)
     assert kl_pq == pytest.approx(0.704215, abs=1e-6)
     loss = distill_loss(student + 1.0, teacher - 2.0)  # logits: any shift

@@ -72,8 +72,7 @@ def test_merger_composes_merges_and_unmerges_to_the_sources():
     assert merger.size[0, :, 0].tolist() == [1., 1., 3.]
     # t1, t2, t4 all went to token 2, t3 to token 1
     assert merger.source.tolist() == [[0, 2, 2, 1, 2]]
-    assert merger.unmerge(x)[0, :, 0].tolist() == [
-        10., 35., 35., 7., 35.]
+    assert merger.unmerge(x)[0, :, 0].tolist() == [10., 35., 35., 7., 35.]
     assert merger.merge(x, metric2[:, :3]) is x  # r = 0: untouched
     torch.testing.assert_close(
         merger.attn_bias(),
@@ -96,8 +95,8 @@ def test_proportional_attention_bias_by_hand():
     assert out.flatten().tolist() == pytest.approx([0.25 * 4, 0.75 * 8])
     # any query: key 1 counted three times
     q = torch.randn(1, 1, 3, 2)
-    dup = F.scaled_dot_product_attention(
-        q, k[:, :, [0, 1, 1, 1]], v[:, :, [0, 1, 1, 1]])
+    dup = F.scaled_dot_product_attention(q, k[:, :, [0, 1, 1, 1]],
+                                         v[:, :, [0, 1, 1, 1]])
     torch.testing.assert_close(
         F.scaled_dot_product_attention(q, k, v, attn_mask=bias), dup)
     assert proportional_bias(None) is None

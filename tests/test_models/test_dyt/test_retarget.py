@@ -13,18 +13,22 @@ from mmengine.runner import load_checkpoint, save_checkpoint
 from mmpretrain.registry import MODELS
 
 from mmdyt.models.dyt import TokenDispatcher
-from mmdyt.models.dyt.retarget import (capture_backbone_calls,
-                                       dyt_dispatchers, measure_rates,
-                                       retarget_rate)
+from mmdyt.models.dyt.retarget import (capture_backbone_calls, dyt_dispatchers,
+                                       measure_rates, retarget_rate)
 
 ARCH = dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64)
 N_PATCH = 64  # 32 px / patch 4
 
 
 def backbone_cfg(variant='mlp', **dyt):
-    return dict(type='mmdyt.DyTVisionTransformer', arch=ARCH, img_size=32,
-                patch_size=4, out_type='cls_token', drop_rate=0.0,
-                dyt=dict(variant=variant, bottleneck=8, **dyt))
+    return dict(
+        type='mmdyt.DyTVisionTransformer',
+        arch=ARCH,
+        img_size=32,
+        patch_size=4,
+        out_type='cls_token',
+        drop_rate=0.0,
+        dyt=dict(variant=variant, bottleneck=8, **dyt))
 
 
 def build(variant='mlp', seed=0, **dyt):
@@ -89,9 +93,11 @@ def test_per_layer_accounts_for_earlier_layers(inputs):
     of the later layers; the sequential calibration hits it."""
     naive = build('mlp')
     logits = {}
-    hooks = [td.register_forward_pre_hook(
-        lambda m, a: logits.setdefault(m, []).append(m.logits(a[0])))
-        for td in dyt_dispatchers(naive)]
+    hooks = [
+        td.register_forward_pre_hook(
+            lambda m, a: logits.setdefault(m, []).append(m.logits(a[0])))
+        for td in dyt_dispatchers(naive)
+    ]
     forward_rates(naive, inputs)
     for h in hooks:
         h.remove()
@@ -183,8 +189,12 @@ def test_cap_keeps_the_top_scores_above_threshold(max_rate):
     torch.manual_seed(3)
     m1 = td(x)
     plain = TokenDispatcher(8, num_prefix_tokens=1).train()
-    plain.load_state_dict({k: v for k, v in td.state_dict().items()
-                           if k.startswith('proj')}, strict=False)
+    plain.load_state_dict(
+        {
+            k: v
+            for k, v in td.state_dict().items() if k.startswith('proj')
+        },
+        strict=False)
     torch.manual_seed(3)
     assert torch.equal(m1, plain(x))
 
@@ -222,8 +232,12 @@ def test_cap_bounds_every_sample_and_gathered_equals_masked(variant, inputs):
     # FLOPs come from the capped masks: below those of the uncapped model
     uncapped = build(variant)
     uncapped.load_state_dict(
-        {k: v for k, v in model.state_dict().items()
-         if not k.endswith('max_rate')}, strict=False)
+        {
+            k: v
+            for k, v in model.state_dict().items()
+            if not k.endswith('max_rate')
+        },
+        strict=False)
     with torch.no_grad():
         uncapped(x)
     assert (uncapped.stacked_dyt_masks().sum(-1) > k).any()
@@ -277,8 +291,8 @@ def test_retargeted_checkpoint_loads_into_the_unchanged_config(
     save_checkpoint({'state_dict': model.state_dict()}, path)
     fresh = MODELS.build(backbone_cfg('attn_mlp'))  # the unchanged config
     fresh.eval()
-    load_checkpoint(fresh, path, map_location='cpu', strict=True,
-                    logger='silent')
+    load_checkpoint(
+        fresh, path, map_location='cpu', strict=True, logger='silent')
     with torch.no_grad():
         out = fresh(x)[0]
     assert torch.equal(out, ref)
@@ -288,8 +302,11 @@ def test_retargeted_checkpoint_loads_into_the_unchanged_config(
 
 def test_old_state_dict_loads_strictly_as_offset_zero_no_cap():
     model = build('mlp')
-    old = {k: v for k, v in model.state_dict().items()
-           if not k.endswith(('logit_offset', 'max_rate'))}
+    old = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not k.endswith(('logit_offset', 'max_rate'))
+    }
     fresh = build('mlp', seed=5)
     for td in dyt_dispatchers(fresh):
         td.set_logit_offset_(2.0)
@@ -305,8 +322,8 @@ def test_config_cap_takes_precedence_over_the_checkpoint(inputs):
     capped = build('mlp', max_rate=0.25)
     capped.load_state_dict(src.state_dict(), strict=True)
     assert all(td._max_rate == 0.25 for td in dyt_dispatchers(capped))
-    assert all(td._offset == s._offset for td, s in zip(
-        dyt_dispatchers(capped), dyt_dispatchers(src)))
+    assert all(td._offset == s._offset
+               for td, s in zip(dyt_dispatchers(capped), dyt_dispatchers(src)))
     with pytest.raises(ValueError, match=r'dyt\.max_rate=0\.25'):
         retarget_rate(capped, inputs, 0.2, max_rate=0.5)
 
@@ -315,13 +332,17 @@ def test_config_cap_takes_precedence_over_the_checkpoint(inputs):
 def build_swin(seed=0, **dyt):
     """A tiny DyT Swin (no prefix token; 8x8, 4x4, 2x2, 1x1 token grids)."""
     torch.manual_seed(seed)
-    model = MODELS.build(dict(
-        type='mmdyt.DyTSwinTransformer',
-        arch=dict(embed_dims=16, depths=[2, 2, 2, 2],
-                  num_heads=[1, 2, 4, 8]),
-        img_size=32, patch_size=4, window_size=4, drop_path_rate=0.0,
-        pad_small_map=True,
-        dyt=dict(bottleneck=4, **dyt)))
+    model = MODELS.build(
+        dict(
+            type='mmdyt.DyTSwinTransformer',
+            arch=dict(
+                embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]),
+            img_size=32,
+            patch_size=4,
+            window_size=4,
+            drop_path_rate=0.0,
+            pad_small_map=True,
+            dyt=dict(bottleneck=4, **dyt)))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if 'dispatchers' in name:

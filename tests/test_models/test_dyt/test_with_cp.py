@@ -37,42 +37,77 @@ def randomise_(model, seed=1):
             if name.startswith('dyt_layers.'):
                 p.copy_(0.2 * noise)
             elif p.dim() == 1:  # norms, biases, layer scales
-                p.copy_(1 + 0.1 * noise if name.endswith('weight') else
-                        0.1 * noise)
+                p.copy_(1 + 0.1 * noise if name.endswith('weight') else 0.1 *
+                        noise)
     return model
 
 
 def image_vit(variant='mlp', **dyt):
-    return _build('mmpretrain', dict(
-        type='mmdyt.DyTVisionTransformer',
-        arch=dict(embed_dims=32, num_layers=3, num_heads=4,
-                  feedforward_channels=64),
-        img_size=16, patch_size=4, out_type='raw', **DROP,
-        dyt=dict(variant=variant, bottleneck=8, adapter_dropout=0.2, **dyt)))
+    return _build(
+        'mmpretrain',
+        dict(
+            type='mmdyt.DyTVisionTransformer',
+            arch=dict(
+                embed_dims=32,
+                num_layers=3,
+                num_heads=4,
+                feedforward_channels=64),
+            img_size=16,
+            patch_size=4,
+            out_type='raw',
+            **DROP,
+            dyt=dict(
+                variant=variant, bottleneck=8, adapter_dropout=0.2, **dyt)))
 
 
 def seg_vit(variant='mlp'):
-    return _build('mmseg', dict(
-        type='mmdyt.DyTSegVisionTransformer', img_size=(16, 16),
-        patch_size=4, embed_dims=32, num_layers=3, num_heads=4, mlp_ratio=2,
-        out_indices=(0, 2), attn_drop_rate=0.1, **DROP,
-        dyt=dict(variant=variant, bottleneck=8, adapter_dropout=0.2)))
+    return _build(
+        'mmseg',
+        dict(
+            type='mmdyt.DyTSegVisionTransformer',
+            img_size=(16, 16),
+            patch_size=4,
+            embed_dims=32,
+            num_layers=3,
+            num_heads=4,
+            mlp_ratio=2,
+            out_indices=(0, 2),
+            attn_drop_rate=0.1,
+            **DROP,
+            dyt=dict(variant=variant, bottleneck=8, adapter_dropout=0.2)))
 
 
 def swin():
-    return _build('mmpretrain', dict(
-        type='mmdyt.DyTSwinTransformer',
-        arch=dict(embed_dims=16, depths=[2, 2], num_heads=[2, 4]),
-        img_size=16, patch_size=2, window_size=4, out_indices=(0, 1),
-        **DROP, dyt=dict(bottleneck=8, adapter_dropout=0.2)))
+    return _build(
+        'mmpretrain',
+        dict(
+            type='mmdyt.DyTSwinTransformer',
+            arch=dict(embed_dims=16, depths=[2, 2], num_heads=[2, 4]),
+            img_size=16,
+            patch_size=2,
+            window_size=4,
+            out_indices=(0, 1),
+            **DROP,
+            dyt=dict(bottleneck=8, adapter_dropout=0.2)))
 
 
 def videomae(variant='mlp'):
-    return _build('mmaction', dict(
-        type='mmdyt.DyTVideoMAEViT', img_size=16, patch_size=4,
-        embed_dims=32, depth=3, num_heads=4, mlp_ratio=2, num_frames=4,
-        tubelet_size=2, init_values=0.1, drop_rate=0.1, drop_path_rate=0.2,
-        dyt=dict(variant=variant, bottleneck=8, adapter_dropout=0.2)))
+    return _build(
+        'mmaction',
+        dict(
+            type='mmdyt.DyTVideoMAEViT',
+            img_size=16,
+            patch_size=4,
+            embed_dims=32,
+            depth=3,
+            num_heads=4,
+            mlp_ratio=2,
+            num_frames=4,
+            tubelet_size=2,
+            init_values=0.1,
+            drop_rate=0.1,
+            drop_path_rate=0.2,
+            dyt=dict(variant=variant, bottleneck=8, adapter_dropout=0.2)))
 
 
 BACKBONES = {
@@ -112,8 +147,10 @@ def dyt_step(model, x, with_cp, seed=0):
     for o in outs + complete:
         loss = loss + (o * torch.randn(o.shape, generator=g)).mean()
     loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()
-             if p.requires_grad}
+    grads = {
+        n: p.grad.clone()
+        for n, p in model.named_parameters() if p.requires_grad
+    }
     return loss.detach(), grads, [m.detach() for m in masks], calls
 
 
@@ -206,16 +243,27 @@ def test_gathered_and_no_grad_paths_are_never_checkpointed(monkeypatch):
 def test_with_cp_is_an_argument_of_every_dyt_backbone():
     for build in (image_vit, seg_vit, swin, videomae):
         assert build().with_cp is False
-    model = _build('mmpretrain', dict(
-        type='mmdyt.DyTVisionTransformer', arch='deit-tiny', img_size=32,
-        patch_size=16, with_cp=True))
+    model = _build(
+        'mmpretrain',
+        dict(
+            type='mmdyt.DyTVisionTransformer',
+            arch='deit-tiny',
+            img_size=32,
+            patch_size=16,
+            with_cp=True))
     assert model.with_cp is True
     # the dense twin is the host without the DyT-only argument
     assert type(model.build_dense_twin()).__name__ == 'VisionTransformer'
-    seg = _build('mmseg', dict(
-        type='mmdyt.DyTSegVisionTransformer', img_size=(32, 32),
-        patch_size=16, embed_dims=32, num_layers=2, num_heads=2,
-        with_cp=True))
+    seg = _build(
+        'mmseg',
+        dict(
+            type='mmdyt.DyTSegVisionTransformer',
+            img_size=(32, 32),
+            patch_size=16,
+            embed_dims=32,
+            num_layers=2,
+            num_heads=2,
+            with_cp=True))
     assert seg.with_cp is True
     assert seg.build_dense_twin().with_cp is True  # the host's own argument
 
@@ -258,8 +306,10 @@ def test_swin_two_input_sizes_before_one_backward():
                 loss = loss + (o * torch.randn(o.shape, generator=g)).mean()
             loss = loss + rate_loss(model.dyt_site_masks(), 0.5)
         loss.backward()
-        return loss.detach(), {n: p.grad.clone() for n, p in
-                               model.named_parameters() if p.requires_grad}
+        return loss.detach(), {
+            n: p.grad.clone()
+            for n, p in model.named_parameters() if p.requires_grad
+        }
 
     ref_loss, ref = step(False)
     loss, grads = step(True)
@@ -276,8 +326,10 @@ def _algorithm_step(model, inputs, samples, with_cp):
     losses = model.loss(inputs, samples)
     loss = sum(v for k, v in losses.items() if k.startswith('loss'))
     loss.backward()
-    return losses, {n: p.grad.clone() for n, p in model.named_parameters()
-                    if p.grad is not None}
+    return losses, {
+        n: p.grad.clone()
+        for n, p in model.named_parameters() if p.grad is not None
+    }
 
 
 def _check_algorithm(model, inputs, samples):
@@ -298,21 +350,36 @@ def test_per_frame_video_recognizer_with_cp():
     """The paper's video route: the image DyT ViT on every frame."""
     from mmaction.structures import ActionDataSample
     torch.manual_seed(0)
-    model = _build('mmaction', dict(
-        type='mmdyt.DyTRecognizer', per_frame=True, num_frames=4,
-        backbone=dict(
-            type='mmdyt.DyTVisionTransformer', with_cp=True,
-            arch=dict(embed_dims=32, num_layers=2, num_heads=4,
-                      feedforward_channels=64),
-            img_size=16, patch_size=4, out_type='raw', **DROP,
-            dyt=dict(bottleneck=8, adapter_dropout=0.2)),
-        cls_head=dict(type='mmdyt.AttentivePoolHead', num_classes=3,
-                      in_channels=32, num_heads=4, num_frames=4,
-                      average_clips='prob')))
+    model = _build(
+        'mmaction',
+        dict(
+            type='mmdyt.DyTRecognizer',
+            per_frame=True,
+            num_frames=4,
+            backbone=dict(
+                type='mmdyt.DyTVisionTransformer',
+                with_cp=True,
+                arch=dict(
+                    embed_dims=32,
+                    num_layers=2,
+                    num_heads=4,
+                    feedforward_channels=64),
+                img_size=16,
+                patch_size=4,
+                out_type='raw',
+                **DROP,
+                dyt=dict(bottleneck=8, adapter_dropout=0.2)),
+            cls_head=dict(
+                type='mmdyt.AttentivePoolHead',
+                num_classes=3,
+                in_channels=32,
+                num_heads=4,
+                num_frames=4,
+                average_clips='prob')))
     model.init_weights()
     randomise_(model.backbone)
-    clips = torch.randn(2, 1, 3, 4, 16, 16,
-                        generator=torch.Generator().manual_seed(3))
+    clips = torch.randn(
+        2, 1, 3, 4, 16, 16, generator=torch.Generator().manual_seed(3))
     samples = [ActionDataSample().set_gt_labels(y) for y in (0, 2)]
     _check_algorithm(model, clips, samples)
 
@@ -323,31 +390,50 @@ def test_segmentor_with_cp():
     C, BN = 32, dict(type='BN')
     CE = dict(type='CrossEntropyLoss', use_sigmoid=False)
     torch.manual_seed(0)
-    model = _build('mmseg', dict(
-        type='mmdyt.DyTEncoderDecoder',
-        backbone=dict(
-            type='mmdyt.DyTSegVisionTransformer', img_size=(32, 32),
-            patch_size=8, embed_dims=C, num_layers=4, num_heads=2,
-            mlp_ratio=2, out_indices=(0, 1, 2, 3), with_cp=True, **DROP,
-            dyt=dict(bottleneck=8, adapter_dropout=0.2)),
-        neck=dict(type='Feature2Pyramid', embed_dim=C,
-                  rescales=[4, 2, 1, 0.5], norm_cfg=BN),
-        decode_head=dict(
-            type='UPerHead', in_channels=[C] * 4, in_index=[0, 1, 2, 3],
-            pool_scales=(1, 2), channels=16, dropout_ratio=0.,
-            num_classes=3, norm_cfg=BN, align_corners=False,
-            loss_decode=dict(**CE, loss_weight=1.0)),
-        test_cfg=dict(mode='whole')))
+    model = _build(
+        'mmseg',
+        dict(
+            type='mmdyt.DyTEncoderDecoder',
+            backbone=dict(
+                type='mmdyt.DyTSegVisionTransformer',
+                img_size=(32, 32),
+                patch_size=8,
+                embed_dims=C,
+                num_layers=4,
+                num_heads=2,
+                mlp_ratio=2,
+                out_indices=(0, 1, 2, 3),
+                with_cp=True,
+                **DROP,
+                dyt=dict(bottleneck=8, adapter_dropout=0.2)),
+            neck=dict(
+                type='Feature2Pyramid',
+                embed_dim=C,
+                rescales=[4, 2, 1, 0.5],
+                norm_cfg=BN),
+            decode_head=dict(
+                type='UPerHead',
+                in_channels=[C] * 4,
+                in_index=[0, 1, 2, 3],
+                pool_scales=(1, 2),
+                channels=16,
+                dropout_ratio=0.,
+                num_classes=3,
+                norm_cfg=BN,
+                align_corners=False,
+                loss_decode=dict(**CE, loss_weight=1.0)),
+            test_cfg=dict(mode='whole')))
     model.init_weights()
     randomise_(model.backbone)
     g = torch.Generator().manual_seed(3)
     inputs = torch.randn(2, 3, 32, 32, generator=g)
     samples = []
     for _ in range(2):
-        s = SegDataSample(gt_sem_seg=PixelData(
-            data=torch.randint(0, 3, (1, 32, 32), generator=g)))
-        s.set_metainfo(dict(img_shape=(32, 32), ori_shape=(32, 32),
-                            pad_shape=(32, 32)))
+        s = SegDataSample(
+            gt_sem_seg=PixelData(
+                data=torch.randint(0, 3, (1, 32, 32), generator=g)))
+        s.set_metainfo(
+            dict(img_shape=(32, 32), ori_shape=(32, 32), pad_shape=(32, 32)))
         samples.append(s)
     # BN statistics move in every training pass: compare from one state
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -364,12 +450,21 @@ def test_segmentor_with_cp():
 
 
 def test_with_cp_and_token_merging_in_training_is_a_clear_error():
-    model = _build('mmpretrain', dict(
-        type='mmdyt.DyTVisionTransformer',
-        arch=dict(embed_dims=32, num_layers=2, num_heads=4,
-                  feedforward_channels=64),
-        img_size=16, patch_size=4, out_type='raw', with_cp=True,
-        tome=dict(r=2), dyt=dict(bottleneck=8)))
+    model = _build(
+        'mmpretrain',
+        dict(
+            type='mmdyt.DyTVisionTransformer',
+            arch=dict(
+                embed_dims=32,
+                num_layers=2,
+                num_heads=4,
+                feedforward_channels=64),
+            img_size=16,
+            patch_size=4,
+            out_type='raw',
+            with_cp=True,
+            tome=dict(r=2),
+            dyt=dict(bottleneck=8)))
     x = torch.randn(2, 3, 16, 16)
     model.eval()
     with torch.no_grad():

@@ -12,8 +12,14 @@ C, HEADS = 32, 4
 
 def build(**kwargs):
     init_default_scope('mmaction')
-    cfg = dict(type='mmdyt.AttentivePoolHead', num_classes=5, in_channels=C,
-               **{'num_heads': HEADS, **kwargs})
+    cfg = dict(
+        type='mmdyt.AttentivePoolHead',
+        num_classes=5,
+        in_channels=C,
+        **{
+            'num_heads': HEADS,
+            **kwargs
+        })
     head = MODELS.build(cfg)
     head.init_weights()
     return head.eval()
@@ -50,8 +56,8 @@ def test_pooling_equals_multihead_attention_reference():
         ref = head.fc_cls(reference_pool(head.pool, x.flatten(1, 2)))
         torch.testing.assert_close(head(x), ref, atol=1e-5, rtol=1e-5)
         # a flat token set (B, L, C) is the same thing
-        torch.testing.assert_close(head(x.flatten(1, 2)), ref, atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(
+            head(x.flatten(1, 2)), ref, atol=1e-5, rtol=1e-5)
 
 
 def test_fresh_head_zero_query_and_biases_pool_the_mean_value():
@@ -64,9 +70,8 @@ def test_fresh_head_zero_query_and_biases_pool_the_mean_value():
     x = torch.randn(2, 3, 5, C)
     with torch.no_grad():
         v = pool.v(pool.norm_v(x.flatten(1, 2)))
-        torch.testing.assert_close(pool(x.flatten(1, 2)),
-                                   pool.proj(v.mean(1)), atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(
+            pool(x.flatten(1, 2)), pool.proj(v.mean(1)), atol=1e-5, rtol=1e-5)
     assert head.frame_embed is None
     trainable = {n for n, p in head.named_parameters() if p.requires_grad}
     assert 'pool.query' in trainable and 'fc_cls.weight' in trainable
@@ -77,8 +82,8 @@ def test_frame_order_only_matters_with_the_frame_embedding():
     perm = torch.tensor([2, 0, 3, 1])
     plain = randomise_(build())
     with torch.no_grad():
-        torch.testing.assert_close(plain(x), plain(x[:, perm]), atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(
+            plain(x), plain(x[:, perm]), atol=1e-5, rtol=1e-5)
     embed = build(frame_embed=True, num_frames=4)
     assert embed.frame_embed.shape == (4, C)
     assert embed.frame_embed.abs().sum() == 0  # zero init
@@ -96,8 +101,9 @@ def test_config_errors_name_the_key():
         build(num_heads=5)
 
 
-@pytest.mark.parametrize('frames, tokens, frame_embed',
-                         [(1, 1, False), (4, 9, False), (3, 17, True)])
+@pytest.mark.parametrize('frames, tokens, frame_embed', [(1, 1, False),
+                                                         (4, 9, False),
+                                                         (3, 17, True)])
 def test_flops_formula_equals_traced_count(frames, tokens, frame_embed):
     head = build(frame_embed=frame_embed, num_frames=frames)
     x = torch.randn(1, frames, tokens, C)

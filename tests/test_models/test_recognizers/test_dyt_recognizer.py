@@ -7,12 +7,11 @@ from mmengine.registry import MODELS, init_default_scope
 
 from mmdyt.evaluation import DyTEfficiencyMetric
 from mmdyt.models.dyt import model_flops
-
 from ..frozen_check import train_and_check_frozen
 
 C, T, IMG = 32, 4, 16
-IMAGE_ARCH = dict(embed_dims=C, num_layers=2, num_heads=4,
-                  feedforward_channels=64)
+IMAGE_ARCH = dict(
+    embed_dims=C, num_layers=2, num_heads=4, feedforward_channels=64)
 
 
 def per_frame_cfg(dyt=True, frame_embed=False, **kwargs):
@@ -21,25 +20,44 @@ def per_frame_cfg(dyt=True, frame_embed=False, **kwargs):
         type='mmdyt.DyTRecognizer' if dyt else 'mmdyt.FrameRecognizer',
         per_frame=True,
         backbone=dict(
-            type='mmdyt.DyTVisionTransformer' if dyt else
-            'mmpretrain.VisionTransformer',
-            arch=IMAGE_ARCH, img_size=IMG, patch_size=4, out_type='raw',
+            type='mmdyt.DyTVisionTransformer'
+            if dyt else 'mmpretrain.VisionTransformer',
+            arch=IMAGE_ARCH,
+            img_size=IMG,
+            patch_size=4,
+            out_type='raw',
             **(dict(dyt=dict(bottleneck=8)) if dyt else {})),
-        cls_head=dict(type='mmdyt.AttentivePoolHead', num_classes=3,
-                      in_channels=C, num_heads=4, num_frames=T,
-                      frame_embed=frame_embed, average_clips='prob'),
+        cls_head=dict(
+            type='mmdyt.AttentivePoolHead',
+            num_classes=3,
+            in_channels=C,
+            num_heads=4,
+            num_frames=T,
+            frame_embed=frame_embed,
+            average_clips='prob'),
         **kwargs)
 
 
 def videomae_cfg(**kwargs):
     return dict(
         type='mmdyt.DyTRecognizer',
-        backbone=dict(type='mmdyt.DyTVideoMAEViT', img_size=IMG,
-                      patch_size=4, embed_dims=C, depth=2, num_heads=4,
-                      mlp_ratio=2, num_frames=T, tubelet_size=2,
-                      init_values=0.1, dyt=dict(bottleneck=8)),
-        cls_head=dict(type='TimeSformerHead', num_classes=3, in_channels=C,
-                      average_clips='prob'),
+        backbone=dict(
+            type='mmdyt.DyTVideoMAEViT',
+            img_size=IMG,
+            patch_size=4,
+            embed_dims=C,
+            depth=2,
+            num_heads=4,
+            mlp_ratio=2,
+            num_frames=T,
+            tubelet_size=2,
+            init_values=0.1,
+            dyt=dict(bottleneck=8)),
+        cls_head=dict(
+            type='TimeSformerHead',
+            num_classes=3,
+            in_channels=C,
+            average_clips='prob'),
         **kwargs)
 
 
@@ -56,9 +74,10 @@ def build(cfg, seed=0):
     with torch.no_grad():
         for name, p in model.backbone.named_parameters():
             if not name.startswith('dyt_layers.'):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3 +
-                        (1.0 if name.endswith('norm1.weight') or
-                         name.endswith('norm2.weight') else 0.0))
+                p.copy_(
+                    torch.randn(p.shape, generator=g) * 0.3 +
+                    (1.0 if name.endswith('norm1.weight')
+                     or name.endswith('norm2.weight') else 0.0))
     return model
 
 
@@ -83,8 +102,10 @@ def test_loss_terms_and_frozen_host_bitwise(route):
     model = build(ROUTES[route]())
     model.train()
     losses = model.loss(clips(2), samples([0, 2]))
-    assert {'loss_cls', 'loss_cls_complete', 'loss_distill', 'loss_rate',
-            'act_rate'} <= set(losses)
+    assert {
+        'loss_cls', 'loss_cls_complete', 'loss_distill', 'loss_rate',
+        'act_rate'
+    } <= set(losses)
     assert all(torch.isfinite(v).all() for v in losses.values())
     # the complete pass did not replace the dynamic pass' masks
     assert model.backbone.stacked_dyt_masks().requires_grad
@@ -132,8 +153,7 @@ def test_loss_terms_equal_their_definitions(route):
 
 
 def test_rate_loss_alone_when_the_complete_pass_is_off():
-    model = build(per_frame_cfg(complete_loss_weight=0,
-                                distill_loss_weight=0))
+    model = build(per_frame_cfg(complete_loss_weight=0, distill_loss_weight=0))
     model.train()
     losses = model.loss(clips(2), samples([0, 1]))
     assert 'loss_cls_complete' not in losses
@@ -165,12 +185,13 @@ def test_per_frame_recipe_equals_image_backbone_frame_by_frame(mode):
         assert feats.shape == (3, T, (IMG // 4)**2 + 1, C)
         for t in range(T):
             rows = [b * T + t for b in range(3)]
-            frame_masks = [{s: m[rows] for s, m in per.items()}
-                           for per in masks]
+            frame_masks = [{
+                s: m[rows]
+                for s, m in per.items()
+            } for per in masks]
             with model.backbone.dyt_mode(mode, masks=frame_masks):
                 ref = model.backbone(x[:, 0, :, t])[-1]
-            torch.testing.assert_close(feats[:, t], ref, atol=1e-5,
-                                       rtol=1e-5)
+            torch.testing.assert_close(feats[:, t], ref, atol=1e-5, rtol=1e-5)
 
 
 def test_per_frame_dispatch_decides_per_frame():
@@ -199,8 +220,8 @@ def test_complete_model_equals_its_dense_twin(route):
             dyt = model.predict(x, samples([0, 1]))
         dense = twin.predict(x, samples([0, 1]))
     for a, b in zip(dyt, dense):
-        torch.testing.assert_close(a.pred_scores.item, b.pred_scores.item,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            a.pred_scores.item, b.pred_scores.item, atol=1e-5, rtol=1e-5)
 
 
 def test_dense_per_frame_recognizer_is_a_stock_style_mmaction_model():
@@ -239,8 +260,7 @@ def test_two_views_through_max_testing_views_sum_per_video(route):
     randomise_dyt_(model)
     x = clips(1, views=2)
     calls = []
-    hook = model.backbone.register_forward_hook(
-        lambda *args: calls.append(1))
+    hook = model.backbone.register_forward_hook(lambda *args: calls.append(1))
     try:
         split = _predict(model, x, max_testing_views=1)[0]
         assert len(calls) == 2  # one backbone call per view
@@ -263,8 +283,7 @@ def test_two_views_through_max_testing_views_sum_per_video(route):
     result = metric.compute_metrics(metric.results)
     assert result['gflops'] == pytest.approx(split.dyt_flops / 1e9)
     assert result['gflops_per_view'] == pytest.approx(split.dyt_flops / 2e9)
-    assert result['act_rate'] == pytest.approx(
-        float(split.dyt_rates.mean()))
+    assert result['act_rate'] == pytest.approx(float(split.dyt_rates.mean()))
 
 
 def test_batches_of_videos_split_across_calls_stay_per_video():
@@ -277,8 +296,8 @@ def test_batches_of_videos_split_across_calls_stay_per_video():
     for b, a in zip(batched, alone):
         assert b.dyt_flops == pytest.approx(a.dyt_flops, rel=1e-12)
         torch.testing.assert_close(b.dyt_rates, a.dyt_rates)
-        torch.testing.assert_close(b.pred_scores.item, a.pred_scores.item,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            b.pred_scores.item, a.pred_scores.item, atol=1e-5, rtol=1e-5)
 
 
 def test_per_frame_flops_are_frames_plus_pooling_head():
@@ -312,13 +331,23 @@ def test_dense_per_frame_recipe_vit_b16_8x224_k400_is_142_53_gflops():
     head; the head's formula = its traced count), on the full-size model's
     shapes; the DyT count with half of the patch tokens of every MLP."""
     init_default_scope('mmaction')
-    model = MODELS.build(dict(
-        type='mmdyt.DyTRecognizer', per_frame=True, num_frames=8,
-        backbone=dict(type='mmdyt.DyTVisionTransformer', arch='b',
-                      img_size=224, patch_size=16, out_type='raw',
-                      dyt=dict(bottleneck=64)),
-        cls_head=dict(type='mmdyt.AttentivePoolHead', num_classes=400,
-                      in_channels=768, num_heads=12)))
+    model = MODELS.build(
+        dict(
+            type='mmdyt.DyTRecognizer',
+            per_frame=True,
+            num_frames=8,
+            backbone=dict(
+                type='mmdyt.DyTVisionTransformer',
+                arch='b',
+                img_size=224,
+                patch_size=16,
+                out_type='raw',
+                dyt=dict(bottleneck=64)),
+            cls_head=dict(
+                type='mmdyt.AttentivePoolHead',
+                num_classes=400,
+                in_channels=768,
+                num_heads=12)))
     x, _ = model.dyt_example_batch(1)
     assert x.shape == (1, 1, 3, 8, 224, 224)
     spec = model.backbone.dyt_flops_spec(197)

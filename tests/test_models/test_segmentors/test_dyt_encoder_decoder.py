@@ -28,25 +28,52 @@ def seg_cfg(mode='slide', dyt=None, **kwargs):
     return ConfigDict(
         type='mmdyt.DyTEncoderDecoder',
         data_preprocessor=dict(
-            type='SegDataPreProcessor', mean=[127.5] * 3, std=[127.5] * 3,
-            bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=CROP),
+            type='SegDataPreProcessor',
+            mean=[127.5] * 3,
+            std=[127.5] * 3,
+            bgr_to_rgb=True,
+            pad_val=0,
+            seg_pad_val=255,
+            size=CROP),
         backbone=dict(
-            type='mmdyt.DyTSegVisionTransformer', img_size=CROP,
-            patch_size=8, embed_dims=C, num_layers=4, num_heads=2,
-            mlp_ratio=2, out_indices=(0, 1, 2, 3), patch_bias=True,
+            type='mmdyt.DyTSegVisionTransformer',
+            img_size=CROP,
+            patch_size=8,
+            embed_dims=C,
+            num_layers=4,
+            num_heads=2,
+            mlp_ratio=2,
+            out_indices=(0, 1, 2, 3),
+            patch_bias=True,
             norm_cfg=dict(type='LN', eps=1e-6),
             dyt=dyt or dict(bottleneck=8, adapter_dropout=0.)),
-        neck=dict(type='Feature2Pyramid', embed_dim=C,
-                  rescales=[4, 2, 1, 0.5], norm_cfg=BN),
+        neck=dict(
+            type='Feature2Pyramid',
+            embed_dim=C,
+            rescales=[4, 2, 1, 0.5],
+            norm_cfg=BN),
         decode_head=dict(
-            type='UPerHead', in_channels=[C] * 4, in_index=[0, 1, 2, 3],
-            pool_scales=(1, 2), channels=16, dropout_ratio=0.,
-            num_classes=K, norm_cfg=BN, align_corners=False,
+            type='UPerHead',
+            in_channels=[C] * 4,
+            in_index=[0, 1, 2, 3],
+            pool_scales=(1, 2),
+            channels=16,
+            dropout_ratio=0.,
+            num_classes=K,
+            norm_cfg=BN,
+            align_corners=False,
             loss_decode=dict(**CE, loss_weight=1.0)),
         auxiliary_head=dict(
-            type='FCNHead', in_channels=C, in_index=2, channels=8,
-            num_convs=1, concat_input=False, dropout_ratio=0.,
-            num_classes=K, norm_cfg=BN, align_corners=False,
+            type='FCNHead',
+            in_channels=C,
+            in_index=2,
+            channels=8,
+            num_convs=1,
+            concat_input=False,
+            dropout_ratio=0.,
+            num_classes=K,
+            norm_cfg=BN,
+            align_corners=False,
             loss_decode=dict(**CE, loss_weight=0.4)),
         test_cfg=dict(mode=mode, crop_size=CROP, stride=(16, 16)),
         **kwargs)
@@ -69,9 +96,12 @@ def batch(B=2, size=(40, 56), seed=0):
     samples = []
     for _ in range(B):
         from mmseg.structures import SegDataSample
-        s = SegDataSample(metainfo=dict(
-            ori_shape=size, img_shape=size, pad_shape=size,
-            padding_size=[0, 0, 0, 0]))
+        s = SegDataSample(
+            metainfo=dict(
+                ori_shape=size,
+                img_shape=size,
+                pad_shape=size,
+                padding_size=[0, 0, 0, 0]))
         s.gt_sem_seg = PixelData(
             data=torch.randint(0, K, (1, *size), generator=g))
         samples.append(s)
@@ -91,8 +121,8 @@ def test_is_an_encoder_decoder_and_twin_has_the_same_weights():
         ours = model.predict(inputs, copy.deepcopy(samples))
     ref = twin.predict(inputs, copy.deepcopy(samples))
     for a, b in zip(ours, ref):
-        torch.testing.assert_close(a.seg_logits.data, b.seg_logits.data,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            a.seg_logits.data, b.seg_logits.data, atol=1e-5, rtol=1e-5)
 
 
 def test_losses_are_mmseg_losses_plus_rate_and_host_stays_frozen():
@@ -113,8 +143,8 @@ def test_losses_are_mmseg_losses_plus_rate_and_host_stays_frozen():
     torch.testing.assert_close(losses['loss_rate'], 2 * (rate - 0.5)**2)
     # one optimiser step: host backbone weights do not move, DyT and heads do
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    optim = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad], lr=0.1)
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                            lr=0.1)
     total, _ = model.parse_losses(losses)
     total.backward()
     optim.step()
@@ -195,8 +225,8 @@ def test_slide_inference_gathered_equals_masked(slide_model):
         with model.backbone.dyt_mode('masked'):
             masked = model.predict(inputs, copy.deepcopy(samples))
     for g, m in zip(gathered, masked):
-        torch.testing.assert_close(g.seg_logits.data, m.seg_logits.data,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            g.seg_logits.data, m.seg_logits.data, atol=1e-5, rtol=1e-5)
         assert g.dyt_flops == m.dyt_flops
         assert torch.equal(g.dyt_rates, m.dyt_rates)
         assert 0 < g.dyt_rates.mean() < 1

@@ -40,10 +40,10 @@ def test_fused_attention_equals_the_stock_mmseg_model(mode, monkeypatch):
             stock.predict(inputs, copy.deepcopy(samples))
     for a, b, c in zip(ours, ref, ref_fused):
         assert a.seg_logits.data.shape[-2:] == (40, 56)
-        torch.testing.assert_close(a.seg_logits.data, b.seg_logits.data,
-                                   atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(c.seg_logits.data, b.seg_logits.data,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            a.seg_logits.data, b.seg_logits.data, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            c.seg_logits.data, b.seg_logits.data, atol=1e-5, rtol=1e-5)
 
 
 def test_fused_dense_reference_calls_the_host_without_weights(monkeypatch):

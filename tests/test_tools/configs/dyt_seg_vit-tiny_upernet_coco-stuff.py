@@ -6,8 +6,11 @@ _base_ = ['./dyt_seg_vit-tiny_upernet_ade20k.py']
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='RandomResize', scale=(64, 32), ratio_range=(0.8, 1.2),
-         keep_ratio=True),
+    dict(
+        type='RandomResize',
+        scale=(64, 32),
+        ratio_range=(0.8, 1.2),
+        keep_ratio=True),
     dict(type='RandomCrop', crop_size=(32, 32), cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')

@@ -8,5 +8,8 @@ model = dict(
     type='mmdyt.DyTRecognizer',
     backbone=dict(type='mmdyt.DyTVideoMAEViT', dyt=dict(bottleneck=4)))
 default_hooks = dict(dyt_checkpoint=dict(type='mmdyt.DyTCheckpointHook'))
-val_evaluator = [dict(type='AccMetric'), dict(type='mmdyt.DyTEfficiencyMetric')]
+val_evaluator = [
+    dict(type='AccMetric'),
+    dict(type='mmdyt.DyTEfficiencyMetric')
+]
 test_evaluator = val_evaluator

@@ -1,6 +1,7 @@
 # A stock mmaction2 config (VideoMAE ViT on Kinetics-400), inherited by package
 # path, shrunk to a tiny video ViT on tiny Kinetics rawframes (data_root set by
-# the tests). The stock config only tests, so the training parts are added here.
+# the tests). The stock config only tests, so the training parts are added
+# here.
 _base_ = [
     'mmaction::recognition/videomae/'
     'vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400.py'
@@ -24,8 +25,11 @@ model = dict(
 dataset_type = 'RawframeDataset'
 file_client_args = dict(io_backend='disk')
 train_pipeline = [
-    dict(type='SampleFrames', clip_len=num_frames, frame_interval=1,
-         num_clips=1),
+    dict(
+        type='SampleFrames',
+        clip_len=num_frames,
+        frame_interval=1,
+        num_clips=1),
     dict(type='RawFrameDecode'),
     dict(type='Resize', scale=(-1, img_size)),
     dict(type='RandomCrop', size=img_size),
@@ -34,8 +38,12 @@ train_pipeline = [
     dict(type='PackActionInputs')
 ]
 val_pipeline = [
-    dict(type='SampleFrames', clip_len=num_frames, frame_interval=1,
-         num_clips=1, test_mode=True),
+    dict(
+        type='SampleFrames',
+        clip_len=num_frames,
+        frame_interval=1,
+        num_clips=1,
+        test_mode=True),
     dict(type='RawFrameDecode'),
     dict(type='Resize', scale=(-1, img_size)),
     dict(type='CenterCrop', crop_size=img_size),
@@ -81,11 +89,15 @@ test_dataloader = dict(
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.5, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True)
+    dict(
+        type='LinearLR',
+        start_factor=0.5,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True)
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=1)
 val_cfg = dict(type='ValLoop')

@@ -11,7 +11,8 @@ model = dict(
         type='mmdyt.DyTVisionTransformer',
         dyt=dict(bottleneck=8),
         init_cfg=dict(
-            _delete_=True, type='Pretrained',
+            _delete_=True,
+            type='Pretrained',
             checkpoint='checkpoints/host_vit-tiny.pth')))
 # lr 1e-2: three iterations must move the adapters measurably
 optim_wrapper = dict(optimizer=dict(lr=1e-2))

@@ -8,7 +8,9 @@ model = dict(
     backbone=dict(
         arch=dict(
             _delete_=True,
-            embed_dims=32, num_layers=2, num_heads=2,
+            embed_dims=32,
+            num_layers=2,
+            num_heads=2,
             feedforward_channels=64),
         img_size=img_size,
         patch_size=8,

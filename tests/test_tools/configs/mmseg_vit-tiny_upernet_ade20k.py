@@ -25,14 +25,16 @@ model = dict(
         num_classes=3,
         norm_cfg=norm_cfg),
     auxiliary_head=dict(
-        in_channels=embed_dims, channels=16, num_classes=3,
-        norm_cfg=norm_cfg))
+        in_channels=embed_dims, channels=16, num_classes=3, norm_cfg=norm_cfg))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(64, 32), ratio_range=(0.8, 1.2),
-         keep_ratio=True),
+    dict(
+        type='RandomResize',
+        scale=(64, 32),
+        ratio_range=(0.8, 1.2),
+        keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')

@@ -8,18 +8,23 @@ _base_ = ['../../../_base_/video_runtime.py']
 
 data_root = 'data/digits_video/adapt'
 num_frames = 8
-arch = dict(embed_dims=64, num_layers=4, num_heads=4,
-            feedforward_channels=128)
+arch = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=128)
 data_preprocessor = dict(
-    type='ActionDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3,
+    type='ActionDataPreprocessor',
+    mean=[127.5] * 3,
+    std=[127.5] * 3,
     format_shape='NCTHW')
 
 # every frame of the clip, no augmentation (a flip would change the
 # direction of motion)
 pipeline = [
     dict(type='DecordInit'),
-    dict(type='SampleFrames', clip_len=num_frames, frame_interval=1,
-         num_clips=1, test_mode=True),
+    dict(
+        type='SampleFrames',
+        clip_len=num_frames,
+        frame_interval=1,
+        num_clips=1,
+        test_mode=True),
     dict(type='DecordDecode'),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs')
@@ -53,22 +58,33 @@ test_dataloader = val_dataloader
 val_evaluator = [dict(type='AccMetric')]
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01))
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, eta_min=1e-5,
-         convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=0.01,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        by_epoch=True,
+        begin=1,
+        eta_min=1e-5,
+        convert_to_iter_based=True),
 ]
 # no validation while training (the demo tests each run once at the end)
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_begin=1000,
-                 val_interval=1000)
+train_cfg = dict(
+    type='EpochBasedTrainLoop',
+    max_epochs=12,
+    val_begin=1000,
+    val_interval=1000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(interval=100, max_keep_ckpts=1, save_best=None,
-                    save_last=True))
+    checkpoint=dict(
+        interval=100, max_keep_ckpts=1, save_best=None, save_last=True))
 custom_hooks = []
 randomness = dict(seed=0)

@@ -9,11 +9,19 @@ model = dict(
     type='mmdyt.FrameRecognizer',
     per_frame=True,
     num_frames=8,
-    backbone=dict(type='mmpretrain.VisionTransformer', arch={{_base_.arch}},
-                  img_size=32, patch_size=8, out_type='raw'),
-    cls_head=dict(type='mmdyt.AttentivePoolHead', num_classes=5,
-                  in_channels=64, num_heads=4, num_frames=8,
-                  average_clips='score'),
+    backbone=dict(
+        type='mmpretrain.VisionTransformer',
+        arch={{_base_.arch}},
+        img_size=32,
+        patch_size=8,
+        out_type='raw'),
+    cls_head=dict(
+        type='mmdyt.AttentivePoolHead',
+        num_classes=5,
+        in_channels=64,
+        num_heads=4,
+        num_frames=8,
+        average_clips='score'),
     data_preprocessor={{_base_.data_preprocessor}})
 train_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
