@@ -23,6 +23,7 @@ from mmdyt.checkpoint import (CheckpointError, base_reference,
                               runner_checkpoint_safe_globals,
                               runner_checkpoint_safe_globals_scope,
                               set_rng_states, to_plain)
+
 # yapf: enable
 
 
