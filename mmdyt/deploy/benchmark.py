@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .export import prepare_for_export
+from .export import prepare_for_export, torchscript_export
 from .host_patches import host_export_patches
 
 
@@ -40,21 +40,7 @@ def export_backbone(backbone: nn.Module,
     backbone in its gathered mode, a dense one as it is)."""
     module = BackboneOutput(backbone).eval()
     with torch.no_grad(), host_export_patches():
-        torch.onnx.export(
-            module, (inputs, ),
-            path,
-            input_names=['input'],
-            output_names=['output'],
-            dynamic_axes={
-                'input': {
-                    0: 'batch'
-                },
-                'output': {
-                    0: 'batch'
-                }
-            },
-            opset_version=opset,
-            dynamo=False)
+        torchscript_export(module, inputs, path, opset)
     return path
 
 

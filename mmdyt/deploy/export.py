@@ -180,6 +180,28 @@ def load_model(config,
 EXPORTERS = ('torchscript', 'dynamo')
 
 
+def torchscript_export(module: nn.Module, inputs: Tensor, path: str,
+                       opset: int) -> None:
+    """``torch.onnx.export`` with the TorchScript exporter: one input
+    ``input`` and one output ``output``, both with a dynamic batch axis."""
+    torch.onnx.export(
+        module, (inputs, ),
+        path,
+        input_names=['input'],
+        output_names=['output'],
+        dynamic_axes={
+            'input': {
+                0: 'batch'
+            },
+            'output': {
+                0: 'batch'
+            }
+        },
+        opset_version=opset,
+        do_constant_folding=True,
+        dynamo=False)
+
+
 def export_onnx(model: nn.Module,
                 out: str,
                 mode: str = 'gather',
@@ -222,21 +244,7 @@ def export_onnx(model: nn.Module,
     with prepare_for_export(model, mode, rate), torch.no_grad():
         module = build_deploy_module(model)
         if exporter == 'torchscript':
-            torch.onnx.export(
-                module, (inputs, ),
-                out,
-                dynamic_axes={
-                    'input': {
-                        0: 'batch'
-                    },
-                    'output': {
-                        0: 'batch'
-                    }
-                },
-                opset_version=opset,
-                do_constant_folding=True,
-                dynamo=False,
-                **names)
+            torchscript_export(module, inputs, out, opset)
         else:
             batch = torch.export.Dim('batch', min=1, max=4096)
             torch.onnx.export(
