@@ -91,7 +91,9 @@ MUTANTS = [
     dict(
         name='checkpoint.rng.python_not_restored',
         file=RNG_PY,
-        find="    random.setstate(\n        (p['version'], tuple(p['state'].tolist()), p['gauss_next']))\n",
+        find='    random.setstate(\n'
+        "        (p['version'], tuple(p['state'].tolist()), "
+        "p['gauss_next']))\n",
         replace='',
         tests=[UT + '::test_rng_states_restore_every_generator'],
         why="python's random state not restored"),
@@ -159,8 +161,10 @@ MUTANTS = [
         file=LOADING_PY,
         find='    if host:\n',
         replace='    if False:\n',
-        tests=[ANYWHERE + '::test_delta_without_record_is_refused_not_half_'
-               'loaded'],
+        tests=[
+            ANYWHERE + '::test_delta_without_record_is_refused_not_half_'
+            'loaded'
+        ],
         why='a delta without its base record loads the DyT keys only'),
     dict(
         name='checkpoint.load.dense_checkpoint_evaluated',
@@ -168,7 +172,9 @@ MUTANTS = [
         find='        problems = dyt_key_mismatch(backbone, state_dict, '
         'prefix)\n',
         replace='        problems = []\n',
-        tests=[ANYWHERE + '::test_dense_checkpoint_is_refused_for_'
-               'evaluation'],
+        tests=[
+            ANYWHERE + '::test_dense_checkpoint_is_refused_for_'
+            'evaluation'
+        ],
         why='a checkpoint without the trained DyT keys is evaluated'),
 ]

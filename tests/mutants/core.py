@@ -193,7 +193,8 @@ MUTANTS = [
     dict(
         name='core.losses.stack_keeps_prefix',
         file=DYT + 'layer.py',
-        find='        m[:, num_prefix_tokens:] for per in layer_masks for m in',
+        find='        m[:, num_prefix_tokens:] for per in layer_masks '
+        'for m in',
         replace='        m for per in layer_masks for m in',
         tests=[T + 'test_losses.py'],
         why='CLS counted in the activation rate'),
@@ -287,7 +288,8 @@ MUTANTS = [
     dict(
         name='core.flops.final_norm_dropped',
         file=DYT + 'flops.py',
-        find='        if self.final_norm:  # on the tokens the last layer left\n'
+        find='        if self.final_norm:  # on the tokens the last layer '
+        'left\n'
         '            flops += LN_FLOPS_PER_ELEMENT * (self.num_tokens -\n'
         '                                             sum(self.tome_r)) * C\n',
         replace='',
@@ -463,24 +465,31 @@ MUTANTS = [
         file=DYT + 'mixin.py',
         find="checkpointed = self.with_cp and mode != 'gathered' and \\\n",
         replace='checkpointed = self.with_cp and \\\n',
-        tests=[T + 'test_with_cp.py::test_gathered_and_no_grad_paths_are_'
-               'never_checkpointed'],
+        tests=[
+            T + 'test_with_cp.py::test_gathered_and_no_grad_paths_are_'
+            'never_checkpointed'
+        ],
         why='the gathered inference path is checkpointed too'),
     dict(
         name='core.with_cp.never_checkpointed',
         file=DYT + 'mixin.py',
-        find='            return checkpointed_layer(layer, x, op, mode, masks)',
+        find='            return checkpointed_layer(layer, x, op, mode, '
+        'masks)',
         replace='            return layer(x, op, mode, masks)',
-        tests=[T + 'test_with_cp.py::test_with_cp_drops_the_activations_of_'
-               'the_layers'],
+        tests=[
+            T + 'test_with_cp.py::test_with_cp_drops_the_activations_of_'
+            'the_layers'
+        ],
         why='with_cp=True keeps every activation (no checkpointing)'),
     dict(
         name='core.with_cp.rng_not_replayed',
         file=DYT + 'layer.py',
         find='preserve_rng_state=True)',
         replace='preserve_rng_state=False)',
-        tests=[T + 'test_with_cp.py::test_with_cp_same_loss_grads_masks_and_'
-               'records'],
+        tests=[
+            T + 'test_with_cp.py::test_with_cp_same_loss_grads_masks_and_'
+            'records'
+        ],
         why='the recomputed forward draws new Gumbel noise (other masks, '
         'wrong gradients)'),
 ]

@@ -130,8 +130,7 @@ def test_all_active_fresh_adapters_equal_host_in_every_mode(variant):
 
 
 @pytest.mark.parametrize('qk_scale', [None, 0.5])
-def test_key_masked_attention_is_host_attention_on_the_active_tokens(
-        qk_scale):
+def test_key_masked_attention_is_host_attention_on_the_active_tokens(qk_scale):
     # qk_scale: the host's own score scale, not 1 / sqrt(head width)
     host, model = build_pair(init_values=0.1, qk_scale=qk_scale)
     block = host.blocks[1]
