@@ -492,4 +492,22 @@ MUTANTS = [
         ],
         why='the recomputed forward draws new Gumbel noise (other masks, '
         'wrong gradients)'),
+    dict(
+        name='core.merge.unmerged_out_of_order',
+        file=DYT + 'merge.py',
+        find='    kept = order[:, r:].sort(dim=-1)[0]',
+        replace='    kept = order[:, r:]',
+        tests=[T + 'test_merge.py'],
+        why='the unmerged A tokens come out by similarity, not in their '
+        'input order'),
+    dict(
+        name='core.config.flops_experts_dropped',
+        file=DYT + 'config.py',
+        find='            num_experts=self.num_experts)',
+        replace='            num_experts=1)',
+        tests=[
+            'tests/test_models/test_backbones/test_mmaction_vit.py::'
+            'test_dynamic_flops_equal_traced_gathered_model'
+        ],
+        why='a MoE adapter counted as one expert in the FLOPs spec'),
 ]
