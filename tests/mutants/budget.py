@@ -212,10 +212,10 @@ MUTANTS = [
     dict(
         name='budget.tau.first_dispatcher_only',
         file=TAU_PY,
-        find='for dispatcher in dyt_dispatchers(find_dyt_backbone('
-        'runner.model)):',
-        replace='for dispatcher in dyt_dispatchers(find_dyt_backbone('
-        'runner.model))[:1]:',
+        find='for dispatcher in find_dyt_backbone(runner.model).'
+        'dispatchers():',
+        replace='for dispatcher in find_dyt_backbone(runner.model).'
+        'dispatchers()[:1]:',
         tests=[TAU + '::test_every_dispatcher_follows_the_schedule'],
         why='tau set on the first dispatcher only'),
     dict(

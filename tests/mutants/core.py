@@ -23,16 +23,16 @@ MUTANTS = [
     dict(
         name='core.dispatcher.tau_dropped',
         file=DYT + 'dispatcher.py',
-        find='soft = torch.sigmoid((logits + gumbel[0] - gumbel[1]) / '
-        'self.tau)',
+        find='soft = torch.sigmoid(\n'
+        '                    (logits + gumbel[0] - gumbel[1]) / self.tau)',
         replace='soft = torch.sigmoid(logits + gumbel[0] - gumbel[1])',
         tests=[T + 'test_dispatcher.py'],
         why='Gumbel temperature removed from the soft score'),
     dict(
         name='core.dispatcher.tau_on_logits_only',
         file=DYT + 'dispatcher.py',
-        find='soft = torch.sigmoid((logits + gumbel[0] - gumbel[1]) / '
-        'self.tau)',
+        find='soft = torch.sigmoid(\n'
+        '                    (logits + gumbel[0] - gumbel[1]) / self.tau)',
         replace='soft = torch.sigmoid(logits / self.tau + gumbel[0] - '
         'gumbel[1])',
         tests=[T + 'test_dispatcher.py'],
@@ -193,17 +193,18 @@ MUTANTS = [
     dict(
         name='core.losses.stack_keeps_prefix',
         file=DYT + 'layer.py',
-        find='return [m[:, num_prefix_tokens:] for per in layer_masks',
-        replace='return [m for per in layer_masks',
+        find='        m[:, num_prefix_tokens:] for per in layer_masks '
+        'for m in',
+        replace='        m for per in layer_masks for m in',
         tests=[T + 'test_losses.py'],
         why='CLS counted in the activation rate'),
     dict(
         name='core.losses.kl_direction',
         file=DYT + 'losses.py',
-        find='        F.log_softmax(student_logits, dim=-1),\n'
-        '        F.log_softmax(teacher_logits.detach(), dim=-1),',
-        replace='        F.log_softmax(teacher_logits.detach(), dim=-1),\n'
-        '        F.log_softmax(student_logits, dim=-1),',
+        find='            F.log_softmax(student_logits, dim=-1),\n'
+        '            F.log_softmax(teacher_logits.detach(), dim=-1),',
+        replace='            F.log_softmax(teacher_logits.detach(), dim=-1),\n'
+        '            F.log_softmax(student_logits, dim=-1),',
         tests=[T + 'test_losses.py'],
         why='KL(student || teacher) inside distill_loss'),
     dict(
@@ -270,10 +271,10 @@ MUTANTS = [
     dict(
         name='core.algorithm.dense_field_is_dyt',
         file=DYT + 'algorithm.py',
-        find='sample.set_field(float(stats.dense_flops[i]), '
-        'DENSE_FLOPS_FIELD,',
-        replace='sample.set_field(float(stats.flops[i]), '
-        'DENSE_FLOPS_FIELD,',
+        find='                float(stats.dense_flops[i]),\n'
+        '                DENSE_FLOPS_FIELD,',
+        replace='                float(stats.flops[i]),\n'
+        '                DENSE_FLOPS_FIELD,',
         tests=[PREDICT],
         why='dyt_dense_flops carries the DyT FLOPs'),
     # ----------------------------------------------------------------- flops
@@ -287,8 +288,10 @@ MUTANTS = [
     dict(
         name='core.flops.final_norm_dropped',
         file=DYT + 'flops.py',
-        find='        if self.final_norm:\n'
-        '            flops += LN_FLOPS_PER_ELEMENT * self.num_tokens * C\n',
+        find='        if self.final_norm:  # on the tokens the last layer '
+        'left\n'
+        '            flops += LN_FLOPS_PER_ELEMENT * (self.num_tokens -\n'
+        '                                             sum(self.tome_r)) * C\n',
         replace='',
         tests=[T + 'test_flops.py', TRACE],
         why='final LayerNorm not counted'),
@@ -345,7 +348,7 @@ MUTANTS = [
     dict(
         name='core.mixin.host_not_frozen',
         file=DYT + 'mixin.py',
-        find="param.requires_grad = name.startswith('dyt_layers.')",
+        find='param.requires_grad = is_dyt_param_name(name)',
         replace='param.requires_grad = True',
         tests=[INIT, FROZEN],
         why='host weights train'),
@@ -410,4 +413,101 @@ MUTANTS = [
         ],
         why="retargeting ignores rule='per_layer' (several calibration "
         'calls: it runs the global search)'),
+    # ------------------------------------------------------- token merging
+    dict(
+        name='core.merge.size_weight_dropped',
+        file=DYT + 'merge.py',
+        find='                                                    x * size)',
+        replace='                                                    x)',
+        tests=[T + 'test_merge.py'],
+        why='merged tokens are a plain sum over the summed sizes (not the '
+        'size-weighted average)'),
+    dict(
+        name='core.merge.source_not_composed',
+        file=DYT + 'merge.py',
+        find='            new_pos.gather(1, self.source)',
+        replace='            new_pos',
+        tests=[T + 'test_merge.py'],
+        why="a second merge forgets the first: unmerge copies tokens back "
+        'to the wrong sources'),
+    dict(
+        name='core.merge.prop_bias_not_log',
+        file=DYT + 'merge.py',
+        find='    return size.log()[:, None, None, :, 0]',
+        replace='    return size[:, None, None, :, 0]',
+        tests=[T + 'test_merge.py'],
+        why='proportional attention adds s instead of log s'),
+    # ----------------------------------------------------------- DyTConfig
+    dict(
+        name='core.config.unknown_key_accepted',
+        file=DYT + 'config.py',
+        find='        unknown = set(dyt) - set(cls.keys())\n',
+        replace='        unknown = set()\n',
+        tests=[T + 'test_config.py'],
+        why='an unknown dyt= key is not named (a bare TypeError)'),
+    dict(
+        name='core.config.tau_not_checked',
+        file=DYT + 'config.py',
+        find='        check_tau(self.tau)\n',
+        replace='',
+        tests=[T + 'test_config.py'],
+        why='dyt.tau <= 0 accepted'),
+    dict(
+        name='core.config.paper_tau_default',
+        file=DYT + 'config.py',
+        find='    tau: float = 5.0\n',
+        replace='    tau: float = 1.0\n',
+        tests=[T + 'test_config.py'],
+        why="the default tau is not the paper's 5"),
+    # -------------------------------------------------------------- with_cp
+    dict(
+        name='core.with_cp.gathered_checkpointed',
+        file=DYT + 'mixin.py',
+        find="checkpointed = self.with_cp and mode != 'gathered' and \\\n",
+        replace='checkpointed = self.with_cp and \\\n',
+        tests=[
+            T + 'test_with_cp.py::test_gathered_and_no_grad_paths_are_'
+            'never_checkpointed'
+        ],
+        why='the gathered inference path is checkpointed too'),
+    dict(
+        name='core.with_cp.never_checkpointed',
+        file=DYT + 'mixin.py',
+        find='            return checkpointed_layer(layer, x, op, mode, '
+        'masks)',
+        replace='            return layer(x, op, mode, masks)',
+        tests=[
+            T + 'test_with_cp.py::test_with_cp_drops_the_activations_of_'
+            'the_layers'
+        ],
+        why='with_cp=True keeps every activation (no checkpointing)'),
+    dict(
+        name='core.with_cp.rng_not_replayed',
+        file=DYT + 'layer.py',
+        find='preserve_rng_state=True)',
+        replace='preserve_rng_state=False)',
+        tests=[
+            T + 'test_with_cp.py::test_with_cp_same_loss_grads_masks_and_'
+            'records'
+        ],
+        why='the recomputed forward draws new Gumbel noise (other masks, '
+        'wrong gradients)'),
+    dict(
+        name='core.merge.unmerged_out_of_order',
+        file=DYT + 'merge.py',
+        find='    kept = order[:, r:].sort(dim=-1)[0]',
+        replace='    kept = order[:, r:]',
+        tests=[T + 'test_merge.py'],
+        why='the unmerged A tokens come out by similarity, not in their '
+        'input order'),
+    dict(
+        name='core.config.flops_experts_dropped',
+        file=DYT + 'config.py',
+        find='            num_experts=self.num_experts)',
+        replace='            num_experts=1)',
+        tests=[
+            'tests/test_models/test_backbones/test_mmaction_vit.py::'
+            'test_dynamic_flops_equal_traced_gathered_model'
+        ],
+        why='a MoE adapter counted as one expert in the FLOPs spec'),
 ]

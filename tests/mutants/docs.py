@@ -53,9 +53,11 @@ MUTANTS = [
     dict(
         name='docs.seg.undocumented_config',
         file='docs/data/segmentation.md',
-        find='| `dyt_vit-b16_upernet_coco-stuff164k-512x512_80k.py`, '
-        '`dyt_vit-b16_upernet_moe4_coco-stuff164k-512x512_80k.py` |',
-        replace='| `dyt_vit-b16_upernet_coco-stuff164k-512x512_80k.py` |',
+        find='`dyt_vit-b16_upernet_moe4_coco-stuff164k-512x512_80k.py`, '
+        '`dyt-moe4_vit-b16_upernet_8xb2-80k_coco-stuff164k-512x512.py` | '
+        '`{train,val,test}_dataloader',
+        replace='`dyt-moe4_vit-b16_upernet_8xb2-80k_coco-stuff164k-'
+        '512x512.py` | `{train,val,test}_dataloader',
         tests=[DOCS + '::test_config_table_equals_the_configs'],
         why='a shipped COCO-Stuff config missing from the page'),
 ]

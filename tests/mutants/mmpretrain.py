@@ -5,7 +5,7 @@ Plain data, read by ``tools/mutation_check.py`` (see ``README.md`` here).
 """
 VIT_PY = 'mmdyt/models/backbones/mmpretrain_vit.py'
 CLS_PY = 'mmdyt/models/classifiers/dyt_image.py'
-DYT_MIXIN_PY = 'mmdyt/models/dyt/mixin.py'
+MMCV_VIT_PY = 'mmdyt/models/backbones/mmcv_vit.py'
 VIT = 'tests/test_models/test_backbones/test_mmpretrain_vit.py'
 CLS = 'tests/test_models/test_classifiers/test_dyt_image.py'
 METRIC = 'tests/test_evaluation/test_dyt_metric.py'
@@ -16,14 +16,14 @@ MUTANTS = [
     # -------------------------------------------------------------- backbone
     dict(
         name='mmpretrain.vit.norm2_is_ln1',
-        file=VIT_PY,
+        file=MMCV_VIT_PY,
         find='return self.layer.ln2(x)',
         replace='return self.layer.ln1(x)',
         tests=[PAPER_VIT, VIT],
         why="norm2 wired to the host's ln1"),
     dict(
         name='mmpretrain.vit.layer_scale2_dropped',
-        file=VIT_PY,
+        file=MMCV_VIT_PY,
         find='return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))',
         replace='return ffn.dropout_layer(ffn.layers(x))',
         tests=[PAPER_VIT, VIT],
@@ -31,8 +31,8 @@ MUTANTS = [
     dict(
         name='mmpretrain.vit.layer_scale1_dropped_when_masked',
         file=VIT_PY,
-        find='return attn.out_drop(attn.gamma1(attn.proj_drop(out)))',
-        replace='return attn.out_drop(attn.proj_drop(out))',
+        find='return attn.out_drop(attn.gamma1(attn.proj_drop(out)))\n',
+        replace='return attn.out_drop(attn.proj_drop(out))\n',
         tests=[PAPER_VIT, VIT],
         why="key-masked attention skips the attention's layer scale"),
     dict(
@@ -58,7 +58,7 @@ MUTANTS = [
         why='position embedding not added'),
     dict(
         name='mmpretrain.vit.flops_spec_counts_cls_as_patch',
-        file=DYT_MIXIN_PY,
+        file=MMCV_VIT_PY,
         find='num_patches=num_tokens - self.num_prefix_tokens,',
         replace='num_patches=num_tokens,',
         tests=[VIT + '::test_flops_spec_of_vit_b16'],

@@ -6,6 +6,8 @@ Plain data, read by ``tools/mutation_check.py`` (see ``README.md`` here).
 """
 VIT_PY = 'mmdyt/models/backbones/mmseg_vit.py'
 SEG_PY = 'mmdyt/models/segmentors/dyt_encoder_decoder.py'
+MMCV_VIT_PY = 'mmdyt/models/backbones/mmcv_vit.py'
+ALGO_PY = 'mmdyt/models/dyt/algorithm.py'
 CONVERT_PY = 'mmdyt/utils/ckpt_convert.py'
 VIT = 'tests/test_models/test_backbones/test_mmseg_vit.py'
 SEG = 'tests/test_models/test_segmentors/test_dyt_encoder_decoder.py'
@@ -25,7 +27,7 @@ MUTANTS = [
     # -------------------------------------------------------------- backbone
     dict(
         name='seg.vit.norm2_is_ln1',
-        file=VIT_PY,
+        file=MMCV_VIT_PY,
         find='return self.layer.ln2(x)',
         replace='return self.layer.ln1(x)',
         tests=[COMPLETE],
@@ -33,21 +35,21 @@ MUTANTS = [
     dict(
         name='seg.vit.key_mask_ignored',
         file=VIT_PY,
-        find='key_padding_mask=None if key_mask is None else ~key_mask)[0]',
-        replace='key_padding_mask=None)[0]',
+        find='x, None if key_mask is None else key_mask[:, None, None, :])[0]',
+        replace='x, None)[0]',
         tests=[GATHERED],
         why='masked attention site attends to the inactive tokens'),
     dict(
         name='seg.vit.key_mask_not_inverted',
         file=VIT_PY,
-        find='key_padding_mask=None if key_mask is None else ~key_mask)[0]',
-        replace='key_padding_mask=None if key_mask is None else '
-        'key_mask)[0]',
+        find='x, None if key_mask is None else key_mask[:, None, None, :])[0]',
+        replace='x, None if key_mask is None else '
+        '~key_mask[:, None, None, :])[0]',
         tests=[GATHERED],
         why="DyT's keep-mask passed as nn.MultiheadAttention's ignore-mask"),
     dict(
         name='seg.vit.ffn_identity_in_branch',
-        file=VIT_PY,
+        file=MMCV_VIT_PY,
         find='return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))',
         replace='return ffn(x)',
         tests=[COMPLETE],
@@ -55,8 +57,10 @@ MUTANTS = [
     dict(
         name='seg.vit.cls_not_prefix',
         file=VIT_PY,
-        find='1 if self.with_cls_token else 0, host_kwargs=kwargs)',
-        replace='0, host_kwargs=kwargs)',
+        find='            1 if self.with_cls_token else 0,\n'
+        '            host_kwargs=kwargs)',
+        replace='            0,\n'
+        '            host_kwargs=kwargs)',
         tests=[TRACE],
         why='the CLS token is dispatched (not an always-active prefix)'),
     dict(
@@ -100,7 +104,7 @@ MUTANTS = [
         why='token grid (H, W) recorded as (W, H)'),
     dict(
         name='seg.vit.input_shape_transposed',
-        file=VIT_PY,
+        file=MMCV_VIT_PY,
         find='return (self.patch_embed.projection.in_channels, '
         '*self.img_size)',
         replace='return (self.patch_embed.projection.in_channels, '
@@ -200,14 +204,14 @@ MUTANTS = [
         why='pixel-wise KL taken over the width axis, not the classes'),
     dict(
         name='seg.segmentor.rate_loss_weight_ignored',
-        file=SEG_PY,
+        file=ALGO_PY,
         find='self.init_dyt_algorithm(target_rate, rate_loss_weight,',
         replace='self.init_dyt_algorithm(target_rate, 2.0,',
         tests=[WEIGHTS, LOSSES],
         why='model.rate_loss_weight ignored (the default 2.0 always)'),
     dict(
         name='seg.segmentor.target_rate_ignored',
-        file=SEG_PY,
+        file=ALGO_PY,
         find='self.init_dyt_algorithm(target_rate, rate_loss_weight,',
         replace='self.init_dyt_algorithm(0.5, rate_loss_weight,',
         tests=[WEIGHTS, LOSSES],
@@ -215,8 +219,10 @@ MUTANTS = [
     dict(
         name='seg.segmentor.loss_weights_swapped',
         file=SEG_PY,
-        find='complete_loss_weight, distill_loss_weight)',
-        replace='distill_loss_weight, complete_loss_weight)',
+        find='            complete_loss_weight=complete_loss_weight,\n'
+        '            distill_loss_weight=distill_loss_weight,',
+        replace='            complete_loss_weight=distill_loss_weight,\n'
+        '            distill_loss_weight=complete_loss_weight,',
         tests=[PIXELWISE],
         why='complete and distillation weights swapped'),
     # ------------------------------------------------------------- converter

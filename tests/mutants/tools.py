@@ -61,8 +61,10 @@ MUTANTS = [
     dict(
         name='tools.demo_budget.rule_ignored',
         file='demo/budget.py',
-        find='rule=rule, calib_batches=calib_batches)',
-        replace="rule='global', calib_batches=calib_batches)",
+        find='                    rule=rule,\n'
+        '                    calib_batches=calib_batches)',
+        replace="                    rule='global',\n"
+        '                    calib_batches=calib_batches)',
         tests=[
             BUDGET_DEMO + '::test_retargeted_files_reach_their_rate_on'
             '_the_calibration_data'

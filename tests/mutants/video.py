@@ -40,31 +40,31 @@ MUTANTS = [
     dict(
         name='video.vit.masked_attn_no_q_bias',
         file=VIT_PY,
-        find='bias = torch.cat((attn.q_bias, torch.zeros_like(attn.v_bias),',
-        replace='bias = torch.cat((torch.zeros_like(attn.q_bias), '
-        'torch.zeros_like(attn.v_bias),',
+        find='(attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias))',
+        replace='(torch.zeros_like(attn.q_bias), '
+        'torch.zeros_like(attn.v_bias), attn.v_bias))',
         tests=[KEY_MASKED],
         why="key-masked attention drops the host's q bias"),
     dict(
         name='video.vit.masked_attn_no_scale',
         file=VIT_PY,
-        find='scores = (q * attn.scale) @ k.transpose(-2, -1)',
-        replace='scores = q @ k.transpose(-2, -1)',
+        find='        q = q * (attn.scale / default)\n',
+        replace='        pass\n',
         tests=[KEY_MASKED],
-        why='key-masked attention without 1 / sqrt(d)'),
+        why="key-masked attention ignores the host's qk_scale (the fused "
+        'kernel keeps its default 1 / sqrt(d))'),
     dict(
         name='video.vit.key_mask_ignored',
         file=VIT_PY,
-        find='scores = scores.masked_fill(~key_mask[:, None, None, :],',
-        replace='scores = scores.masked_fill(key_mask[:, None, None, :] & '
-        'False,',
+        find='None if key_mask is None else key_mask[:, None, None, :])[0]',
+        replace='None)[0]',
         tests=[KEY_MASKED],
         why='key-masked attention attends to the inactive tokens'),
     dict(
         name='video.vit.pos_embed_bilinear',
         file=VIT_PY,
-        find="size=(h, w), mode='bicubic',",
-        replace="size=(h, w), mode='bilinear',",
+        find="                mode='bicubic',\n",
+        replace="                mode='bilinear',\n",
         tests=[
             VIT + '::test_other_input_size_interpolates_pos_embed_as_'
             'host'

@@ -129,8 +129,10 @@ def test_all_active_fresh_adapters_equal_host_in_every_mode(variant):
                 torch.testing.assert_close(model(x), ref, atol=1e-5, rtol=1e-5)
 
 
-def test_key_masked_attention_is_host_attention_on_the_active_tokens():
-    host, model = build_pair(init_values=0.1)
+@pytest.mark.parametrize('qk_scale', [None, 0.5])
+def test_key_masked_attention_is_host_attention_on_the_active_tokens(qk_scale):
+    # qk_scale: the host's own score scale, not 1 / sqrt(head width)
+    host, model = build_pair(init_values=0.1, qk_scale=qk_scale)
     block = host.blocks[1]
     ops = MMActionLayerOps(block)
     x = torch.randn(3, TOKENS, 32)

@@ -59,6 +59,19 @@ def test_prefix_tokens_are_never_merged_nor_merged_into():
         bipartite_soft_matching(METRIC, 3, num_prefix_tokens=1)
 
 
+def test_unmerged_tokens_keep_their_input_order():
+    """Prefix, then the unmerged ``A`` tokens in their input order (not by
+    similarity), then ``B`` in input order, whatever the metric."""
+    g = torch.Generator().manual_seed(0)
+    metric = torch.randn(4, 1 + 12, 3, generator=g)  # A = 1, 3, ..., 11
+    for r in (1, 2, 3):
+        new_pos = bipartite_soft_matching(metric, r, num_prefix_tokens=1)
+        for row in new_pos.tolist():
+            kept = [p for p in row[1::2] if p < 1 + 6 - r]
+            assert kept == list(range(1, 1 + 6 - r))
+            assert row[2::2] == list(range(1 + 6 - r, 1 + 12 - r))
+
+
 def test_merger_composes_merges_and_unmerges_to_the_sources():
     merger = TokenMerger([1, 1, 0], num_prefix_tokens=1)
     assert merger.attn_bias() is None  # nothing merged yet
