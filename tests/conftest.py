@@ -171,18 +171,14 @@ def kinetics_root(tmp_path_factory):
     return make_rawframes(tmp_path_factory.mktemp('kinetics'))
 
 
-@pytest.fixture(autouse=True)
-def _isolated_default_scope():
-    """Each test body runs without a default scope left by earlier tests or
-    fixtures (``init_dyt_model``, the hosts' APIs and every Runner switch
-    mmengine's default scope); a leftover ``mmaction`` scope would otherwise
-    decide where a later test's ``mmpretrain`` build looks its types up
-    (``ClsDataPreprocessor is not in the mmaction::model registry``), so a
-    test's result would depend on which tests ran before it. The scopes are
-    put back after the test."""
+@pytest.fixture
+def restore_default_scope():
+    """Undo the default scopes a test switched to (``init_dyt_model`` and the
+    hosts' APIs call ``init_default_scope`` as a Runner does): the tests
+    after it see the scope they saw before."""
     from mmengine.registry import DefaultScope
-    saved = dict(DefaultScope._instance_dict)
-    DefaultScope._instance_dict.clear()
+    before = list(DefaultScope._instance_dict)
     yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
+    for name in list(DefaultScope._instance_dict):
+        if name not in before:
+            del DefaultScope._instance_dict[name]
