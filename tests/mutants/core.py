@@ -138,10 +138,17 @@ MUTANTS = [
     dict(
         name='core.layer.gathered_wrong_norm',
         file=DYT + 'layer.py',
-        find='branch = ops.mlp(ops.norm2(active))',
-        replace='branch = ops.mlp(ops.norm1(active))',
+        find='branch = ops.mlp(ops.norm2(gather_rows(x, index)))',
+        replace='branch = ops.mlp(ops.norm1(gather_rows(x, index)))',
         tests=[T + 'test_layer.py'],
         why='gathered MLP site normalises with LN1'),
+    dict(
+        name='core.layer.add_rows_drops_rows',
+        file=DYT + 'layer.py',
+        find='out.view(-1, C).index_add_(0, index, rows)',
+        replace='out.view(-1, C).index_add_(0, index, rows * 0)',
+        tests=[T + 'test_layer.py'],
+        why='the gathered MLP output is not added back'),
     dict(
         name='core.layer.masked_attends_all',
         file=DYT + 'layer.py',

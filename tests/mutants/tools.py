@@ -44,6 +44,20 @@ MUTANTS = [
         tests=[GF + '::test_static_traced_dynamic_and_params_on_a_dataset'],
         why='frozen parameters counted as trainable (total unchanged)'),
     dict(
+        name='tools.layer_profile.mlp_without_norm',
+        file='mmdyt/analysis/layer_profile.py',
+        find='return self.ops.mlp(self.ops.norm2(self.rows))',
+        replace='return self.ops.mlp(self.rows)',
+        tests=['tests/test_analysis/test_layer_profile.py'],
+        why='the profiled MLP part is not the layer\'s (no LN2)'),
+    dict(
+        name='tools.layer_profile.active_counts_all',
+        file='mmdyt/analysis/layer_profile.py',
+        find='return int(self.index.numel())',
+        replace='return self.tokens',
+        tests=['tests/test_analysis/test_layer_profile.py'],
+        why='the profile reports every token as active'),
+    dict(
         name='tools.params.dispatchers_in_paper_params',
         file='mmdyt/analysis/params.py',
         find="counts['paper_params'] = counts['adapters']",

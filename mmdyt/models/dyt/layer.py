@@ -129,6 +129,27 @@ def active_index(hard: Tensor, per_row: Optional[int] = None) -> Tensor:
             torch.arange(B, device=hard.device)[:, None] * N).reshape(-1)
 
 
+def gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """The tokens of ``x (B, N, C)`` at flat ``index`` (from
+    :func:`active_index`), ``(K, C)``."""
+    return x.reshape(-1, x.shape[-1]).index_select(0, index)
+
+
+def add_rows(out: Tensor, index: Tensor, rows: Tensor) -> Tensor:
+    """``out (B, N, C)`` with ``rows (K, C)`` added at flat ``index``: in
+    place (``index_add_``), or out of place while exporting (the tracer
+    drops an in-place write into a view); returns the result."""
+    C = out.shape[-1]
+    rows = rows.to(out.dtype)
+    if is_exporting():
+        # N and C as constants keep the graph's static shapes known
+        # downstream (the batch stays dynamic)
+        N = int(out.shape[1])
+        return out.reshape(-1, C).index_add(0, index, rows).view(-1, N, int(C))
+    out.view(-1, C).index_add_(0, index, rows)
+    return out
+
+
 class PackedTokens:
     """Active tokens of each sample packed to the front, ragged in a batch.
 
@@ -289,19 +310,9 @@ class DyTLayer(nn.Module):
         else:  # e.g. a float16 adapter under autocast: keep x's dtype
             out = x + adapter_out
         if site == 'mlp':
-            C = x.shape[-1]
             index = active_index(hard, self._fixed_count(site, x, masks))
-            active = x.reshape(-1, C).index_select(0, index)
-            branch = ops.mlp(ops.norm2(active)).to(out.dtype)
-            if is_exporting():
-                # out of place (the tracer drops an in-place write into a
-                # view); N and C as constants keep the graph's static
-                # shapes known downstream (the batch stays dynamic)
-                N = int(x.shape[1])
-                out = out.reshape(-1, C).index_add(0, index,
-                                                   branch).view(-1, N, int(C))
-            else:
-                out.view(-1, C).index_add_(0, index, branch)
+            branch = ops.mlp(ops.norm2(gather_rows(x, index)))
+            out = add_rows(out, index, branch)
         else:
             packed = PackedTokens(x, hard)
             branch = self._branch_dense(site, packed.tokens, ops,
