@@ -424,8 +424,8 @@ MUTANTS = [
     dict(
         name='core.merge.size_weight_dropped',
         file=DYT + 'merge.py',
-        find='                                                    x * size)',
-        replace='                                                    x)',
+        find='(x * size).reshape(B * N, C))',
+        replace='x.reshape(B * N, C))',
         tests=[T + 'test_merge.py'],
         why='merged tokens are a plain sum over the summed sizes (not the '
         'size-weighted average)'),
@@ -507,6 +507,16 @@ MUTANTS = [
         tests=[T + 'test_merge.py'],
         why='the unmerged A tokens come out by similarity, not in their '
         'input order'),
+    dict(
+        name='core.merge.unmerge_wrong_batch_offset',
+        file=DYT + 'merge.py',
+        find='torch.arange(B, device=x.device)[:, None] * N).reshape(-1)',
+        replace='torch.arange(B, device=x.device)[:, None] * 0).reshape(-1)',
+        tests=[
+            T + 'test_merge.py',
+            'tests/test_models/test_backbones/test_tome_vit.py'
+        ],
+        why='unmerge copies every sample\'s tokens from the first sample'),
     dict(
         name='core.config.flops_experts_dropped',
         file=DYT + 'config.py',
