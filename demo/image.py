@@ -12,7 +12,10 @@
    paper's IN-21K ViT-B/16 plays.
 3. For each seed: the frozen backbone adapted to digits 5-9 with DyT (MLP
    dispatch, r = 0.5), and the two dense baselines, full fine-tuning and
-   linear probing, each trained and then tested from its saved checkpoint.
+   linear probing, each trained and then tested from its saved checkpoint;
+   the DyT checkpoint is tested once more with token merging on (ToMe,
+   ``model.backbone.tome``, no retraining: the paper's Table 5): the
+   "DyT + ToMe" row.
 4. The table: mean ± std over the seeds of top-1, GFLOPs per image (DyT:
    counted from the tokens each test image kept; dense: the dense ViT on the
    same images), activation rate, trainable parameters and wall times.
@@ -25,7 +28,7 @@ it; ``--pretrained PATH`` reuses a saved one and skips step 2).
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import List
+from typing import List, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +63,17 @@ METHODS = [
     Method('linear', 'Linear probe', 'vit-tiny-p4_digits5-9_linear.py'),
 ]
 DYT = METHODS[0].name
+
+#: The "DyT + ToMe" row: its ``--methods`` key, and the tokens each of the
+#: 6 layers merges by default (``--tome-r``). r = 1 per layer merges 6 of
+#: the 16 patch tokens by the last layer (17 -> 11 tokens, 37.5%), the
+#: share that a constant r of 6-7 merges on ViT-B/16 (72-84 of 196), where
+#: the paper's Table 5 runs DyT + ToMe at 0.785 of DyT's FLOPs. r = 2
+#: would leave 4 of the 16 patch tokens in the last layer, and r = 3
+#: collapses them to one (the schedule caps r at half the patch tokens
+#: left). Why, and what r = 2 and 3 measured: docs/en/user_guides/demo.md.
+TOME_KEY = 'tome'
+TOME_R = (1, )
 
 COLUMNS = [
     Column('top1', 'top-1 %', '.2f'),
@@ -162,10 +176,18 @@ def add_args(parser) -> None:
     parser.add_argument(
         '--methods',
         nargs='+',
-        default=['dyt', 'full', 'linear'],
-        choices=[m.key for m in METHODS],
+        default=['dyt', TOME_KEY, 'full', 'linear'],
+        choices=[m.key for m in METHODS] + [TOME_KEY],
         help='the rows to run (default: all; dyt is needed '
-        'for the dense FLOPs)')
+        'for the dense FLOPs and by tome, which tests the DyT checkpoints '
+        'with token merging)')
+    parser.add_argument(
+        '--tome-r',
+        type=int,
+        nargs='+',
+        default=list(TOME_R),
+        help='tokens merged by every layer in the DyT + ToMe row (one int), '
+        'or one int per layer (default: %(default)s)')
 
 
 def _data_options(root: str, loaders=('train', 'val', 'test')) -> dict:
@@ -226,14 +248,64 @@ def adapt_options(data_root: str, pretrained: str) -> dict:
     return options
 
 
+def tome_r(values: Sequence[int]):
+    """``--tome-r`` as ``backbone.tome.r``: one int for every layer, or a
+    tuple with one per layer of the demo's ViT.
+
+    Raises:
+        SystemExit: If a value is negative or the list has neither 1 nor
+            ``num_layers`` entries.
+    """
+    cfg = Config.fromfile(osp.join(CFG_DIR, METHODS[0].config))
+    num_layers = cfg.model.backbone.arch['num_layers']
+    values = [int(v) for v in values]
+    if len(values) not in (1, num_layers) or min(values) < 0:
+        raise SystemExit(f'--tome-r takes one int >= 0 or {num_layers} '
+                         f'(one per layer of the demo ViT), got {values}')
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def tome_row(r) -> str:
+    """The table's name of the DyT + ToMe row at ``r``."""
+    text = ','.join(map(str, r)) if isinstance(r, (list, tuple)) else str(r)
+    return f'DyT + ToMe (r={text})'
+
+
+def evaluate_with_tome(session, checkpoint: str, work_dir: str, label: str,
+                       options: dict, r) -> tuple:
+    """Test a trained DyT checkpoint with token merging on (no
+    retraining): the DyT config, data and evaluators of the DyT row's own
+    test, plus ``model.backbone.tome = dict(r=r, prop_attn=True)``.
+
+    Args:
+        session (DemoSession): The demo session.
+        checkpoint (str): The DyT stage's checkpoint.
+        work_dir (str): The test's work dir, relative to the session's.
+        label (str): The bar's text.
+        options (dict): The DyT stage's ``cfg_options``.
+        r (int | tuple[int]): ``backbone.tome.r`` (0: no merging, the DyT
+            row's own test).
+
+    Returns:
+        tuple: ``(test metrics, test seconds)``.
+    """
+    tome = dict(options)
+    tome['model.backbone.tome'] = dict(r=r, prop_attn=True)
+    return session.test(
+        osp.join(CFG_DIR, METHODS[0].config), checkpoint, work_dir, label,
+        tome)
+
+
 def run(session, args) -> dict:
     """The stages (see the module docstring); returns the results dict
-    (``rows``: the per-seed values and their mean/std, ``pretrain``)."""
+    (``rows``: the per-seed values and their mean/std, ``tome_r``: the
+    ``backbone.tome.r`` of the DyT + ToMe row or None, ``pretrain``)."""
     seeds: List[int] = list(args.seeds)
     methods = [m for m in METHODS if m.key in args.methods]
     if methods[0].name != DYT:
         raise SystemExit('--methods must include dyt (it measures the '
                          f'dense FLOPs of every row), got {args.methods}')
+    r = tome_r(args.tome_r) if TOME_KEY in args.methods else None
     counts = write_digits(args.data_root, **digits_layout())
     session.plan((0 if args.pretrained else 1) + len(methods) * len(seeds))
     pretrained, pre_top1, pre_s, pre_cpu = pretrained_backbone(session, args)
@@ -260,6 +332,22 @@ def run(session, args) -> dict:
                 train_s=stage.train_s,
                 train_cpu_s=stage.train_cpu_s,
                 test_s=stage.test_s)
+            if method.name == DYT and r is not None:
+                metrics, test_s = evaluate_with_tome(
+                    session, stage.checkpoint,
+                    osp.join(
+                        osp.relpath(stage.work_dir, session.work_dir), 'tome'),
+                    f'{tome_row(r)} seed {i + 1}/{len(seeds)} test', options,
+                    r)
+                results.add(
+                    tome_row(r),
+                    seed,
+                    top1=metrics['accuracy/top1'],
+                    gflops=metrics['dyt/gflops'],
+                    dense_gflops=metrics['dyt/dense_gflops'],
+                    act_rate=metrics['dyt/act_rate'],
+                    trainable=stage.info['trainable'],
+                    test_s=test_s)
     _fill_dense(results)
 
     session.print_table(
@@ -273,6 +361,7 @@ def run(session, args) -> dict:
     out = dict(
         rows=results.summary(),
         seeds=seeds,
+        tome_r=r,
         pretrain=dict(
             top1=pre_top1,
             train_s=pre_s,
@@ -288,16 +377,18 @@ def _fill_dense(results: SeedResults) -> None:
     """Dense rows: the dense ViT's GFLOPs on the same test images (measured
     with the DyT runs: same architecture, same images) and activation rate
     1 (every token runs), one value each (no spread); every row's ratio to
-    the dense GFLOPs."""
+    the dense GFLOPs (DyT and DyT + ToMe: per seed, to the dense GFLOPs
+    their own test measured)."""
     dense = results.rows[DYT].get('dense_gflops')
     if not dense:
         raise KeyError('the DyT run reported no dyt/dense_gflops; its '
                        'test_evaluator needs mmdyt.DyTEfficiencyMetric')
     dense_mean = sum(dense) / len(dense)
     for name, metrics in results.rows.items():
-        if name == DYT:
+        if 'dense_gflops' in metrics:  # DyT, DyT + ToMe: measured
             metrics['vs_dense'] = [
-                g / d for g, d in zip(metrics['gflops'], dense)
+                g / d
+                for g, d in zip(metrics['gflops'], metrics['dense_gflops'])
             ]
         else:
             metrics['gflops'] = [dense_mean]
@@ -312,6 +403,21 @@ def conclusions(results: SeedResults) -> List[str]:
     lines = []
     for name in rows:
         if name == DYT:
+            continue
+        if name.startswith('DyT + ToMe'):
+            delta = [
+                a - b for a, b in zip(rows[name]['top1'], rows[DYT]['top1'])
+            ]
+            ratio = [
+                a / b
+                for a, b in zip(rows[name]['gflops'], rows[DYT]['gflops'])
+            ]
+            spread = f' (± {mean_std(delta)[1]:.2f} over seeds)' if len(
+                delta) > 1 else ''
+            lines.append(
+                f'{name} vs DyT (the same checkpoints, merging at test '
+                f'time only): {mean_std(delta)[0]:+.2f} points{spread} at '
+                f'{mean_std(ratio)[0]:.3f} of its FLOPs')
             continue
         other, ostd = mean_std(rows[name]['top1'])
         spread = f' (± {std:.2f} / ± {ostd:.2f} over seeds)' if len(

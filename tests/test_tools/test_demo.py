@@ -19,7 +19,13 @@ EPOCHS = 3
 # 2-core dev machine DyT 39.3, full 48.4, linear 35.0, pre-training 30.0
 # (20-way); the thresholds leave 8-12 points for other CPUs' float rounding
 # and stay well above chance (20%; 5% for the 20-way pre-training).
-MIN_TOP1 = {'DyT (r=0.5)': 30.0, 'Full tuning': 36.0, 'Linear probe': 27.0}
+MIN_TOP1 = {
+    'DyT (r=0.5)': 30.0,
+    'DyT + ToMe (r=1)': 25.0,
+    'Full tuning': 36.0,
+    'Linear probe': 27.0
+}
+DYT, TOME = 'DyT (r=0.5)', 'DyT + ToMe (r=1)'
 MIN_PRETRAIN_TOP1 = 15.0  # 20 classes (digit x rotation): chance 5%
 
 
@@ -165,8 +171,9 @@ def test_demo_output_is_quiet_and_logs_go_to_the_work_dir(demo_run):
     assert 'mmengine - INFO' in log and 'Epoch(train)' in log
     lines = out.splitlines()
     stages = [ln for ln in lines if ln.startswith('[')]
-    # pre-training + 3 methods x 1 seed, each trained then tested
-    assert sum(' done in ' in ln for ln in stages) == 1 + 3 * 2
+    # pre-training + 3 methods x 1 seed, each trained then tested, plus the
+    # DyT checkpoint's test with token merging
+    assert sum(' done in ' in ln for ln in stages) == 1 + 3 * 2 + 1
     assert stages[0].startswith('[1/4] pre-train')
     assert any(
         ln.startswith('[2/4] DyT (r=0.5) seed 1/1  done in') for ln in stages)
@@ -175,11 +182,111 @@ def test_demo_output_is_quiet_and_logs_go_to_the_work_dir(demo_run):
                   'trainable', 'train s', 'test s'):
         assert title in header
     assert any(ln.startswith('DyT vs full tuning:') for ln in lines)
+    assert any(ln.startswith(f'{TOME} vs DyT ') for ln in lines)
+    assert any(ln.startswith(TOME) for ln in lines)  # the table's row
     assert lines[-1].startswith('total wall time')
     assert osp.exists(work / 'demo_results.json')
     # mmengine's own per-run logs in each run's work dir
     logs = list(work.glob('dyt_vit-tiny-p4_digits5-9/seed0/*/*.log'))
     assert logs and 'act_rate_l0' in logs[0].read_text()
+
+
+def test_tome_row_merges_tokens_of_the_dyt_checkpoint(demo_run):
+    """The DyT + ToMe row is the DyT row's checkpoint tested with merging:
+    the same dense reference and trainable parameters, and fewer FLOPs than
+    DyT on the same test images (r = 1 in each of the 6 layers: 17 -> 11
+    tokens, so about 0.8 of DyT's FLOPs)."""
+    _, result, _ = demo_run
+    rows = result['rows']
+    dyt, tome = rows[DYT], rows[TOME]
+    assert result['tome_r'] == 1
+    assert tome['seeds'] == dyt['seeds'] == [0]
+    assert tome['dense_gflops'] == dyt['dense_gflops']
+    assert tome['trainable'] == dyt['trainable']
+    assert 'train_s' not in tome  # no training: the same checkpoint
+    ratio = tome['gflops']['mean'] / dyt['gflops']['mean']
+    assert 0.6 < ratio < 0.95, ratio
+    assert tome['vs_dense']['mean'] == pytest.approx(
+        tome['gflops']['mean'] / tome['dense_gflops']['mean'], rel=1e-12)
+
+
+def _test_images(data_root):
+    """The adaptation test split as the test pipeline loads it (mmcv's
+    BGR ``imread``, uint8 CHW tensors) and its labels."""
+    import mmcv
+    import torch
+    root = osp.join(data_root, 'adapt')
+    with open(osp.join(root, 'test.txt')) as f:
+        items = [ln.split() for ln in f.read().splitlines() if ln]
+    images = [
+        torch.from_numpy(mmcv.imread(osp.join(root,
+                                              rel))).permute(2, 0,
+                                                             1).contiguous()
+        for rel, _ in items
+    ]
+    return images, [int(label) for _, label in items]
+
+
+def test_tome_row_is_an_evaluation_with_merging_on(demo_run, tmp_path):
+    """The row's top-1 is that of the DyT checkpoint with merging on,
+    recomputed here outside the Runner (mmdyt's model loader, the
+    backbone's ``set_tome_r``, the model's own ``test_step``); the row's
+    evaluation at r = 0 gives the DyT row's numbers exactly."""
+    import torch
+
+    from demo.image import METHODS, adapt_options, evaluate_with_tome
+    from demo.session import DemoSession
+    from mmdyt.apis import init_dyt_model
+    tmp, result, _ = demo_run
+    rows = result['rows']
+    work = tmp / 'work'
+    pretrained = str(work / 'vit-tiny-p4_digits0-4.pth')
+    ckpt = (work / 'dyt_vit-tiny-p4_digits5-9' / 'seed0' /
+            'last_checkpoint').read_text().strip()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the demo ran
+    try:
+        model = init_dyt_model(
+            osp.join(DEMO_CFG, METHODS[0].config),
+            ckpt,
+            cfg_options=[f'model.backbone.init_cfg.checkpoint={pretrained}'])
+        images, labels = _test_images(str(tmp / 'digits'))
+        correct = {}
+        for r in (0, 1):
+            model.backbone.set_tome_r(r)
+            preds = []
+            with torch.no_grad():
+                for i in range(0, len(images), 128):  # the test batches
+                    out = model.test_step(dict(inputs=images[i:i + 128]))
+                    preds += [int(s.pred_label) for s in out]
+            correct[r] = sum(p == t for p, t in zip(preds, labels))
+        options = adapt_options(str(tmp / 'digits'), pretrained)
+        with DemoSession(str(tmp_path / 'session')) as session:
+            off, _ = evaluate_with_tome(session, ckpt, 'r0', 'r=0', options, 0)
+    finally:
+        torch.set_num_threads(threads)
+    n = len(labels)  # one image is 100 / n points; the metric is float32
+    assert rows[TOME]['top1']['mean'] == pytest.approx(
+        100 * correct[1] / n, rel=1e-6)
+    assert rows[DYT]['top1']['mean'] == pytest.approx(
+        100 * correct[0] / n, rel=1e-6)
+    assert off['accuracy/top1'] == rows[DYT]['top1']['mean']
+    for key in ('gflops', 'dense_gflops', 'act_rate'):
+        assert off[f'dyt/{key}'] == rows[DYT][key]['mean'], key
+
+
+def test_tome_r_option():
+    from demo.image import tome_r, tome_row
+    assert tome_r([1]) == 1
+    assert tome_r([0, 0, 1, 1, 2, 2]) == (0, 0, 1, 1, 2, 2)
+    assert tome_row(1) == TOME
+    assert tome_row((0, 0, 1, 1, 2, 2)) == 'DyT + ToMe (r=0,0,1,1,2,2)'
+    for bad in ([1, 2], [-1]):
+        with pytest.raises(
+                SystemExit,
+                match='--tome-r takes one int >= 0 '
+                r'or 6 \(one per layer'):
+            tome_r(bad)
 
 
 def test_vis_dispatch_on_a_demo_digit(demo_run):
