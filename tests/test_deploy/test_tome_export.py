@@ -12,7 +12,9 @@ from mmdyt.deploy import (check_skipping_graph, default_topk_rate,
                           example_input, export_onnx, graph_summary,
                           ort_session, pytorch_output, run_session)
 from mmdyt.models.dyt.merge import bipartite_soft_matching, merge_tokens
-from .test_export import _rates, randomise_, seg_cfg, video_cfg, vit_cfg
+from ..conftest import load_tool
+from .test_export import (VIT_CFG, _rates, randomise_, seg_cfg, video_cfg,
+                          vit_cfg)
 
 # onnx and onnxruntime are optional (requirements/deploy.txt)
 pytest.importorskip('onnx')
@@ -86,7 +88,9 @@ def test_tome_export_matches_pytorch(task, mode, models, tmp_path):
     path = str(tmp_path / f'{task}_{mode}.onnx')
     info = export_onnx(model, path, mode, rate, example_input(model, 2))
     assert info['tome'] == dict(
-        r=3, prop_attn=True, schedule=[3] * len(MERGED[task]),
+        r=3,
+        prop_attn=True,
+        schedule=[3] * len(MERGED[task]),
         tokens=[17] + MERGED[task])
     ops = graph_summary(path)
     # the proportional bias log(s) of every layer after the first
@@ -94,8 +98,8 @@ def test_tome_export_matches_pytorch(task, mode, models, tmp_path):
     assert ('NonZero' in ops) == (mode == 'gather')
     # batches 1 and 3 from one file (dynamic batch), then a batch of two
     # different samples
-    worst, rates = check_against_pytorch(model, path, mode, rate,
-                                         [(1, 1), (3, 2), (2, 5)])
+    runs = [(1, 1), (3, 2), (2, 5)]
+    worst, rates = check_against_pytorch(model, path, mode, rate, runs)
     # merging shrank the tokens in every layer, per sample differently
     batch = 6 if task == 'video' else 2  # 3 frames a clip
     assert tokens_per_layer(model) == MERGED[task]
@@ -113,13 +117,14 @@ def test_tome_export_matches_pytorch(task, mode, models, tmp_path):
     print(f'{task} {mode}: max |ORT - PyTorch| {worst:.2e}')
 
 
+# r=8: every A token merged in layer 0, then capped at half; r=3 without
+# proportional attention: no log(s) bias; per-layer r, layer 0 merges none
 @pytest.mark.parametrize('r, prop_attn, tokens, biased', [
-    (8, True, [9, 5, 3], 2),  # every A token merged in layer 0, then capped
-    (3, False, [14, 11, 8], 0),  # no proportional attention: no log(s) bias
-    ((0, 5, 2), True, [17, 12, 10], 1),  # per layer; layer 0 merges none
+    (8, True, [9, 5, 3], 2),
+    (3, False, [14, 11, 8], 0),
+    ((0, 5, 2), True, [17, 12, 10], 1),
 ])
-def test_tome_export_schedules(r, prop_attn, tokens, biased, models,
-                               tmp_path):
+def test_tome_export_schedules(r, prop_attn, tokens, biased, models, tmp_path):
     model = models('vit', r, prop_attn)
     path = str(tmp_path / 'vit.onnx')
     export_onnx(model, path, 'gather', inputs=example_input(model, 2))
@@ -158,8 +163,7 @@ class Matching(nn.Module):
 
     def forward(self, metric, x, size):
         new_pos = bipartite_soft_matching(metric, self.r, self.prefix)
-        merged, new_size = merge_tokens(x, size, new_pos,
-                                        x.shape[1] - self.r)
+        merged, new_size = merge_tokens(x, size, new_pos, x.shape[1] - self.r)
         return new_pos, merged, new_size
 
 
@@ -190,8 +194,7 @@ def test_matching_graph_breaks_ties_as_the_stable_sort(tmp_path):
             dynamo=False)
         session = ort_session(path, threads=1)
         outs = session.run(
-            None, dict(metric=metric.numpy(), x=x.numpy(),
-                       size=size.numpy()))
+            None, dict(metric=metric.numpy(), x=x.numpy(), size=size.numpy()))
         refs = module(metric, x, size)  # eager: the stable sort
         assert np.array_equal(outs[0], refs[0].numpy()), r
         np.testing.assert_allclose(outs[1], refs[1].numpy(), atol=1e-6)
@@ -215,8 +218,7 @@ def test_traceable_matching_equals_the_eager_one():
                 size = torch.randint(1, 5, (3, N, 1), generator=g).float()
                 pos = bipartite_soft_matching(metric, r, P)
                 assert torch.equal(
-                    pos,
-                    bipartite_soft_matching(metric, r, P, traceable=True))
+                    pos, bipartite_soft_matching(metric, r, P, traceable=True))
                 for s in (None, size):
                     for a, b in zip(
                             merge_tokens(x, s, pos, N - r),
@@ -247,3 +249,32 @@ def test_tome_dynamo_export_matches_pytorch(models, tmp_path):
     assert info['tome']['tokens'] == [17] + MERGED['vit']
     check_against_pytorch(model, path, 'gather', None, [(1, 1), (3, 2)])
     assert tokens_per_layer(model) == MERGED['vit']
+
+
+def test_export_tool_prints_the_merge_schedule(tmp_path, capsys):
+    tool = load_tool('deployment/export_onnx')
+    report = tool.main([
+        VIT_CFG, 'none',
+        str(tmp_path / 'm.onnx'), '--mode', 'topk', '--rate', '0.5',
+        '--verify', '--cfg-options', 'model.backbone.init_cfg=None',
+        'model.backbone.tome.r=3'
+    ])
+    out = capsys.readouterr().out
+    assert ('token merging (model.backbone.tome r=3, prop_attn=True) in '
+            'the graph: tokens 17 -> 14 -> 11') in out
+    assert report['tome']['schedule'] == [3, 3]
+    assert report['verify']['max_abs_diff'] < 1e-5
+
+
+def test_tome_export_of_the_seg_backbone_without_cls_token(tmp_path):
+    """No prefix token: every token may be merged (``P = 0``)."""
+    cfg = seg_cfg()
+    cfg.model.backbone.update(with_cls_token=False, tome=dict(r=3))
+    torch.manual_seed(0)
+    model = randomise_(init_dyt_model(cfg))
+    assert model.backbone.num_prefix_tokens == 0
+    path = str(tmp_path / 'seg.onnx')
+    info = export_onnx(model, path, 'gather', inputs=example_input(model, 2))
+    assert info['tome']['tokens'] == [16, 13, 10, 7, 4]
+    check_against_pytorch(model, path, 'gather', None, [(1, 1), (3, 2)])
+    assert tokens_per_layer(model) == [13, 10, 7, 4]

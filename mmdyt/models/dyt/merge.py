@@ -196,10 +196,9 @@ def _traceable_positions(best: Tensor, best_b: Tensor, r: int, P: int,
     if num_kept:
         kept = order[:, r:].sort(dim=-1)[0]
         index = torch.cat([kept, src], dim=1)
-        values = torch.cat(
-            [torch.zeros_like(kept) + (P + arange[:num_kept]),
-             P + num_kept + best_b.gather(1, src)],
-            dim=1)
+        kept_pos = torch.zeros_like(kept) + (P + arange[:num_kept])
+        values = torch.cat([kept_pos, P + num_kept + best_b.gather(1, src)],
+                           dim=1)
     else:  # every A token is merged
         index, values = src, P + best_b.gather(1, src)
     pos_a = torch.zeros_like(best_b).scatter(1, index, values)
