@@ -278,3 +278,22 @@ def test_tome_export_of_the_seg_backbone_without_cls_token(tmp_path):
     assert info['tome']['tokens'] == [16, 13, 10, 7, 4]
     check_against_pytorch(model, path, 'gather', None, [(1, 1), (3, 2)])
     assert tokens_per_layer(model) == [13, 10, 7, 4]
+
+
+def test_onnxruntime_benchmark_of_a_tome_model(tmp_path, capsys):
+    """``benchmark.py --backend onnxruntime`` exports the merging backbone
+    (ORT equals PyTorch) and counts the merged tokens' FLOPs (no timing
+    is asserted)."""
+    tool = load_tool('analysis_tools/benchmark')
+    base = [
+        VIT_CFG, '--rate', '0.5', '--backend', 'onnxruntime', '--batch-size',
+        '2', '--repeats', '1', '--warmup', '0', '--onnx-dir',
+        str(tmp_path), '--cfg-options', 'model.backbone.init_cfg=None'
+    ]
+    plain = tool.main(base)
+    merged = tool.main(base + ['model.backbone.tome.r=3'])
+    capsys.readouterr()
+    assert merged['onnx_max_abs_diff'] < 1e-5
+    # same dense reference, fewer FLOPs with 17 -> 14 -> 11 tokens
+    assert merged['gflops_dense'] == plain['gflops_dense']
+    assert merged['gflops'] < plain['gflops']
