@@ -174,6 +174,35 @@ def load_model(config,
     return model, ckpt
 
 
+def tome_report(model: nn.Module) -> Optional[dict]:
+    """The token merging baked into the graph of the last export (its
+    schedule is fixed by the traced token count), or None when no layer
+    merges (``model.backbone.tome`` unset or ``r=0``: the graph is DyT's).
+
+    Returns:
+        dict | None: ``r`` and ``prop_attn`` as configured, ``schedule``
+        (tokens merged by each layer) and ``tokens`` (tokens entering each
+        layer, then leaving the last one: what every dispatcher scores).
+    """
+    backbone = model.backbone
+    cfg = getattr(backbone, 'tome_cfg', None)
+    num_tokens = getattr(backbone, '_dyt_input_tokens', None)
+    if cfg is None or num_tokens is None:
+        return None
+    schedule = backbone.tome_schedule(int(num_tokens))
+    if not any(schedule):
+        return None
+    tokens = [int(num_tokens)]
+    for r in schedule:
+        tokens.append(tokens[-1] - r)
+    r = cfg['r']
+    return dict(
+        r=list(r) if isinstance(r, tuple) else r,
+        prop_attn=cfg['prop_attn'],
+        schedule=schedule,
+        tokens=tokens)
+
+
 # ------------------------------------------------------------------ export
 #: ``exporter`` values: torch.onnx's TorchScript exporter (default) and its
 #: dynamo-based one (``torch.export``; needs ``onnxscript``).
@@ -227,7 +256,8 @@ def export_onnx(model: nn.Module,
 
     Returns:
         dict: ``mode``, ``rate``, ``task``, ``input_shape``, ``exporter``,
-        ``opset``, ``path``.
+        ``opset``, ``path`` and ``tome`` (the token-merging schedule in the
+        graph, :func:`tome_report`; None without merging).
     """
     from .runtime import require_onnx
     require_onnx()
@@ -263,7 +293,8 @@ def export_onnx(model: nn.Module,
         input_shape=list(inputs.shape[1:]),
         exporter=f'torch.onnx.export(dynamo={exporter == "dynamo"})',
         opset=opset if exporter == 'torchscript' else max(opset, 18),
-        path=out)
+        path=out,
+        tome=tome_report(model))
 
 
 @torch.no_grad()

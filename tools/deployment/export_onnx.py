@@ -77,6 +77,11 @@ def main(argv=None):
           f'(--mode {report["mode"]}' +
           (f', R={report["rate"]:.4f} ({report.get("rate_source", "given")})'
            if report['rate'] is not None else '') + ')')
+    if report.get('tome'):
+        tome = report['tome']
+        print(f'  token merging (model.backbone.tome r={tome["r"]}, '
+              f'prop_attn={tome["prop_attn"]}) in the graph: tokens ' +
+              ' -> '.join(str(n) for n in tome['tokens']))
     if 'verify' in report:
         for run in report['verify']['runs']:
             print(f'  batch {run["batch"]} seed {run["seed"]}: max abs diff '

@@ -41,6 +41,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from .layer import is_exporting
+
 #: keys of the ``tome`` config dict and their defaults.
 TOME_DEFAULTS = dict(r=0, prop_attn=True)
 
@@ -116,8 +118,10 @@ def matching_flops(num_tokens: int, num_prefix_tokens: int,
     return math.ceil(n / 2) * (n // 2) * metric_dims
 
 
-def bipartite_soft_matching(metric: Tensor, r: int,
-                            num_prefix_tokens: int) -> Tensor:
+def bipartite_soft_matching(metric: Tensor,
+                            r: int,
+                            num_prefix_tokens: int,
+                            traceable: Optional[bool] = None) -> Tensor:
     """Where every token goes when ``r`` tokens are merged.
 
     Args:
@@ -125,6 +129,14 @@ def bipartite_soft_matching(metric: Tensor, r: int,
             averaged over heads).
         r (int): Tokens to merge, ``0 <= r <= (N - P) // 2``.
         num_prefix_tokens (int): Leading tokens ``P`` kept as they are.
+        traceable (bool, optional): Build the result from ops that the ONNX
+            exporters record exactly (:func:`_traceable_positions`): a
+            ``topk`` over all edges instead of the stable ``sort``, an
+            out-of-place ``scatter`` instead of ``torch.empty`` +
+            ``scatter_`` and an interleaving ``stack`` instead of strided
+            slice assignments. Same indices (ties: the lower index first in
+            both). None (default): while exporting only
+            (:func:`~mmdyt.models.dyt.layer.is_exporting`).
 
     Returns:
         Tensor: ``(B, N)`` int64, the index in the merged sequence of
@@ -141,6 +153,8 @@ def bipartite_soft_matching(metric: Tensor, r: int,
     num_a, num_b = a.shape[1], b.shape[1]
     scores = a @ b.transpose(-2, -1)  # (B, |A|, |B|) cosine similarities
     best, best_b = scores.max(dim=-1)
+    if is_exporting() if traceable is None else traceable:
+        return _traceable_positions(best, best_b, r, P, N)
     order = torch.sort(best, dim=-1, descending=True, stable=True)[1]
     src = order[:, :r]  # A tokens merged, by decreasing similarity
     kept = order[:, r:].sort(dim=-1)[0]  # unmerged A tokens, input order
@@ -156,8 +170,53 @@ def bipartite_soft_matching(metric: Tensor, r: int,
     return new_pos
 
 
-def merge_tokens(x: Tensor, size: Optional[Tensor], new_pos: Tensor,
-                 num_out: int) -> Tuple[Tensor, Tensor]:
+def _traceable_positions(best: Tensor, best_b: Tensor, r: int, P: int,
+                         N: int) -> Tensor:
+    """The tail of :func:`bipartite_soft_matching` for the ONNX exporters.
+
+    The eager code sorts with ``stable=True`` (no ONNX export), fills a
+    ``torch.empty`` with in-place ``scatter_`` and writes strided slices of
+    another one in place; a tracer may drop or freeze such writes. Here:
+
+    - ``topk`` over all ``|A|`` edges (ONNX ``TopK``, which puts the lower
+      index first among equal values, as the stable sort does);
+    - one out-of-place ``scatter`` (``ScatterElements``) of the positions
+      of the kept and the merged ``A`` tokens;
+    - ``A`` and ``B`` positions interleaved by ``stack`` + ``reshape``
+      (``B`` padded by one column when ``|A| = |B| + 1``), the batch axis
+      left to the graph (``-1``).
+
+    The result equals the eager one element for element.
+    """
+    num_a = best.shape[1]
+    num_kept = num_a - r
+    order = best.topk(num_a, dim=-1, largest=True, sorted=True)[1]
+    src = order[:, :r]
+    arange = torch.arange(num_a, device=best.device)
+    if num_kept:
+        kept = order[:, r:].sort(dim=-1)[0]
+        index = torch.cat([kept, src], dim=1)
+        kept_pos = torch.zeros_like(kept) + (P + arange[:num_kept])
+        values = torch.cat([kept_pos, P + num_kept + best_b.gather(1, src)],
+                           dim=1)
+    else:  # every A token is merged
+        index, values = src, P + best_b.gather(1, src)
+    pos_a = torch.zeros_like(best_b).scatter(1, index, values)
+    pos_b = torch.zeros_like(best_b) + (P + num_kept + arange)
+    pairs = torch.stack([pos_a, pos_b], dim=2).reshape(-1, 2 * num_a)
+    pos = pairs[:, :N - P]
+    if not P:
+        return pos
+    prefix = torch.zeros_like(best_b[:, :1]) + torch.arange(
+        P, device=best.device)
+    return torch.cat([prefix, pos], dim=1)
+
+
+def merge_tokens(x: Tensor,
+                 size: Optional[Tensor],
+                 new_pos: Tensor,
+                 num_out: int,
+                 traceable: Optional[bool] = None) -> Tuple[Tensor, Tensor]:
     """Size-weighted average of the tokens that go to the same place.
 
     Args:
@@ -165,12 +224,25 @@ def merge_tokens(x: Tensor, size: Optional[Tensor], new_pos: Tensor,
         size (Tensor, optional): ``(B, N, 1)`` sizes (None: all 1).
         new_pos (Tensor): ``(B, N)`` from :func:`bipartite_soft_matching`.
         num_out (int): Tokens after merging.
+        traceable (bool, optional): Out-of-place ``scatter_add`` into
+            zeros shaped like ``x`` (ONNX ``ScatterElements`` with
+            ``reduction='add'``, batch axis dynamic) instead of the in-place
+            ``scatter_add_``; the same values. None (default): while
+            exporting only (:func:`~mmdyt.models.dyt.layer.is_exporting`).
 
     Returns:
         tuple: Merged tokens ``(B, num_out, C)`` and their sizes
         ``(B, num_out, 1)`` (in ``x``'s dtype).
     """
     B, N, C = x.shape
+    if is_exporting() if traceable is None else traceable:
+        if size is None:
+            size = torch.ones_like(x[..., :1])
+        index = new_pos[..., None]
+        zeros = torch.zeros_like(x[:, :num_out])
+        new_size = zeros[..., :1].scatter_add(1, index, size)
+        total = zeros.scatter_add(1, index.expand(-1, -1, C), x * size)
+        return total / new_size, new_size
     if size is None:
         size = x.new_ones(B, N, 1)
     # flat rows and index_add (one index per token) rather than a
