@@ -226,8 +226,8 @@ def merge_tokens(x: Tensor,
         num_out (int): Tokens after merging.
         traceable (bool, optional): Out-of-place ``scatter_add`` into
             zeros shaped like ``x`` (ONNX ``ScatterElements`` with
-            ``reduction='add'``, batch axis dynamic) instead of the in-place
-            ``scatter_add_``; the same values. None (default): while
+            ``reduction='add'``, batch axis dynamic) instead of the eager
+            ``index_add`` over flat rows; the same values. None (default): while
             exporting only (:func:`~mmdyt.models.dyt.layer.is_exporting`).
 
     Returns:
