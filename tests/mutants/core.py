@@ -502,11 +502,20 @@ MUTANTS = [
     dict(
         name='core.merge.unmerged_out_of_order',
         file=DYT + 'merge.py',
-        find='    kept = order[:, r:].sort(dim=-1)[0]',
-        replace='    kept = order[:, r:]',
+        find='    kept = order[:, r:].sort(dim=-1)[0]  # unmerged A tokens, '
+        'input order',
+        replace='    kept = order[:, r:]  #',
         tests=[T + 'test_merge.py'],
         why='the unmerged A tokens come out by similarity, not in their '
         'input order'),
+    dict(
+        name='core.merge.export_unmerged_out_of_order',
+        file=DYT + 'merge.py',
+        find='        kept = order[:, r:].sort(dim=-1)[0]\n',
+        replace='        kept = order[:, r:]\n',
+        tests=['tests/test_deploy/test_tome_export.py'],
+        why='the exported matching keeps the unmerged A tokens by '
+        'similarity (the graph differs from eager)'),
     dict(
         name='core.merge.unmerge_wrong_batch_offset',
         file=DYT + 'merge.py',

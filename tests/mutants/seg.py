@@ -26,6 +26,17 @@ WEIGHTS = SEG + '::test_rate_loss_weight_and_target_come_from_the_config'
 MUTANTS = [
     # -------------------------------------------------------------- backbone
     dict(
+        name='seg.vit.fused_reference_wrong_identity',
+        file=VIT_PY,
+        find='return (query if identity is None else identity) + \\',
+        replace='return query + \\',
+        tests=[
+            'tests/test_models/test_segmentors/test_seg_fused_attention.py'
+            '::test_fused_dense_reference_runs_the_dyt_attention'
+        ],
+        why='the like-for-like dense reference adds the normalised query '
+        'as the residual (not the identity)'),
+    dict(
         name='seg.vit.norm2_is_ln1',
         file=MMCV_VIT_PY,
         find='return self.layer.ln2(x)',

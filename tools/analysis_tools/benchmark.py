@@ -44,10 +44,11 @@ loop: same host weights, same (calibrated) dispatchers, merging applied at
 test time as in the paper's Table 5.
 
 Where the host's own attention is slower than the fused kernel DyT runs
-(mmseg's layers call ``nn.MultiheadAttention`` with ``need_weights=True``),
-the backbone offers ``fuse_host_attention`` and a second dense reference,
-``dense_fused`` (the host with the same fused attention, like for like), is
-timed in the same loop; the report gives the speedup against both.
+(mmseg's layers call ``nn.MultiheadAttention`` with ``need_weights=True``
+on sequence-first views), the backbone offers ``fuse_host_attention`` and a
+second dense reference, ``dense_fused`` (the host running the DyT layers'
+attention code, like for like), is timed in the same loop; the report gives
+the speedup against both.
 
 Inputs are synthetic (smooth random structure plus noise, different per
 sample, see :func:`mmdyt.utils.synthetic.synthetic_inputs`). Timings on shared or small machines are noisy; only the ratios

@@ -16,6 +16,68 @@ from ..dyt.flops import LN_FLOPS_PER_ELEMENT
 from .mmcv_vit import MMCVLayerOps, MMCVViTMixin
 
 
+def fused_self_attention(
+        m: MultiheadAttention,
+        x: Tensor,
+        attn_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """Self-attention of an mmcv ``MultiheadAttention`` on ``(B, N, C)``
+    tokens through the fused kernel, without the identity: one packed
+    ``in_proj`` product, ``F.scaled_dot_product_attention`` (looked up as
+    ``m.scaled_dot_product_attention`` when set, so FLOP tracing can swap
+    in explicit matmuls), ``out_proj``, the module's dropouts.
+
+    Args:
+        m (MultiheadAttention): mmcv's wrapper of a plain
+            ``nn.MultiheadAttention`` (packed ``in_proj``).
+        x (Tensor): Tokens ``(B, N, C)``.
+        attn_mask (Tensor, optional): Bool (True = attend) or additive
+            float mask broadcast to ``(B, heads, N, N)``.
+
+    Returns:
+        tuple: The branch output ``(B, N, C)`` and the keys ``(B, heads, N,
+        C / heads)``.
+    """
+    mha = m.attn
+    B, N, C = x.shape
+    q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).reshape(
+        B, N, 3, mha.num_heads, C // mha.num_heads).permute(2, 0, 3, 1, 4)
+    sdpa = getattr(m, 'scaled_dot_product_attention',
+                   F.scaled_dot_product_attention)
+    out = sdpa(
+        q,
+        k,
+        v,
+        attn_mask=attn_mask,
+        dropout_p=mha.dropout if mha.training else 0.)
+    out = mha.out_proj(out.transpose(1, 2).reshape(B, N, C))
+    return m.dropout_layer(m.proj_drop(out)), k
+
+
+def _fused_mmcv_forward(m: MultiheadAttention,
+                        query: Tensor,
+                        key: Optional[Tensor] = None,
+                        value: Optional[Tensor] = None,
+                        identity: Optional[Tensor] = None,
+                        **kwargs) -> Tensor:
+    """mmcv ``MultiheadAttention.forward`` for the self-attention of a ViT
+    layer (``identity + attention``) through :func:`fused_self_attention`.
+
+    Raises:
+        ValueError: For any other call (cross-attention, positions, masks,
+            sequence-first tokens), which the stock forward supports.
+    """
+    extra = sorted(k for k, v in kwargs.items() if v is not None)
+    if (key is not None and key is not query) or value is not None or \
+            extra or not m.batch_first:
+        raise ValueError(
+            'fuse_host_attention supports the self-attention of a ViT layer '
+            '(batch-first tokens, no key / value / positions / masks), got '
+            f'a call with key={key is not None}, value={value is not None}, '
+            f'batch_first={m.batch_first}, other arguments {extra}')
+    return (query if identity is None else identity) + \
+        fused_self_attention(m, query)[0]
+
+
 class MMSegLayerOps(MMCVLayerOps):
     """The parts of an mmseg ``TransformerEncoderLayer``.
 
@@ -52,24 +114,7 @@ class MMSegLayerOps(MMCVLayerOps):
 
     def _attention(self, x: Tensor,
                    attn_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Fused attention of DyT's ``(B, N, C)`` tokens on the host
-        weights; the branch output and the keys ``(B, heads, N, C /
-        heads)``."""
-        m = self.layer.attn
-        mha = m.attn
-        B, N, C = x.shape
-        q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).reshape(
-            B, N, 3, mha.num_heads, C // mha.num_heads).permute(2, 0, 3, 1, 4)
-        sdpa = getattr(m, 'scaled_dot_product_attention',
-                       F.scaled_dot_product_attention)
-        out = sdpa(
-            q,
-            k,
-            v,
-            attn_mask=attn_mask,
-            dropout_p=mha.dropout if mha.training else 0.)
-        out = mha.out_proj(out.transpose(1, 2).reshape(B, N, C))
-        return m.dropout_layer(m.proj_drop(out)), k
+        return fused_self_attention(self.layer.attn, x, attn_mask)
 
     def attn(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         """mmcv ``MultiheadAttention.forward`` without ``identity +``, on
@@ -156,15 +201,17 @@ class DyTSegVisionTransformer(MMCVViTMixin, MMSegViT):
     @staticmethod
     def fuse_host_attention(module: nn.Module) -> nn.Module:
         """Make every mmcv ``MultiheadAttention`` of a host model (e.g. the
-        dense twin) call its ``nn.MultiheadAttention`` with
-        ``need_weights=False``, PyTorch's fused path: the like-for-like
-        dense reference of benchmarks (same outputs, same kernel as the DyT
-        layers). In place; returns ``module``."""
+        dense twin) run :func:`fused_self_attention`, the attention code of
+        the DyT layers: the like-for-like dense reference of benchmarks
+        (same outputs to float tolerance, same kernel and the same packed
+        ``in_proj`` product as the DyT layers; the stock layer calls
+        ``nn.MultiheadAttention`` with ``need_weights=True``, which rules the
+        fused kernel out, on sequence-first views, which splits ``in_proj``
+        into three batched products). In place; returns ``module``."""
         for m in module.modules():
             if isinstance(m, MultiheadAttention) and \
                     isinstance(m.attn, nn.MultiheadAttention):
-                m.attn.forward = functools.partial(
-                    nn.MultiheadAttention.forward, m.attn, need_weights=False)
+                m.forward = functools.partial(_fused_mmcv_forward, m)
         return module
 
     def _format_output(self, x: Tensor, hw_shape) -> object:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmcv.cnn.bricks.transformer import MultiheadAttention
 
-from ..test_backbones.test_mmseg_vit import (CFG, build_pair,
+from ..test_backbones.test_mmseg_vit import (CFG, build_pair, flat,
                                              randomise_adapters_)
 from .test_dyt_encoder_decoder import batch, build
 
@@ -46,26 +46,36 @@ def test_fused_attention_equals_the_stock_mmseg_model(mode, monkeypatch):
             c.seg_logits.data, b.seg_logits.data, atol=1e-5, rtol=1e-5)
 
 
-def test_fused_dense_reference_calls_the_host_without_weights(monkeypatch):
-    seen = []
-    forward = torch.nn.MultiheadAttention.forward
-
-    def spy(self, *args, **kwargs):
-        seen.append(kwargs.get('need_weights', True))
-        return forward(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.nn.MultiheadAttention, 'forward', spy)
+def test_fused_dense_reference_runs_the_dyt_attention(monkeypatch):
+    """The like-for-like reference runs the DyT layers' attention code (one
+    packed in_proj product, SDPA) and never the stock nn.MultiheadAttention;
+    it equals the stock host and DyT's complete path without adapters."""
     host, model = build_pair()
     fused = model.fuse_host_attention(copy.deepcopy(host))
     x = torch.randn(2, 3, 32, 32)
+    calls = []
+    for m in fused.modules():
+        if isinstance(m, MultiheadAttention):
+            m.scaled_dot_product_attention = \
+                lambda *a, **k: calls.append(1) or \
+                torch.nn.functional.scaled_dot_product_attention(*a, **k)
     with torch.no_grad():
-        host(x)
-        assert seen == [True] * CFG['num_layers']
-        seen.clear()
-        fused(x)
-    assert seen == [False] * CFG['num_layers']
-    assert sum(isinstance(m, MultiheadAttention)
-               for m in fused.modules()) == CFG['num_layers']
+        ref = host(x)
+        _forbid_stock_attention(monkeypatch)
+        out = fused(x)
+        with model.dyt_mode('complete'):
+            ours = model(x)  # zero adapters: the dense layer
+    assert len(calls) == CFG['num_layers']
+    for a, b, c in zip(flat(out), flat(ref), flat(ours)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)
+    attn = next(m for m in fused.modules()
+                if isinstance(m, MultiheadAttention))
+    q = torch.randn(2, 5, attn.embed_dims)
+    with pytest.raises(ValueError, match='fuse_host_attention supports'):
+        attn(q, key=torch.randn_like(q))
+    with pytest.raises(ValueError, match=r"other arguments \['query_pos'\]"):
+        attn(q, query_pos=q)
 
 
 def test_dispatched_attention_variants_run_the_fused_kernel(monkeypatch):
