@@ -228,7 +228,8 @@ def merge_tokens(x: Tensor,
             zeros shaped like ``x`` (ONNX ``ScatterElements`` with
             ``reduction='add'``, batch axis dynamic) instead of the eager
             ``index_add`` over flat rows; the same values. None (default):
-            while exporting only (:func:`~mmdyt.models.dyt.layer.is_exporting`).
+            while exporting only
+            (:func:`~mmdyt.models.dyt.layer.is_exporting`).
 
     Returns:
         tuple: Merged tokens ``(B, num_out, C)`` and their sizes
