@@ -27,7 +27,7 @@ parts timed are the layer's own (tested).
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -271,6 +271,31 @@ def total_profile(profiles: Sequence[LayerProfile]) -> LayerProfile:
                         sum(p.active for p in profiles),
                         {k: sum(p.times[k] for p in profiles)
                          for k in names})
+
+
+def mlp_cost_fit(profiles: Sequence[LayerProfile]) -> Tuple[float, float]:
+    """Least-squares fit ``mlp_active = fixed + per_token * active`` over
+    the profiled layers (ms).
+
+    ``fixed`` is the MLP time that does not shrink with the active tokens:
+    at batch 1 mostly its weights, read from memory whatever the token
+    count, which the FLOPs bound does not see.
+
+    Returns:
+        tuple: ``(fixed, per_token)`` in ms.
+
+    Raises:
+        ValueError: With fewer than two distinct active-token counts.
+    """
+    m = [float(p.active) for p in profiles]
+    t = [p.times['mlp_active'] for p in profiles]
+    if len(set(m)) < 2:
+        raise ValueError('the MLP cost fit needs layers with at least two '
+                         f'different active-token counts, got {sorted(m)}')
+    mean_m, mean_t = sum(m) / len(m), sum(t) / len(t)
+    per_token = sum((a - mean_m) * (b - mean_t) for a, b in zip(m, t)) / sum(
+        (a - mean_m)**2 for a in m)
+    return mean_t - per_token * mean_m, per_token
 
 
 def format_profile(profiles: Sequence[LayerProfile]) -> str:

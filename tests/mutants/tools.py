@@ -58,6 +58,13 @@ MUTANTS = [
         tests=['tests/test_analysis/test_layer_profile.py'],
         why='the profile reports every token as active'),
     dict(
+        name='tools.layer_profile.fit_without_intercept',
+        file='mmdyt/analysis/layer_profile.py',
+        find='    return mean_t - per_token * mean_m, per_token',
+        replace='    return 0.0, mean_t / mean_m',
+        tests=['tests/test_analysis/test_layer_profile.py'],
+        why='the MLP cost fit forces the fixed part to zero'),
+    dict(
         name='tools.params.dispatchers_in_paper_params',
         file='mmdyt/analysis/params.py',
         find="counts['paper_params'] = counts['adapters']",

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from mmdyt.analysis.layer_profile import (OVERHEAD_PARTS, PARTS, GatheredParts,
-                                          compose_gathered, layer_inputs,
+                                          LayerProfile, compose_gathered,
+                                          layer_inputs, mlp_cost_fit,
                                           profile_layers)
 from ..conftest import load_tool
 from ..test_models.test_backbones.test_tome_vit import build
@@ -66,3 +67,17 @@ def test_tool_in_process(tmp_path):
     assert len(r['layers']) == 2
     assert json.loads(out.read_text())['total']['tokens'] == 2 * 2 * 17
     assert 0 < r['total']['active'] < r['total']['tokens']
+    assert r['mlp_fit_ms'] is None or set(
+        r['mlp_fit_ms']) == {'fixed', 'per_token'}
+
+
+def test_mlp_cost_fit_recovers_a_hand_made_line():
+    # 2 ms fixed + 0.05 ms per token, exactly, at three counts
+    profiles = [
+        LayerProfile(i, 197, m, dict(mlp_active=2.0 + 0.05 * m))
+        for i, m in enumerate([20, 100, 197])
+    ]
+    fixed, per_token = mlp_cost_fit(profiles)
+    assert fixed == pytest.approx(2.0) and per_token == pytest.approx(0.05)
+    with pytest.raises(ValueError, match='two different'):
+        mlp_cost_fit(profiles[:1] * 2)

@@ -24,8 +24,8 @@ import torch
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
 from mmdyt.analysis import allocator_name, build_target, example_batch
-from mmdyt.analysis.layer_profile import (format_profile, profile_layers,
-                                          total_profile)
+from mmdyt.analysis.layer_profile import (format_profile, mlp_cost_fit,
+                                          profile_layers, total_profile)
 from mmdyt.apis import calibrate, init_dyt_model, load_config
 
 
@@ -89,6 +89,13 @@ def main(argv=None):
           f'{100 * total.overhead_share:.2f}% of the DyT layers; MLP '
           f'efficiency on the active tokens {total.mlp_efficiency:.3f}; '
           f'DyT / dense layer time {total.dyt_to_dense:.3f}')
+    fit = None
+    if len({p.active for p in profiles}) > 1:
+        fit = mlp_cost_fit(profiles)
+        print(f'MLP on the active tokens, fit over the layers: {fit[0]:.3f} '
+              f'ms fixed + {fit[1]:.4f} ms per token (the fixed part does '
+              'not shrink with the tokens: mostly the weights read from '
+              'memory)')
     result = dict(
         config=args.config,
         batch_size=args.batch_size,
@@ -96,7 +103,9 @@ def main(argv=None):
         allocator=allocator_name(),
         repeats=args.repeats,
         layers=[p.summary() for p in profiles],
-        total=total.summary())
+        total=total.summary(),
+        mlp_fit_ms=None if fit is None else dict(
+            fixed=fit[0], per_token=fit[1]))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=2)
