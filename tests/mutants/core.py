@@ -199,7 +199,7 @@ MUTANTS = [
         why='rate loss |mean - r| instead of its square'),
     dict(
         name='core.losses.stack_keeps_prefix',
-        file=DYT + 'layer.py',
+        file=DYT + 'masks.py',
         find='        m[:, num_prefix_tokens:] for per in layer_masks '
         'for m in',
         replace='        m for per in layer_masks for m in',

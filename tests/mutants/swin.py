@@ -95,7 +95,7 @@ MUTANTS = [
         why="statistics give every dispatcher the first stage's tokens"),
     dict(
         name='swin.ragged.rates_padded',
-        file='mmdyt/models/dyt/layer.py',
+        file='mmdyt/models/dyt/masks.py',
         find='return torch.stack([m.float().mean(dim=-1) for m in masks], '
         'dim=1)',
         replace='return torch.stack([m.float().sum(dim=-1) / max(x.shape[1]'

@@ -9,9 +9,9 @@ from .flops import (LayerFlopsSpec, SwinFlopsSpec, ViTFlopsSpec, base_flops,
                     dynamic_flops, layer_flops, linear_module_flops,
                     model_flops)
 from .layer import (MODES, VARIANT_SITES, DyTLayer, HostLayerOps, PackedTokens,
-                    check_mode, masks_rates, site_masks, stack_masks,
-                    stack_site_masks)
+                    check_mode)
 from .losses import activation_rate, distill_loss, rate_loss
+from .masks import masks_rates, site_masks, stack_masks, stack_site_masks
 from .mixin import DyTBackboneMixin
 from .naming import (ADAPTERS, DISPATCHERS, DYT_LAYERS, DYT_PREFIX,
                      dispatcher_state, dyt_state, host_state, is_adapter_name,

@@ -7,21 +7,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .dispatcher import fp32_island
-from .layer import stack_site_masks
+from .masks import stack_site_masks
 
 
 def activation_rate(masks: Union[Tensor, Sequence[Tensor]]) -> Tensor:
     """Mean of the (straight-through) masks over every element.
 
     ``masks`` holds the non-prefix masks: ``(B, S, N)`` from
-    :func:`~mmdyt.models.dyt.layer.stack_masks`, or one ``(B, N_s)`` mask
-    per dispatcher from :func:`~mmdyt.models.dyt.layer.site_masks`. The
+    :func:`~mmdyt.models.dyt.masks.stack_masks`, or one ``(B, N_s)`` mask
+    per dispatcher from :func:`~mmdyt.models.dyt.masks.site_masks`. The
     mean runs over batch, layers (dispatchers) and tokens, as in the paper's
     code: ``1 / (L N) sum_l sum_n M^l_n``. When ``N_s`` differs between
     dispatchers (the stages of a Swin) ``L N`` becomes ``sum_l N_l``: every
     token weighs the same, so a stage with more tokens weighs more (the
     literal reading of the paper's formula; the per-dispatcher rates stay
-    available from :func:`~mmdyt.models.dyt.layer.masks_rates`).
+    available from :func:`~mmdyt.models.dyt.masks.masks_rates`).
     """
     if isinstance(masks, Tensor):
         return masks.float().mean()

@@ -13,8 +13,8 @@ from mmdyt.checkpoint.loading import register_load_hooks
 from .config import DyTConfig
 from .dispatcher import TokenDispatcher
 from .flops import ViTFlopsSpec, dynamic_flops, model_flops
-from .layer import (DyTLayer, HostLayerOps, check_mode, checkpointed_layer,
-                    masks_rates, site_masks, stack_masks)
+from .layer import DyTLayer, HostLayerOps, check_mode, checkpointed_layer
+from .masks import masks_rates, site_masks, stack_masks
 from .merge import TokenMerger
 from .naming import dyt_state, host_state, is_dyt_param_name
 from .stats import DyTStats
