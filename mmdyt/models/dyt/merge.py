@@ -227,8 +227,11 @@ def merge_tokens(x: Tensor,
         traceable (bool, optional): Out-of-place ``scatter_add`` into
             zeros shaped like ``x`` (ONNX ``ScatterElements`` with
             ``reduction='add'``, batch axis dynamic) instead of the eager
-            ``index_add`` over flat rows; the same values. None (default):
-            while exporting only
+            ``index_add`` over flat rows; the same values. (``index_add``
+            itself exports as a scatter that keeps one of several rows sent
+            to the same place, which merging does: torch warns that
+            duplicate indices make the ONNX model incorrect.) None
+            (default): while exporting only
             (:func:`~mmdyt.models.dyt.layer.is_exporting`).
 
     Returns:
