@@ -296,6 +296,19 @@ def evaluate_with_tome(session, checkpoint: str, work_dir: str, label: str,
         tome)
 
 
+def row_values(metrics: dict, dyt: bool = False) -> dict:
+    """A row's table values from a test's metrics: top-1 and, from
+    ``mmdyt.DyTEfficiencyMetric``, GFLOPs, dense GFLOPs and activation rate
+    (None where a dense row's test has no such keys; ``dyt=True``: required,
+    a missing key raises ``KeyError``)."""
+    get = metrics.__getitem__ if dyt else metrics.get
+    return dict(
+        top1=metrics['accuracy/top1'],
+        gflops=get('dyt/gflops'),
+        dense_gflops=get('dyt/dense_gflops'),
+        act_rate=get('dyt/act_rate'))
+
+
 def run(session, args) -> dict:
     """The stages (see the module docstring); returns the results dict
     (``rows``: the per-seed values and their mean/std, ``tome_r``: the
@@ -320,14 +333,10 @@ def run(session, args) -> dict:
                 options,
                 seed=seed,
                 keep=_trainable)
-            m = stage.metrics
             results.add(
                 method.name,
                 seed,
-                top1=m['accuracy/top1'],
-                gflops=m.get('dyt/gflops'),
-                dense_gflops=m.get('dyt/dense_gflops'),
-                act_rate=m.get('dyt/act_rate'),
+                **row_values(stage.metrics),
                 trainable=stage.info['trainable'],
                 train_s=stage.train_s,
                 train_cpu_s=stage.train_cpu_s,
@@ -342,10 +351,7 @@ def run(session, args) -> dict:
                 results.add(
                     tome_row(r),
                     seed,
-                    top1=metrics['accuracy/top1'],
-                    gflops=metrics['dyt/gflops'],
-                    dense_gflops=metrics['dyt/dense_gflops'],
-                    act_rate=metrics['dyt/act_rate'],
+                    **row_values(metrics, dyt=True),
                     trainable=stage.info['trainable'],
                     test_s=test_s)
     _fill_dense(results)

@@ -13,6 +13,7 @@ from mmdyt.apis.model import init_dyt_model
 from mmdyt.deploy import (OnnxPredictor, example_input, export_onnx,
                           ort_session, run_session)
 from ..conftest import REPO_ROOT, load_tool
+from .test_export import video_cfg
 
 # onnx and onnxruntime are optional (requirements/deploy.txt)
 pytest.importorskip('onnx')
@@ -202,37 +203,13 @@ def test_video_predictor_matches_pytorch_on_a_video_file(tmp_path):
         dict(type='FormatShape', input_format='NCTHW'),
         dict(type='PackActionInputs')
     ]
-    cfg = Config(
-        dict(
-            default_scope='mmaction',
-            test_pipeline=pipeline,
-            model=dict(
-                type='mmdyt.DyTRecognizer',
-                per_frame=True,
-                num_frames=3,
-                data_preprocessor=dict(
-                    type='ActionDataPreprocessor',
-                    mean=[127.5] * 3,
-                    std=[60.0] * 3,
-                    format_shape='NCTHW'),
-                backbone=dict(
-                    type='mmdyt.DyTVisionTransformer',
-                    arch=dict(
-                        embed_dims=32,
-                        num_layers=2,
-                        num_heads=4,
-                        feedforward_channels=64),
-                    img_size=16,
-                    patch_size=4,
-                    out_type='raw',
-                    dyt=dict(bottleneck=8)),
-                cls_head=dict(
-                    type='mmdyt.AttentivePoolHead',
-                    num_classes=3,
-                    in_channels=32,
-                    num_heads=4,
-                    num_frames=3,
-                    average_clips='prob'))))
+    cfg = video_cfg()  # the export tests' tiny per-frame recognizer
+    cfg.test_pipeline = pipeline
+    cfg.model.data_preprocessor = dict(
+        type='ActionDataPreprocessor',
+        mean=[127.5] * 3,
+        std=[60.0] * 3,
+        format_shape='NCTHW')
     torch.manual_seed(0)
     model = init_dyt_model(cfg)
     g = torch.Generator().manual_seed(1)
