@@ -136,7 +136,7 @@ class GatheredParts:
         return self.ops.mlp(self.ops.norm2(self.xa))
 
     def dense_layer(self) -> Tensor:
-        xa = self.x + self.ops.attn(self.ops.norm1(self.x))
+        xa = self.attn()
         return xa + self.ops.mlp(self.ops.norm2(xa))
 
     def dyt_layer(self) -> Tensor:

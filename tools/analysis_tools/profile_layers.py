@@ -23,7 +23,7 @@ import json
 import torch
 
 import mmdyt  # noqa: F401  (registers the mmdyt scope)
-from mmdyt.analysis import allocator_name, build_target, example_batch
+from mmdyt.analysis import allocator_name, example_batch
 from mmdyt.analysis.layer_profile import (format_profile, mlp_cost_fit,
                                           profile_layers, total_profile)
 from mmdyt.apis import calibrate, init_dyt_model, load_config
@@ -68,17 +68,19 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     model = init_dyt_model(
         load_config(args.config, args.cfg_options), args.checkpoint)
-    target = build_target('dyt', model, 'backbone', args.batch_size, args.seed,
-                          args.calib_batch)
-    if args.rate is not None:
-        calibrate(
-            target.backbone,
-            target.run_calibration,
-            args.rate,
-            rule='per_layer')
+    backbone = model.backbone
+    if args.rate is not None:  # on a separate batch, as benchmark.py does
+        calib, _ = example_batch(model, 'backbone', args.calib_batch,
+                                 args.seed + 1)
+
+        def run_calibration():
+            with torch.inference_mode():
+                backbone(calib)
+
+        calibrate(backbone, run_calibration, args.rate, rule='per_layer')
     inputs, _ = example_batch(model, 'backbone', args.batch_size, args.seed)
-    profiles = profile_layers(target.backbone, inputs, args.layers,
-                              args.repeats, args.warmup)
+    profiles = profile_layers(backbone, inputs, args.layers, args.repeats,
+                              args.warmup)
     total = total_profile(profiles)
     print(f'DyT layer profile: {args.config}\n  batch {args.batch_size}, '
           f'{torch.get_num_threads()} threads, allocator: {allocator_name()},'
