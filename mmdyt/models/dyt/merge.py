@@ -251,7 +251,7 @@ def merge_tokens(x: Tensor,
         size = x.new_ones(B, N, 1)
     # flat rows and index_add (one index per token) rather than a
     # scatter_add_ over (B, N, C) indices: the same sums in the same order,
-    # ~30x faster on CPU (ViT-B, batch 8)
+    # ~8x faster on CPU (1.2 vs 10.0 ms, ViT-B, batch 8, 2 threads)
     flat = (new_pos +
             torch.arange(B, device=x.device)[:, None] * num_out).reshape(-1)
     new_size = size.new_zeros(B * num_out,
